@@ -1,0 +1,294 @@
+//! The child process: spawning it in its own process group, the tasks that own its pipe ends
+//! (writer, reader, stderr drain, exit watcher), and `ChildHandle`, the cloneable front the
+//! HTTP side uses to register requests and write lines. Routing decisions live in `router`.
+
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use anyhow::Context;
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn, Instrument};
+
+use crate::config::Config;
+use crate::handshake::{self, ChildInit};
+use crate::jsonrpc;
+use crate::lines::{Line, LineReader};
+use crate::router::{Action, Outbound, Routes};
+
+/// The child stopped accepting lines (it exited or is shutting down).
+#[derive(Debug, Clone, Copy)]
+pub struct ChildGone;
+
+/// The front of one running child, shared by every session bound to it.
+pub struct ChildHandle {
+    /// OS process id (also its process group id).
+    pub pid: u32,
+    /// The child's answer to the bridge's `initialize`.
+    pub init: ChildInit,
+    writer: mpsc::Sender<Bytes>,
+    routes: Mutex<Routes>,
+    /// Cancelled once the child's stdout has ended and every waiting request was failed.
+    gone: CancellationToken,
+    /// Cancelled once the process has exited and `exit` holds its status.
+    exited: CancellationToken,
+    exit: Mutex<Option<ExitStatus>>,
+}
+
+impl ChildHandle {
+    /// The routing table.
+    // Lock: held for map operations only, never across `.await` (see lib.rs).
+    pub fn routes(&self) -> MutexGuard<'_, Routes> {
+        self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Queues one line for the child's stdin, waiting while the queue is full.
+    ///
+    /// # Errors
+    /// `ChildGone` when the writer has stopped.
+    pub async fn send(&self, line: Bytes) -> Result<(), ChildGone> {
+        self.writer.send(line).await.map_err(|_| ChildGone)
+    }
+
+    /// Queues a line from a task that must never wait on the child (the reader): if the queue
+    /// is full, a short-lived task waits instead.
+    fn send_soon(&self, line: Bytes) {
+        if let Err(mpsc::error::TrySendError::Full(line)) = self.writer.try_send(line) {
+            let writer = self.writer.clone();
+            tokio::spawn(async move {
+                // The writer may have stopped meanwhile; then the child is gone anyway.
+                let _ = writer.send(line).await;
+            });
+        }
+    }
+
+    /// A future that completes once the child is gone and its waiting requests were failed.
+    pub fn gone(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.gone.cancelled()
+    }
+
+    /// Whether the child is still running.
+    pub fn is_running(&self) -> bool {
+        !self.gone.is_cancelled()
+    }
+
+    /// A future that completes once the process has exited.
+    pub fn exited(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.exited.cancelled()
+    }
+
+    /// The exit status, once known.
+    pub fn exit_status(&self) -> Option<ExitStatus> {
+        *self.exit.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends `sig` to the child's whole process group (grandchildren included).
+    pub fn signal_group(&self, sig: i32) {
+        signal_group(self.pid, sig);
+    }
+}
+
+#[allow(unsafe_code)]
+fn signal_group(pgid: u32, sig: i32) {
+    let Ok(pgid) = i32::try_from(pgid) else { return };
+    // SAFETY: killpg only sends a signal; it touches no memory of ours. The group id is the
+    // child's pid, which is its own group leader (spawned with process_group(0)).
+    let rc = unsafe { libc::killpg(pgid, sig) };
+    if rc != 0 {
+        debug!(pgid, sig, err = %std::io::Error::last_os_error(), "killpg");
+    }
+}
+
+/// Everything started for one child: its handle, and the token that stops its writer (closing
+/// its stdin).
+pub struct Spawned {
+    /// The shared front.
+    pub handle: Arc<ChildHandle>,
+    /// Cancel to close the child's stdin.
+    pub close_stdin: CancellationToken,
+}
+
+/// Spawns the child, initializes it once, then starts its pipe tasks.
+///
+/// # Errors
+/// When the command cannot be spawned (naming it and the OS error), or the child does not
+/// answer `initialize` in time.
+pub async fn spawn(config: &Config) -> anyhow::Result<Spawned> {
+    let mut cmd = Command::new(&config.command);
+    cmd.args(&config.args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        // A terminal's Ctrl-C reaches only the bridge, which then ends the child in order.
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot spawn {:?}", config.command))?;
+    let pid = child.id().context("child has no pid")?;
+    info!(pid, command = ?config.command, args = ?config.args, "child spawned");
+    let span = tracing::info_span!("child", pid);
+
+    let stderr = child.stderr.take().expect("stderr is piped");
+    tokio::spawn(drain_stderr(LineReader::new(stderr, config.limits.max_line)).instrument(span.clone()));
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    let mut stdout = LineReader::new(child.stdout.take().expect("stdout is piped"), config.limits.max_line);
+
+    let init = match handshake::initialize(&mut stdin, &mut stdout, config.init_timeout).await {
+        Ok(init) => init,
+        Err(e) => {
+            signal_group(pid, libc::SIGKILL);
+            return Err(e);
+        }
+    };
+    info!(version = %init.protocol_version, server = %init.server_name(), "child initialized");
+
+    let (writer, rx) = mpsc::channel(config.limits.child_queue);
+    let handle = Arc::new(ChildHandle {
+        pid,
+        init,
+        writer,
+        routes: Mutex::new(Routes::new(handshake::FIRST_CLIENT_ID)),
+        gone: CancellationToken::new(),
+        exited: CancellationToken::new(),
+        exit: Mutex::new(None),
+    });
+    let close_stdin = CancellationToken::new();
+    tokio::spawn(run_writer(stdin, rx, close_stdin.clone()).instrument(span.clone()));
+    tokio::spawn(run_reader(stdout, handle.clone()).instrument(span.clone()));
+    tokio::spawn(watch_exit(child, handle.clone()).instrument(span));
+    Ok(Spawned { handle, close_stdin })
+}
+
+/// Owns the child's stdin: writes queued lines, batching whatever is already queued into one
+/// write, until `close` is cancelled or every sender is gone; then drops stdin (EOF).
+async fn run_writer(mut stdin: ChildStdin, mut rx: mpsc::Receiver<Bytes>, close: CancellationToken) {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        // Cancel safety: `recv` loses nothing when the other branch wins.
+        let first = tokio::select! {
+            biased;
+            _ = close.cancelled() => break,
+            line = rx.recv() => match line { Some(l) => l, None => break },
+        };
+        buf.extend_from_slice(&first);
+        buf.push(b'\n');
+        while buf.len() < 1 << 20 {
+            let Ok(line) = rx.try_recv() else { break };
+            buf.extend_from_slice(&line);
+            buf.push(b'\n');
+        }
+        let write = async {
+            stdin.write_all(&buf).await?;
+            stdin.flush().await
+        };
+        tokio::select! {
+            _ = close.cancelled() => break,
+            r = write => if let Err(e) = r {
+                debug!(err = %e, "child stdin closed");
+                break;
+            },
+        }
+        buf.clear();
+    }
+    debug!("closing child stdin");
+}
+
+/// Owns the child's stdout: routes every message, skips what is not JSON, and when the output
+/// ends fails every waiting request and marks the child gone.
+async fn run_reader(mut lines: LineReader<ChildStdout>, child: Arc<ChildHandle>) {
+    loop {
+        match lines.next_line().await {
+            Ok(Some(Line::Text(line))) => match serde_json::from_slice::<Value>(&line) {
+                Ok(msg) => {
+                    let action = child.routes().from_child(msg);
+                    perform(&child, action);
+                }
+                Err(e) => warn!(err = %e, line = %preview(&line), "child printed a line that is not JSON; skipped"),
+            },
+            Ok(Some(Line::TooLong(n))) => {
+                error!(bytes = n, "child printed a line over the length limit; skipped")
+            }
+            Ok(None) => break,
+            Err(e) => {
+                warn!(err = %e, "reading child stdout");
+                break;
+            }
+        }
+    }
+    let waiting = child.routes().close();
+    info!(failed = waiting.len(), "child output ended");
+    for (tx, client_id) in waiting {
+        let msg = jsonrpc::error_value(client_id, jsonrpc::CHILD_EXITED, "the MCP server process exited");
+        // The client may have gone; nothing else to do then.
+        let _ = tx.try_send(Outbound { json: jsonrpc::to_bytes(&msg), last: true });
+    }
+    child.gone.cancel();
+}
+
+/// Carries out a routing decision. Never waits: a stream whose queue is full loses the
+/// message (its client is not reading) and the reader goes on serving everyone else.
+fn perform(child: &ChildHandle, action: Action) {
+    match action {
+        Action::Deliver { to, msg, last } => {
+            if let Err(e) = to.try_send(Outbound { json: jsonrpc::to_bytes(&msg), last }) {
+                log_undelivered(&e, jsonrpc::method(&msg));
+            }
+        }
+        Action::Broadcast { to, msg } => {
+            let json = jsonrpc::to_bytes(&msg);
+            for tx in to {
+                if let Err(e) = tx.try_send(Outbound { json: json.clone(), last: false }) {
+                    log_undelivered(&e, jsonrpc::method(&msg));
+                }
+            }
+        }
+        Action::ToChild { msg, refused } => {
+            if let Some(why) = refused {
+                warn!(method = jsonrpc::method(&msg), why, "refused a request from the child");
+            }
+            child.send_soon(jsonrpc::to_bytes(&msg));
+        }
+        Action::Drop { why, warn: true } => warn!(why, "child message dropped"),
+        Action::Drop { why, warn: false } => debug!(why, "child message dropped"),
+    }
+}
+
+fn log_undelivered<T>(e: &mpsc::error::TrySendError<T>, method: &str) {
+    match e {
+        mpsc::error::TrySendError::Full(_) => {
+            warn!(method, "client stream queue full (client not reading); message dropped")
+        }
+        mpsc::error::TrySendError::Closed(_) => debug!(method, "client stream closed; message dropped"),
+    }
+}
+
+/// A short, printable excerpt of a line for logs.
+fn preview(line: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&line[..line.len().min(200)]);
+    s.into_owned()
+}
+
+async fn drain_stderr(mut lines: LineReader<tokio::process::ChildStderr>) {
+    while let Ok(Some(line)) = lines.next_line().await {
+        match line {
+            Line::Text(l) => info!(target: "child", "{}", String::from_utf8_lossy(&l)),
+            Line::TooLong(n) => warn!(target: "child", bytes = n, "stderr line over the limit"),
+        }
+    }
+}
+
+async fn watch_exit(mut child: Child, handle: Arc<ChildHandle>) {
+    match child.wait().await {
+        Ok(status) => {
+            info!(%status, "child exited");
+            *handle.exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+        }
+        Err(e) => error!(err = %e, "waiting for child"),
+    }
+    handle.exited.cancel();
+}

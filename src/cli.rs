@@ -1,0 +1,152 @@
+//! The command line: `Cli` (clap derive) and its conversion into a validated `Config`.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+use clap::error::ErrorKind;
+use clap::{CommandFactory, Parser};
+
+use crate::config::{Config, Limits};
+
+/// Serve a stdio MCP server to many clients over Streamable HTTP.
+///
+/// Spawns COMMAND as a child speaking newline-delimited JSON-RPC on stdin/stdout, initializes it
+/// once, and serves it at http://HOST:PORT/mcp. When ready, prints the endpoint URL as one line
+/// on stdout; logs go to stderr.
+#[derive(Debug, Parser)]
+#[command(version, override_usage = "mcp-http-bridge [OPTIONS] -- <COMMAND> [ARGS]...")]
+pub struct Cli {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1", env = "MCP_HTTP_BRIDGE_HOST")]
+    pub host: String,
+    /// Port to listen on (0 picks a free port; the URL line tells which).
+    #[arg(long, short = 'p', default_value_t = 8000, env = "MCP_HTTP_BRIDGE_PORT")]
+    pub port: u16,
+    /// Path of the Streamable HTTP endpoint.
+    #[arg(long, default_value = Config::MCP_PATH, value_name = "PATH")]
+    pub mcp_path: String,
+    /// Log filter (error, warn, info, debug, trace, or a tracing directive); overrides RUST_LOG.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<String>,
+    /// Largest accepted request body (e.g. 4MiB, 512KiB, 1000000).
+    #[arg(long, default_value = "4MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub max_body: usize,
+    /// Longest accepted line from the child's stdout; longer lines are skipped and logged.
+    #[arg(long, default_value = "16MiB", value_parser = parse_size, value_name = "SIZE")]
+    pub max_line: usize,
+    /// How long the child may take to answer the bridge's initialize (e.g. 30s, 500ms, 2m).
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub init_timeout: Duration,
+    /// At shutdown, how long the child gets after its stdin closes before its process group is
+    /// sent SIGTERM (then SIGKILL 2s later).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub shutdown_grace: Duration,
+    /// Interval of SSE keep-alive comments on open streams.
+    #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
+    pub keep_alive: Duration,
+    /// The stdio MCP server to run, after `--`.
+    #[arg(required = true, last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+impl Cli {
+    /// Validates the flags into a `Config`.
+    ///
+    /// # Errors
+    /// A clap usage error (exit code 2) for values that are well-formed but unusable.
+    pub fn into_config(self) -> Result<Config, clap::Error> {
+        let usage = |msg: String| Cli::command().error(ErrorKind::ValueValidation, msg);
+        if !self.mcp_path.starts_with('/') || self.mcp_path == "/health" {
+            return Err(usage(format!(
+                "--mcp-path must start with '/' and must not be /health (got {:?})",
+                self.mcp_path
+            )));
+        }
+        if self.keep_alive.is_zero() {
+            return Err(usage("--keep-alive must be greater than zero".into()));
+        }
+        let mut command = self.command.into_iter();
+        let program = command.next().expect("clap requires a command");
+        let mut config = Config::new(program, command);
+        config.mcp_path = self.mcp_path;
+        config.init_timeout = self.init_timeout;
+        config.shutdown_grace = self.shutdown_grace;
+        config.keep_alive = self.keep_alive;
+        config.limits = Limits {
+            max_body: self.max_body,
+            max_line: self.max_line,
+            ..Limits::default()
+        };
+        Ok(config)
+    }
+}
+
+/// Parses `4MiB`, `512KiB`, `16M`, `64k`, `1000` (bytes).
+fn parse_size(s: &str) -> Result<usize, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: usize = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
+    let mult = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
+    };
+    match n.checked_mul(mult) {
+        Some(0) | None => Err(format!("size out of range: {s:?}")),
+        Some(v) => Ok(v),
+    }
+}
+
+/// Parses `500ms`, `30s`, `2m`, `1h`, or a plain number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("not a duration: {s:?}"))?;
+    let d = match unit {
+        "ms" => Duration::from_millis(n),
+        "" | "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        "h" => Duration::from_secs(n.saturating_mul(3600)),
+        other => return Err(format!("unknown duration unit {other:?} (use ms, s, m or h)")),
+    };
+    Ok(d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
+        assert_eq!(parse_size("64k"), Ok(64 << 10));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("4 parsecs").is_err());
+        assert!(parse_size("MiB").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn parses_a_command_after_double_dash() {
+        let cli = Cli::try_parse_from(["b", "--port", "0", "--", "srv", "--its-flag"]).unwrap();
+        let config = cli.into_config().unwrap();
+        assert_eq!(config.command, "srv");
+        assert_eq!(config.args, vec![OsString::from("--its-flag")]);
+        assert!(Cli::try_parse_from(["b", "--port", "0"]).is_err());
+        let bad = Cli::try_parse_from(["b", "--mcp-path", "mcp", "--", "srv"]).unwrap();
+        assert!(bad.into_config().is_err());
+    }
+}

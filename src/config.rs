@@ -1,0 +1,83 @@
+//! `Config` and `Limits`: plain data with documented defaults, built by the CLI or directly by
+//! tests. Nothing here does I/O.
+
+use std::ffi::OsString;
+use std::time::Duration;
+
+/// Resource bounds. Each default is a named constant so README, help text and tests agree.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest HTTP request body accepted (larger → 413).
+    pub max_body: usize,
+    /// Longest line accepted from the child's stdout (longer lines are skipped and logged).
+    pub max_line: usize,
+    /// Messages queued for one client stream before that client counts as not reading.
+    pub stream_queue: usize,
+    /// Lines queued for the child's stdin before HTTP handlers wait.
+    pub child_queue: usize,
+}
+
+impl Limits {
+    /// Default `max_body`: 4 MiB.
+    pub const MAX_BODY: usize = 4 << 20;
+    /// Default `max_line`: 16 MiB.
+    pub const MAX_LINE: usize = 16 << 20;
+    /// Default `stream_queue`.
+    pub const STREAM_QUEUE: usize = 1024;
+    /// Default `child_queue`.
+    pub const CHILD_QUEUE: usize = 4096;
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: Self::MAX_BODY,
+            max_line: Self::MAX_LINE,
+            stream_queue: Self::STREAM_QUEUE,
+            child_queue: Self::CHILD_QUEUE,
+        }
+    }
+}
+
+/// Everything `run` needs to know.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The stdio MCP server to spawn.
+    pub command: OsString,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Path of the Streamable HTTP endpoint.
+    pub mcp_path: String,
+    /// How long the child may take to answer the bridge's `initialize`.
+    pub init_timeout: Duration,
+    /// How long the child gets to exit after its stdin closes, before its group is signalled.
+    pub shutdown_grace: Duration,
+    /// Interval of SSE keep-alive comments.
+    pub keep_alive: Duration,
+    /// Resource bounds.
+    pub limits: Limits,
+}
+
+impl Config {
+    /// Default `mcp_path`.
+    pub const MCP_PATH: &'static str = "/mcp";
+    /// Default `init_timeout`.
+    pub const INIT_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default `shutdown_grace`.
+    pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+    /// Default `keep_alive`.
+    pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+    /// A configuration with every default, fronting `command args...`.
+    pub fn new(command: impl Into<OsString>, args: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
+        Config {
+            command: command.into(),
+            args: args.into_iter().map(Into::into).collect(),
+            mcp_path: Self::MCP_PATH.into(),
+            init_timeout: Self::INIT_TIMEOUT,
+            shutdown_grace: Self::SHUTDOWN_GRACE,
+            keep_alive: Self::KEEP_ALIVE,
+            limits: Limits::default(),
+        }
+    }
+}

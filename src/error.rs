@@ -1,0 +1,100 @@
+//! `HttpError`: every way an HTTP request is refused, as a status code plus a JSON-RPC error
+//! body. Handlers return `Result<Response, HttpError>` and use `?`.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::jsonrpc;
+
+/// A refused HTTP request.
+#[derive(Debug)]
+pub enum HttpError {
+    /// The body is not JSON (400, -32700).
+    ParseError(String),
+    /// The body is JSON but not an acceptable JSON-RPC message (400, -32600).
+    InvalidRequest(String),
+    /// A request other than `initialize` came without `Mcp-Session-Id` (400).
+    MissingSession,
+    /// The session id is unknown or was deleted (404).
+    SessionNotFound,
+    /// `MCP-Protocol-Version` names a revision the bridge does not serve (400).
+    UnsupportedVersion(String),
+    /// `Content-Type` is not `application/json` (415).
+    UnsupportedMediaType,
+    /// `Accept` allows neither JSON nor an event stream, as the endpoint needs (406).
+    NotAcceptable(&'static str),
+    /// The body exceeds the limit (413).
+    PayloadTooLarge(usize),
+    /// A response from the client names no server request sent to its session (400).
+    UnknownServerRequest,
+    /// The MCP server process is not running (503).
+    ChildGone,
+}
+
+impl HttpError {
+    fn parts(&self) -> (StatusCode, i64, String) {
+        use HttpError::*;
+        match self {
+            ParseError(e) => (StatusCode::BAD_REQUEST, jsonrpc::PARSE_ERROR, format!("Parse error: {e}")),
+            InvalidRequest(e) => (StatusCode::BAD_REQUEST, jsonrpc::INVALID_REQUEST, format!("Invalid Request: {e}")),
+            MissingSession => (
+                StatusCode::BAD_REQUEST,
+                jsonrpc::BAD_REQUEST,
+                "Bad Request: Mcp-Session-Id header is required (initialize first)".into(),
+            ),
+            SessionNotFound => (StatusCode::NOT_FOUND, jsonrpc::SESSION_NOT_FOUND, "Session not found".into()),
+            UnsupportedVersion(v) => (
+                StatusCode::BAD_REQUEST,
+                jsonrpc::BAD_REQUEST,
+                format!("Bad Request: unsupported MCP-Protocol-Version {v:?}"),
+            ),
+            UnsupportedMediaType => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                jsonrpc::BAD_REQUEST,
+                "Unsupported Media Type: Content-Type must be application/json".into(),
+            ),
+            NotAcceptable(what) => (
+                StatusCode::NOT_ACCEPTABLE,
+                jsonrpc::BAD_REQUEST,
+                format!("Not Acceptable: Accept must include {what}"),
+            ),
+            PayloadTooLarge(max) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                jsonrpc::INVALID_REQUEST,
+                format!("Payload Too Large: the body limit is {max} bytes"),
+            ),
+            UnknownServerRequest => (
+                StatusCode::BAD_REQUEST,
+                jsonrpc::INVALID_REQUEST,
+                "Invalid Request: the response names no request the server sent this session".into(),
+            ),
+            ChildGone => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                jsonrpc::CHILD_EXITED,
+                "the MCP server process is not running".into(),
+            ),
+        }
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = self.parts();
+        tracing::debug!(%status, message, "request refused");
+        json_response(status, &jsonrpc::error_value(Value::Null, code, &message))
+    }
+}
+
+/// An `application/json` response holding `body`.
+pub fn json_response(status: StatusCode, body: &Value) -> Response {
+    json_bytes_response(status, jsonrpc::to_bytes(body))
+}
+
+/// An `application/json` response holding already serialized bytes.
+pub fn json_bytes_response(status: StatusCode, body: bytes::Bytes) -> Response {
+    let mut resp = (status, body).into_response();
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}

@@ -1,0 +1,122 @@
+//! `mcp-http-bridge` serves one stdio MCP server (the child) to many HTTP clients over
+//! Streamable HTTP, remapping JSON-RPC ids so that every answer reaches the caller that asked.
+//!
+//! # Architecture
+//!
+//! ```text
+//! HTTP clients ─► axum handlers (one task per connection, spawned by hyper)
+//!                   parse → lock(child routes){ alloc bridge id, register route } → child.send(line)
+//!                   reply: SSE body fed by the request's own channel | JSON | 202
+//!                        │ bounded mpsc<Bytes>
+//!                        ▼
+//! [writer]  owns the child's stdin; batches queued lines into one write
+//! [reader]  owns the child's stdout; parse → lock(routes){ decide } → try_send to stream(s)
+//! [stderr]  child's stderr lines → tracing (target "child")
+//! [exit]    waits for the process and records its status
+//!                        │ bounded mpsc<Outbound> per stream
+//!                        ▼
+//! SSE bodies: one per POST that carries a request, one standalone (GET) per session
+//! ```
+//!
+//! * `router::Routes` is the routing core: plain data, no I/O, unit-tested. It knows owners
+//!   (opaque keys, in practice session ids), never HTTP. One `Routes` per child; a session
+//!   refers to its child (`Session::child`), not to a global.
+//! * Locks: `Sessions` (id → session) and each child's `Routes` are `std::sync::Mutex`es held
+//!   for map operations only, never across `.await`, and never one inside the other.
+//! * ORDERING: everything that belongs to one client request (its progress notifications, the
+//!   server requests sent on its behalf, and finally its response) travels through ONE ordered
+//!   channel, which ends after the response. Nothing can overtake the response.
+//! * The reader never waits on a client: it uses `try_send`, so one stalled client cannot stall
+//!   the others; it never waits on the writer either (pipe deadlock).
+//! * Cancellation tree: `root` (shutdown or child exit) → one token per session (DELETE) →
+//!   each stream ends when its token is cancelled.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod child;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod handshake;
+pub mod http;
+pub mod jsonrpc;
+pub mod lines;
+pub mod loglevel;
+pub mod router;
+pub mod session;
+pub mod shutdown;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::anyhow;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+pub use config::{Config, Limits};
+
+/// A bridge whose child is running and initialized, ready to serve.
+pub struct Bridge {
+    config: Config,
+    child: child::Spawned,
+}
+
+impl Bridge {
+    /// Spawns and initializes the child.
+    ///
+    /// # Errors
+    /// When the command cannot be spawned or does not complete `initialize` in time.
+    pub async fn start(config: Config) -> anyhow::Result<Bridge> {
+        let child = child::spawn(&config).await?;
+        Ok(Bridge { config, child })
+    }
+
+    /// Serves HTTP on `listener` until `shutdown` is cancelled (then returns `Ok`) or the child
+    /// exits (then returns an error), ending streams and the child in order.
+    ///
+    /// # Errors
+    /// When the child exited on its own, or the server failed.
+    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let root = CancellationToken::new();
+        let handle = self.child.handle.clone();
+        let state = Arc::new(http::AppState {
+            config: self.config.clone(),
+            sessions: session::Sessions::default(),
+            child: handle.clone(),
+            started: Instant::now(),
+            root: root.clone(),
+        });
+        info!(addr = %listener.local_addr()?, path = %self.config.mcp_path, "listening");
+        let server = axum::serve(listener, http::app(state.clone()))
+            .with_graceful_shutdown(root.clone().cancelled_owned());
+        let server = tokio::spawn(async move { server.await });
+
+        let child_exited = tokio::select! {
+            _ = shutdown.cancelled() => false,
+            _ = handle.gone() => true,
+        };
+        root.cancel();
+        state.sessions.drain();
+        shutdown::stop_child(&self.child, self.config.shutdown_grace).await;
+        match tokio::time::timeout(self.config.shutdown_grace, server).await {
+            Ok(Ok(Ok(()))) => info!("server stopped"),
+            Ok(Ok(Err(e))) => warn!(err = %e, "server error"),
+            Ok(Err(e)) => warn!(err = %e, "server task failed"),
+            Err(_) => warn!("open connections did not finish within the grace period"),
+        }
+        if child_exited {
+            let status = handle.exit_status().map_or("unknown status".into(), |s| s.to_string());
+            return Err(anyhow!("the MCP server exited ({status})"));
+        }
+        Ok(())
+    }
+}
+
+/// Runs the bridge: spawns the child, serves `listener` until `shutdown` is cancelled.
+///
+/// # Errors
+/// See [`Bridge::start`] and [`Bridge::serve`].
+pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    Bridge::start(config).await?.serve(listener, shutdown).await
+}

@@ -1,0 +1,494 @@
+//! `Routes`: the routing table of one child. It allocates the bridge-side ids the child sees,
+//! remembers who asked what, and decides where every message from the child goes.
+//! Plain data: no I/O, no `.await`, no locking (the caller holds the child's lock), no HTTP and
+//! no notion of a session beyond an opaque owner key; unit-tested without a runtime.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use crate::jsonrpc::{self, Kind};
+use crate::loglevel::LogLevel;
+
+/// The key of whoever owns a request: a session id, as far as this module knows.
+pub type Owner = Arc<str>;
+
+/// One message on its way to a client stream.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// The serialized JSON-RPC message.
+    pub json: Bytes,
+    /// True for the response that ends a request's stream.
+    pub last: bool,
+}
+
+/// The sending end of a client stream (a POST's reply or a session's standalone stream).
+pub type StreamTx = mpsc::Sender<Outbound>;
+
+/// A client request forwarded to the child, waiting for its response.
+#[derive(Debug)]
+struct Pending {
+    owner: Owner,
+    client_id: Value,
+    /// Where the request's messages go; `None` once cancelled (a late response is dropped).
+    stream: Option<StreamTx>,
+    /// The client's own progress token, when it asked for progress.
+    progress: Option<Value>,
+    /// True when the stream is SSE, so it can carry notifications and server requests.
+    sse: bool,
+}
+
+/// A request from the child forwarded to a client under a bridge id.
+#[derive(Debug)]
+struct ServerRequest {
+    owner: Owner,
+    child_id: Value,
+    stream: StreamTx,
+}
+
+/// What a session has told this child's routing about itself.
+#[derive(Debug, Default)]
+struct Attached {
+    standalone: Option<StreamTx>,
+    log_level: Option<LogLevel>,
+    subscriptions: HashSet<String>,
+}
+
+/// How a client request is to be registered.
+#[derive(Debug, Clone)]
+pub struct Registration {
+    /// Where its progress and response go.
+    pub stream: StreamTx,
+    /// Whether that stream is SSE (can carry notifications and server requests).
+    pub sse: bool,
+}
+
+/// Why a client message cannot be routed to the child.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The child has exited; nothing reaches it any more.
+    ChildGone,
+    /// The owner is not attached to this child (session ended).
+    UnknownOwner,
+    /// A response names no server request sent to this owner.
+    NoSuchServerRequest,
+}
+
+/// What to do with a message from the child.
+#[derive(Debug)]
+pub enum Action {
+    /// Send `msg` on one stream; `last` ends a request's stream.
+    Deliver {
+        /// Target stream.
+        to: StreamTx,
+        /// Rewritten message.
+        msg: Value,
+        /// Whether this is the response that ends the stream.
+        last: bool,
+    },
+    /// Send `msg` on each of several streams.
+    Broadcast {
+        /// Target streams.
+        to: Vec<StreamTx>,
+        /// The message, unchanged.
+        msg: Value,
+    },
+    /// Write `msg` back to the child (ping answers, refused server requests).
+    ToChild {
+        /// The reply.
+        msg: Value,
+        /// Why a request was refused, to log; `None` for ordinary answers.
+        refused: Option<&'static str>,
+    },
+    /// Deliver nothing. `warn` says whether this deserves more than a debug log.
+    Drop {
+        /// Why.
+        why: &'static str,
+        /// Log at warn rather than debug.
+        warn: bool,
+    },
+}
+
+/// The routing table of one child.
+#[derive(Debug, Default)]
+pub struct Routes {
+    next_id: u64,
+    pending: HashMap<u64, Pending>,
+    server_requests: HashMap<u64, ServerRequest>,
+    attached: HashMap<Owner, Attached>,
+    closed: bool,
+}
+
+impl Routes {
+    /// An empty table whose first bridge id is `first_id` (ids below are the bridge's own).
+    pub fn new(first_id: u64) -> Self {
+        Routes {
+            next_id: first_id,
+            ..Routes::default()
+        }
+    }
+
+    fn alloc(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Adds an owner (a session) to this child.
+    pub fn attach(&mut self, owner: Owner) {
+        self.attached.entry(owner).or_default();
+    }
+
+    /// Whether the child has gone.
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// Number of requests forwarded and not yet answered.
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Sets the owner's standalone stream (GET), replacing (and so ending) a previous one.
+    ///
+    /// # Errors
+    /// `UnknownOwner` when the owner is not attached, `ChildGone` after the child exited.
+    pub fn set_standalone(&mut self, owner: &Owner, tx: StreamTx) -> Result<(), Refused> {
+        if self.closed {
+            return Err(Refused::ChildGone);
+        }
+        let a = self.attached.get_mut(owner).ok_or(Refused::UnknownOwner)?;
+        a.standalone = Some(tx);
+        Ok(())
+    }
+
+    /// Registers a client request: allocates its bridge id, rewrites `msg`'s id (and progress
+    /// token) to it, and records where its response goes. Call before the line is written.
+    ///
+    /// # Errors
+    /// `ChildGone` or `UnknownOwner`; `msg` is then unchanged.
+    pub fn register(
+        &mut self,
+        owner: &Owner,
+        msg: &mut Value,
+        reg: Registration,
+    ) -> Result<u64, Refused> {
+        if self.closed {
+            return Err(Refused::ChildGone);
+        }
+        let (owner, _) = self
+            .attached
+            .get_key_value(owner)
+            .ok_or(Refused::UnknownOwner)?;
+        let owner = owner.clone();
+        let id = self.alloc();
+        let client_id = jsonrpc::replace_id(msg, json!(id));
+        // The bridge id doubles as the progress token the child sees: unique while pending.
+        let progress = jsonrpc::replace_progress_token(msg, json!(id));
+        let prev = self.pending.insert(
+            id,
+            Pending {
+                owner,
+                client_id,
+                stream: Some(reg.stream),
+                progress,
+                sse: reg.sse,
+            },
+        );
+        assert!(prev.is_none(), "bridge id {id} allocated twice");
+        Ok(id)
+    }
+
+    /// Registers a request the bridge itself sends to the child; its response is dropped.
+    pub fn register_internal(&mut self, msg: &mut Value) -> u64 {
+        let id = self.alloc();
+        jsonrpc::replace_id(msg, json!(id));
+        self.pending.insert(
+            id,
+            Pending {
+                owner: Owner::from(""),
+                client_id: Value::Null,
+                stream: None,
+                progress: None,
+                sse: false,
+            },
+        );
+        id
+    }
+
+    /// Forgets a registration whose line never reached the child (the handler was dropped).
+    pub fn unregister(&mut self, id: u64) {
+        self.pending.remove(&id);
+    }
+
+    /// Rewrites a client's `notifications/cancelled` to the child's id for that request and
+    /// marks the request cancelled, so its stream ends and a late response is dropped.
+    /// Returns false when the owner has no such request in flight (nothing to forward).
+    pub fn cancel_from_client(&mut self, owner: &Owner, msg: &mut Value) -> bool {
+        let Some(target) = jsonrpc::param(msg, "requestId").cloned() else {
+            return false;
+        };
+        let found = self
+            .pending
+            .iter_mut()
+            .find(|(_, p)| p.owner == *owner && p.client_id == target && p.stream.is_some());
+        let Some((&id, p)) = found else {
+            return false;
+        };
+        p.stream = None;
+        jsonrpc::replace_param(msg, "requestId", json!(id));
+        true
+    }
+
+    /// Rewrites a client's response to a server request back to the child's id.
+    ///
+    /// # Errors
+    /// `NoSuchServerRequest` when the id names no request sent to this owner.
+    pub fn reply_from_client(&mut self, owner: &Owner, msg: &mut Value) -> Result<(), Refused> {
+        let id = jsonrpc::as_bridge_id(&jsonrpc::id(msg)).ok_or(Refused::NoSuchServerRequest)?;
+        match self.server_requests.get(&id) {
+            Some(r) if r.owner == *owner => {}
+            _ => return Err(Refused::NoSuchServerRequest),
+        }
+        let r = self.server_requests.remove(&id).expect("checked above");
+        jsonrpc::replace_id(msg, r.child_id);
+        Ok(())
+    }
+
+    /// Decides where a message from the child goes, rewriting ids on the way.
+    pub fn from_child(&mut self, msg: Value) -> Action {
+        match jsonrpc::classify(&msg) {
+            Ok(Kind::Response) => self.child_response(msg),
+            Ok(Kind::Notification) => self.child_notification(msg),
+            Ok(Kind::Request) => self.child_request(msg),
+            Err(_) => Action::Drop {
+                why: "child sent JSON that is not JSON-RPC",
+                warn: true,
+            },
+        }
+    }
+
+    fn child_response(&mut self, mut msg: Value) -> Action {
+        let Some(p) = jsonrpc::as_bridge_id(&jsonrpc::id(&msg)).and_then(|id| self.pending.remove(&id))
+        else {
+            return Action::Drop {
+                why: "response for an unknown id",
+                warn: true,
+            };
+        };
+        let Some(to) = p.stream else {
+            return Action::Drop {
+                why: "response for a cancelled or internal request",
+                warn: false,
+            };
+        };
+        jsonrpc::replace_id(&mut msg, p.client_id);
+        Action::Deliver {
+            to,
+            msg,
+            last: true,
+        }
+    }
+
+    fn child_notification(&mut self, msg: Value) -> Action {
+        let method = jsonrpc::method(&msg);
+        match method {
+            "notifications/progress" => self.child_progress(msg),
+            "notifications/cancelled" => self.child_cancelled(msg),
+            "notifications/message" => {
+                let level = jsonrpc::param(&msg, "level")
+                    .and_then(Value::as_str)
+                    .and_then(LogLevel::parse);
+                let to = self.standalone_where(|a| match (level, a.log_level) {
+                    (Some(l), Some(min)) => l >= min,
+                    _ => true,
+                });
+                Action::Broadcast { to, msg }
+            }
+            "notifications/resources/updated" => {
+                let uri = jsonrpc::param(&msg, "uri").and_then(Value::as_str);
+                let uri = uri.unwrap_or_default().to_owned();
+                let to = self.standalone_where(|a| a.subscriptions.contains(&uri));
+                Action::Broadcast { to, msg }
+            }
+            m if m.ends_with("/list_changed") => {
+                let to = self.standalone_where(|_| true);
+                Action::Broadcast { to, msg }
+            }
+            _ => match self.sole_owner() {
+                Ok((_, to)) => Action::Deliver {
+                    to,
+                    msg,
+                    last: false,
+                },
+                Err(why) => Action::Drop { why, warn: true },
+            },
+        }
+    }
+
+    fn child_progress(&mut self, mut msg: Value) -> Action {
+        let token = jsonrpc::param(&msg, "progressToken").and_then(jsonrpc::as_bridge_id);
+        let target = token.and_then(|t| self.pending.get(&t));
+        let Some(Pending {
+            stream: Some(to),
+            progress: Some(client_token),
+            sse: true,
+            ..
+        }) = target
+        else {
+            return Action::Drop {
+                why: "progress for no live streaming request",
+                warn: false,
+            };
+        };
+        let to = to.clone();
+        jsonrpc::replace_param(&mut msg, "progressToken", client_token.clone());
+        Action::Deliver {
+            to,
+            msg,
+            last: false,
+        }
+    }
+
+    fn child_cancelled(&mut self, mut msg: Value) -> Action {
+        let child_id = jsonrpc::param(&msg, "requestId").cloned().unwrap_or_default();
+        let found = self
+            .server_requests
+            .iter()
+            .find(|(_, r)| r.child_id == child_id)
+            .map(|(&id, _)| id);
+        let Some(r) = found.and_then(|id| self.server_requests.remove(&id).map(|r| (id, r))) else {
+            return Action::Drop {
+                why: "child cancelled a request no client holds",
+                warn: false,
+            };
+        };
+        jsonrpc::replace_param(&mut msg, "requestId", json!(r.0));
+        Action::Deliver {
+            to: r.1.stream,
+            msg,
+            last: false,
+        }
+    }
+
+    fn child_request(&mut self, mut msg: Value) -> Action {
+        let child_id = jsonrpc::id(&msg);
+        if jsonrpc::method(&msg) == "ping" {
+            return Action::ToChild {
+                msg: jsonrpc::result_value(child_id, json!({})),
+                refused: None,
+            };
+        }
+        match self.sole_owner() {
+            Ok((owner, stream)) => {
+                let id = self.alloc();
+                jsonrpc::replace_id(&mut msg, json!(id));
+                self.server_requests.insert(
+                    id,
+                    ServerRequest {
+                        owner,
+                        child_id,
+                        stream: stream.clone(),
+                    },
+                );
+                Action::Deliver {
+                    to: stream,
+                    msg,
+                    last: false,
+                }
+            }
+            Err(why) => Action::ToChild {
+                msg: jsonrpc::error_value(child_id, jsonrpc::UNROUTABLE_SERVER_REQUEST, why),
+                refused: Some(why),
+            },
+        }
+    }
+
+    /// The one session a message not tied to a request can belong to, and the stream to use:
+    /// the only session with requests in flight (its newest live SSE request stream), or, with
+    /// none in flight, the only session (its standalone stream). Never a guess between two.
+    fn sole_owner(&self) -> Result<(Owner, StreamTx), &'static str> {
+        let mut owner: Option<&Owner> = None;
+        for p in self.pending.values().filter(|p| !p.owner.is_empty()) {
+            match owner {
+                Some(o) if *o != p.owner => {
+                    return Err("more than one session has requests in flight")
+                }
+                _ => owner = Some(&p.owner),
+            }
+        }
+        if let Some(owner) = owner {
+            let newest = self
+                .pending
+                .iter()
+                .filter(|(_, p)| p.owner == *owner && p.sse && p.stream.is_some())
+                .max_by_key(|(&id, _)| id)
+                .and_then(|(_, p)| p.stream.clone());
+            return match newest {
+                Some(s) => Ok((owner.clone(), s)),
+                None => Err("the session's requests have no open event stream"),
+            };
+        }
+        let mut sessions = self.attached.iter();
+        match (sessions.next(), sessions.next()) {
+            (Some((o, a)), None) => match &a.standalone {
+                Some(s) if !s.is_closed() => Ok((o.clone(), s.clone())),
+                _ => Err("the only session has no open standalone stream"),
+            },
+            (None, _) => Err("no session is connected"),
+            _ => Err("no request in flight and more than one session connected"),
+        }
+    }
+
+    fn standalone_where(&self, keep: impl Fn(&Attached) -> bool) -> Vec<StreamTx> {
+        self.attached
+            .values()
+            .filter(|a| keep(a))
+            .filter_map(|a| a.standalone.clone())
+            .filter(|s| !s.is_closed())
+            .collect()
+    }
+
+    /// Removes an owner (its session ended). Returns the lines the child must get: a
+    /// `notifications/cancelled` for each of its requests still running, and an error for each
+    /// server request it will now never answer.
+    pub fn detach(&mut self, owner: &Owner) -> Vec<Value> {
+        self.attached.remove(owner);
+        let mut to_child = Vec::new();
+        for (&id, p) in self.pending.iter_mut().filter(|(_, p)| p.owner == *owner) {
+            if p.stream.take().is_some() {
+                to_child.push(jsonrpc::cancelled(json!(id), "the client session ended"));
+            }
+        }
+        self.server_requests.retain(|_, r| {
+            if r.owner != *owner {
+                return true;
+            }
+            let msg = "the client session ended before answering";
+            to_child.push(jsonrpc::error_value(r.child_id.clone(), jsonrpc::INTERNAL_ERROR, msg));
+            false
+        });
+        to_child
+    }
+
+    /// Marks the child gone: returns every request still waiting (its stream and the client's
+    /// id) so each gets an error, ends standalone streams, and refuses all later registrations.
+    pub fn close(&mut self) -> Vec<(StreamTx, Value)> {
+        self.closed = true;
+        self.server_requests.clear();
+        for a in self.attached.values_mut() {
+            a.standalone = None;
+        }
+        self.pending
+            .drain()
+            .filter_map(|(_, p)| p.stream.map(|s| (s, p.client_id)))
+            .collect()
+    }
+}
+
+#[cfg(test)]
+#[path = "router_tests.rs"]
+mod tests;
