@@ -94,7 +94,9 @@ impl ChildHandle {
 
 #[allow(unsafe_code)]
 fn signal_group(pgid: u32, sig: i32) {
-    let Ok(pgid) = i32::try_from(pgid) else { return };
+    let Ok(pgid) = i32::try_from(pgid) else {
+        return;
+    };
     // SAFETY: killpg only sends a signal; it touches no memory of ours. The group id is the
     // child's pid, which is its own group leader (spawned with process_group(0)).
     let rc = unsafe { libc::killpg(pgid, sig) };
@@ -134,9 +136,14 @@ pub async fn spawn(config: &Config) -> anyhow::Result<Spawned> {
     let span = tracing::info_span!("child", pid);
 
     let stderr = child.stderr.take().expect("stderr is piped");
-    tokio::spawn(drain_stderr(LineReader::new(stderr, config.limits.max_line)).instrument(span.clone()));
+    tokio::spawn(
+        drain_stderr(LineReader::new(stderr, config.limits.max_line)).instrument(span.clone()),
+    );
     let mut stdin = child.stdin.take().expect("stdin is piped");
-    let mut stdout = LineReader::new(child.stdout.take().expect("stdout is piped"), config.limits.max_line);
+    let mut stdout = LineReader::new(
+        child.stdout.take().expect("stdout is piped"),
+        config.limits.max_line,
+    );
 
     let init = match handshake::initialize(&mut stdin, &mut stdout, config.init_timeout).await {
         Ok(init) => init,
@@ -161,12 +168,19 @@ pub async fn spawn(config: &Config) -> anyhow::Result<Spawned> {
     tokio::spawn(run_writer(stdin, rx, close_stdin.clone()).instrument(span.clone()));
     tokio::spawn(run_reader(stdout, handle.clone()).instrument(span.clone()));
     tokio::spawn(watch_exit(child, handle.clone()).instrument(span));
-    Ok(Spawned { handle, close_stdin })
+    Ok(Spawned {
+        handle,
+        close_stdin,
+    })
 }
 
 /// Owns the child's stdin: writes queued lines, batching whatever is already queued into one
 /// write, until `close` is cancelled or every sender is gone; then drops stdin (EOF).
-async fn run_writer(mut stdin: ChildStdin, mut rx: mpsc::Receiver<Bytes>, close: CancellationToken) {
+async fn run_writer(
+    mut stdin: ChildStdin,
+    mut rx: mpsc::Receiver<Bytes>,
+    close: CancellationToken,
+) {
     let mut buf = Vec::with_capacity(64 * 1024);
     loop {
         // Cancel safety: `recv` loses nothing when the other branch wins.
@@ -208,10 +222,15 @@ async fn run_reader(mut lines: LineReader<ChildStdout>, child: Arc<ChildHandle>)
                     let action = child.routes().from_child(msg);
                     perform(&child, action);
                 }
-                Err(e) => warn!(err = %e, line = %preview(&line), "child printed a line that is not JSON; skipped"),
+                Err(e) => {
+                    warn!(err = %e, line = %preview(&line), "child printed a line that is not JSON; skipped")
+                }
             },
             Ok(Some(Line::TooLong(n))) => {
-                error!(bytes = n, "child printed a line over the length limit; skipped")
+                error!(
+                    bytes = n,
+                    "child printed a line over the length limit; skipped"
+                )
             }
             Ok(None) => break,
             Err(e) => {
@@ -223,9 +242,16 @@ async fn run_reader(mut lines: LineReader<ChildStdout>, child: Arc<ChildHandle>)
     let waiting = child.routes().close();
     info!(failed = waiting.len(), "child output ended");
     for (tx, client_id) in waiting {
-        let msg = jsonrpc::error_value(client_id, jsonrpc::CHILD_EXITED, "the MCP server process exited");
+        let msg = jsonrpc::error_value(
+            client_id,
+            jsonrpc::CHILD_EXITED,
+            "the MCP server process exited",
+        );
         // The client may have gone; nothing else to do then.
-        let _ = tx.try_send(Outbound { json: jsonrpc::to_bytes(&msg), last: true });
+        let _ = tx.try_send(Outbound {
+            json: jsonrpc::to_bytes(&msg),
+            last: true,
+        });
     }
     child.gone.cancel();
 }
@@ -235,21 +261,30 @@ async fn run_reader(mut lines: LineReader<ChildStdout>, child: Arc<ChildHandle>)
 fn perform(child: &ChildHandle, action: Action) {
     match action {
         Action::Deliver { to, msg, last } => {
-            if let Err(e) = to.try_send(Outbound { json: jsonrpc::to_bytes(&msg), last }) {
+            if let Err(e) = to.try_send(Outbound {
+                json: jsonrpc::to_bytes(&msg),
+                last,
+            }) {
                 log_undelivered(&e, jsonrpc::method(&msg));
             }
         }
         Action::Broadcast { to, msg } => {
             let json = jsonrpc::to_bytes(&msg);
             for tx in to {
-                if let Err(e) = tx.try_send(Outbound { json: json.clone(), last: false }) {
+                if let Err(e) = tx.try_send(Outbound {
+                    json: json.clone(),
+                    last: false,
+                }) {
                     log_undelivered(&e, jsonrpc::method(&msg));
                 }
             }
         }
         Action::ToChild { msg, refused } => {
             if let Some(why) = refused {
-                warn!(method = jsonrpc::method(&msg), why, "refused a request from the child");
+                warn!(
+                    method = jsonrpc::method(&msg),
+                    why, "refused a request from the child"
+                );
             }
             child.send_soon(jsonrpc::to_bytes(&msg));
         }
@@ -261,9 +296,14 @@ fn perform(child: &ChildHandle, action: Action) {
 fn log_undelivered<T>(e: &mpsc::error::TrySendError<T>, method: &str) {
     match e {
         mpsc::error::TrySendError::Full(_) => {
-            warn!(method, "client stream queue full (client not reading); message dropped")
+            warn!(
+                method,
+                "client stream queue full (client not reading); message dropped"
+            )
         }
-        mpsc::error::TrySendError::Closed(_) => debug!(method, "client stream closed; message dropped"),
+        mpsc::error::TrySendError::Closed(_) => {
+            debug!(method, "client stream closed; message dropped")
+        }
     }
 }
 

@@ -14,13 +14,21 @@ use crate::config::{Config, Limits};
 /// once, and serves it at http://HOST:PORT/mcp. When ready, prints the endpoint URL as one line
 /// on stdout; logs go to stderr.
 #[derive(Debug, Parser)]
-#[command(version, override_usage = "mcp-http-bridge [OPTIONS] -- <COMMAND> [ARGS]...")]
+#[command(
+    version,
+    override_usage = "mcp-http-bridge [OPTIONS] -- <COMMAND> [ARGS]..."
+)]
 pub struct Cli {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1", env = "MCP_HTTP_BRIDGE_HOST")]
     pub host: String,
     /// Port to listen on (0 picks a free port; the URL line tells which).
-    #[arg(long, short = 'p', default_value_t = 8000, env = "MCP_HTTP_BRIDGE_PORT")]
+    #[arg(
+        long,
+        short = 'p',
+        default_value_t = 8000,
+        env = "MCP_HTTP_BRIDGE_PORT"
+    )]
     pub port: u16,
     /// Path of the Streamable HTTP endpoint.
     #[arg(long, default_value = Config::MCP_PATH, value_name = "PATH")]
@@ -111,7 +119,11 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         "" | "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
-        other => return Err(format!("unknown duration unit {other:?} (use ms, s, m or h)")),
+        other => {
+            return Err(format!(
+                "unknown duration unit {other:?} (use ms, s, m or h)"
+            ))
+        }
     };
     Ok(d)
 }

@@ -69,7 +69,10 @@ impl Config {
     pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
     /// A configuration with every default, fronting `command args...`.
-    pub fn new(command: impl Into<OsString>, args: impl IntoIterator<Item = impl Into<OsString>>) -> Self {
+    pub fn new(
+        command: impl Into<OsString>,
+        args: impl IntoIterator<Item = impl Into<OsString>>,
+    ) -> Self {
         Config {
             command: command.into(),
             args: args.into_iter().map(Into::into).collect(),

@@ -36,14 +36,26 @@ impl HttpError {
     fn parts(&self) -> (StatusCode, i64, String) {
         use HttpError::*;
         match self {
-            ParseError(e) => (StatusCode::BAD_REQUEST, jsonrpc::PARSE_ERROR, format!("Parse error: {e}")),
-            InvalidRequest(e) => (StatusCode::BAD_REQUEST, jsonrpc::INVALID_REQUEST, format!("Invalid Request: {e}")),
+            ParseError(e) => (
+                StatusCode::BAD_REQUEST,
+                jsonrpc::PARSE_ERROR,
+                format!("Parse error: {e}"),
+            ),
+            InvalidRequest(e) => (
+                StatusCode::BAD_REQUEST,
+                jsonrpc::INVALID_REQUEST,
+                format!("Invalid Request: {e}"),
+            ),
             MissingSession => (
                 StatusCode::BAD_REQUEST,
                 jsonrpc::BAD_REQUEST,
                 "Bad Request: Mcp-Session-Id header is required (initialize first)".into(),
             ),
-            SessionNotFound => (StatusCode::NOT_FOUND, jsonrpc::SESSION_NOT_FOUND, "Session not found".into()),
+            SessionNotFound => (
+                StatusCode::NOT_FOUND,
+                jsonrpc::SESSION_NOT_FOUND,
+                "Session not found".into(),
+            ),
             UnsupportedVersion(v) => (
                 StatusCode::BAD_REQUEST,
                 jsonrpc::BAD_REQUEST,
@@ -67,7 +79,8 @@ impl HttpError {
             UnknownServerRequest => (
                 StatusCode::BAD_REQUEST,
                 jsonrpc::INVALID_REQUEST,
-                "Invalid Request: the response names no request the server sent this session".into(),
+                "Invalid Request: the response names no request the server sent this session"
+                    .into(),
             ),
             ChildGone => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -94,7 +107,9 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
 /// An `application/json` response holding already serialized bytes.
 pub fn json_bytes_response(status: StatusCode, body: bytes::Bytes) -> Response {
     let mut resp = (status, body).into_response();
-    resp.headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     resp
 }

@@ -51,7 +51,7 @@ impl ChildInit {
 
 /// The revision to answer a session with (see the module docs).
 pub fn negotiate(requested: Option<&str>, child: &str) -> &'static str {
-    let child_known = SUPPORTED_VERSIONS.iter().copied().filter(|v| *v <= child).next_back();
+    let child_known = SUPPORTED_VERSIONS.iter().copied().rfind(|v| *v <= child);
     let ceiling = child_known.unwrap_or(SUPPORTED_VERSIONS[0]);
     match requested.and_then(|r| SUPPORTED_VERSIONS.iter().copied().find(|v| *v == r)) {
         Some(r) if r <= ceiling => r,
@@ -87,7 +87,11 @@ fn initialize_request() -> Value {
 ///
 /// # Errors
 /// When the child exits, answers with an error, or does not answer within `timeout`.
-pub async fn initialize<W, R>(stdin: &mut W, stdout: &mut LineReader<R>, timeout: Duration) -> anyhow::Result<ChildInit>
+pub async fn initialize<W, R>(
+    stdin: &mut W,
+    stdout: &mut LineReader<R>,
+    timeout: Duration,
+) -> anyhow::Result<ChildInit>
 where
     W: AsyncWrite + Unpin,
     R: AsyncRead + Unpin,
@@ -95,10 +99,22 @@ where
     write_line(stdin, &initialize_request()).await?;
     let result = tokio::time::timeout(timeout, await_result(stdin, stdout))
         .await
-        .map_err(|_| anyhow::anyhow!("the MCP server did not answer initialize within {timeout:?}"))??;
-    let protocol_version = result["protocolVersion"].as_str().unwrap_or(LATEST_VERSION).to_owned();
-    write_line(stdin, &json!({"jsonrpc": "2.0", "method": "notifications/initialized"})).await?;
-    Ok(ChildInit { result, protocol_version })
+        .map_err(|_| {
+            anyhow::anyhow!("the MCP server did not answer initialize within {timeout:?}")
+        })??;
+    let protocol_version = result["protocolVersion"]
+        .as_str()
+        .unwrap_or(LATEST_VERSION)
+        .to_owned();
+    write_line(
+        stdin,
+        &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+    )
+    .await?;
+    Ok(ChildInit {
+        result,
+        protocol_version,
+    })
 }
 
 async fn await_result<W, R>(stdin: &mut W, stdout: &mut LineReader<R>) -> anyhow::Result<Value>
@@ -107,10 +123,17 @@ where
     R: AsyncRead + Unpin,
 {
     loop {
-        let line = match stdout.next_line().await.context("reading the MCP server's stdout")? {
+        let line = match stdout
+            .next_line()
+            .await
+            .context("reading the MCP server's stdout")?
+        {
             Some(Line::Text(l)) => l,
             Some(Line::TooLong(n)) => {
-                warn!(bytes = n, "child line over the limit during initialize; skipped");
+                warn!(
+                    bytes = n,
+                    "child line over the limit during initialize; skipped"
+                );
                 continue;
             }
             None => bail!("the MCP server exited (closed its stdout) before answering initialize"),
@@ -136,7 +159,10 @@ where
                 };
                 write_line(stdin, &reply).await?;
             }
-            _ => debug!(method = jsonrpc::method(&msg), "child message before initialize result ignored"),
+            _ => debug!(
+                method = jsonrpc::method(&msg),
+                "child message before initialize result ignored"
+            ),
         }
     }
 }
@@ -144,8 +170,12 @@ where
 async fn write_line<W: AsyncWrite + Unpin>(w: &mut W, msg: &Value) -> anyhow::Result<()> {
     let mut line = serde_json::to_vec(msg)?;
     line.push(b'\n');
-    w.write_all(&line).await.context("writing to the MCP server's stdin")?;
-    w.flush().await.context("writing to the MCP server's stdin")?;
+    w.write_all(&line)
+        .await
+        .context("writing to the MCP server's stdin")?;
+    w.flush()
+        .await
+        .context("writing to the MCP server's stdin")?;
     Ok(())
 }
 
@@ -179,23 +209,45 @@ mod tests {
         let (mut child_out, from_child) = tokio::io::duplex(4096);
         let child = tokio::spawn(async move {
             let mut lines = LineReader::new(&mut child_in, 1 << 20);
-            let Some(Line::Text(init)) = lines.next_line().await.unwrap() else { panic!() };
+            let Some(Line::Text(init)) = lines.next_line().await.unwrap() else {
+                panic!()
+            };
             let init: Value = serde_json::from_slice(&init).unwrap();
             assert_eq!(init["params"]["capabilities"]["sampling"], json!({}));
-            child_out.write_all(b"banner, not json\n{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}\n").await.unwrap();
-            let Some(Line::Text(pong)) = lines.next_line().await.unwrap() else { panic!() };
-            assert_eq!(serde_json::from_slice::<Value>(&pong).unwrap()["id"], json!("p"));
+            child_out
+                .write_all(
+                    b"banner, not json\n{\"jsonrpc\":\"2.0\",\"id\":\"p\",\"method\":\"ping\"}\n",
+                )
+                .await
+                .unwrap();
+            let Some(Line::Text(pong)) = lines.next_line().await.unwrap() else {
+                panic!()
+            };
+            assert_eq!(
+                serde_json::from_slice::<Value>(&pong).unwrap()["id"],
+                json!("p")
+            );
             child_out
                 .write_all(b"{\"jsonrpc\":\"2.0\",\"id\":0,\"result\":{\"protocolVersion\":\"2025-06-18\",\"capabilities\":{}}}\n")
                 .await
                 .unwrap();
-            let Some(Line::Text(done)) = lines.next_line().await.unwrap() else { panic!() };
-            assert_eq!(jsonrpc::method(&serde_json::from_slice(&done).unwrap()), "notifications/initialized");
+            let Some(Line::Text(done)) = lines.next_line().await.unwrap() else {
+                panic!()
+            };
+            assert_eq!(
+                jsonrpc::method(&serde_json::from_slice(&done).unwrap()),
+                "notifications/initialized"
+            );
         });
         let mut reader = LineReader::new(from_child, 1 << 20);
-        let init = initialize(&mut to_child, &mut reader, Duration::from_secs(5)).await.unwrap();
+        let init = initialize(&mut to_child, &mut reader, Duration::from_secs(5))
+            .await
+            .unwrap();
         assert_eq!(init.protocol_version, "2025-06-18");
-        assert_eq!(init.session_result(Some("2025-11-25"))["protocolVersion"], json!("2025-06-18"));
+        assert_eq!(
+            init.session_result(Some("2025-11-25"))["protocolVersion"],
+            json!("2025-06-18")
+        );
         child.await.unwrap();
     }
 
@@ -204,7 +256,12 @@ mod tests {
         let (mut to_child, _child_in) = tokio::io::duplex(4096);
         let (_child_out, from_child) = tokio::io::duplex(4096);
         let mut reader = LineReader::new(from_child, 1 << 20);
-        let err = initialize(&mut to_child, &mut reader, Duration::from_millis(50)).await.unwrap_err();
-        assert!(err.to_string().contains("did not answer initialize"), "{err}");
+        let err = initialize(&mut to_child, &mut reader, Duration::from_millis(50))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("did not answer initialize"),
+            "{err}"
+        );
     }
 }

@@ -173,19 +173,49 @@ mod tests {
     #[test]
     fn classifies_envelopes() {
         let cases: &[(Value, Result<Kind, Invalid>)] = &[
-            (json!({"jsonrpc":"2.0","id":1,"method":"ping"}), Ok(Kind::Request)),
-            (json!({"jsonrpc":"2.0","id":"a","method":"x"}), Ok(Kind::Request)),
-            (json!({"jsonrpc":"2.0","method":"n"}), Ok(Kind::Notification)),
-            (json!({"jsonrpc":"2.0","id":null,"method":"n"}), Ok(Kind::Notification)),
-            (json!({"jsonrpc":"2.0","id":1,"result":{}}), Ok(Kind::Response)),
-            (json!({"jsonrpc":"2.0","id":1,"error":{"code":1}}), Ok(Kind::Response)),
-            (json!({"jsonrpc":"2.0","id":null,"error":{}}), Ok(Kind::Response)),
+            (
+                json!({"jsonrpc":"2.0","id":1,"method":"ping"}),
+                Ok(Kind::Request),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":"a","method":"x"}),
+                Ok(Kind::Request),
+            ),
+            (
+                json!({"jsonrpc":"2.0","method":"n"}),
+                Ok(Kind::Notification),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":null,"method":"n"}),
+                Ok(Kind::Notification),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":1,"result":{}}),
+                Ok(Kind::Response),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":1,"error":{"code":1}}),
+                Ok(Kind::Response),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":null,"error":{}}),
+                Ok(Kind::Response),
+            ),
             (json!([1]), Err(Invalid::NotAnObject)),
             (json!("x"), Err(Invalid::NotAnObject)),
             (json!({"id":1,"method":"x"}), Err(Invalid::Version)),
-            (json!({"jsonrpc":"1.0","id":1,"method":"x"}), Err(Invalid::Version)),
-            (json!({"jsonrpc":"2.0","id":1,"method":5}), Err(Invalid::MethodType)),
-            (json!({"jsonrpc":"2.0","id":{},"method":"x"}), Err(Invalid::IdType)),
+            (
+                json!({"jsonrpc":"1.0","id":1,"method":"x"}),
+                Err(Invalid::Version),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":1,"method":5}),
+                Err(Invalid::MethodType),
+            ),
+            (
+                json!({"jsonrpc":"2.0","id":{},"method":"x"}),
+                Err(Invalid::IdType),
+            ),
             (json!({"jsonrpc":"2.0","id":1}), Err(Invalid::Shape)),
             (json!({"jsonrpc":"2.0"}), Err(Invalid::Shape)),
         ];

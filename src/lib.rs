@@ -36,6 +36,7 @@
 pub mod child;
 pub mod cli;
 pub mod config;
+pub mod dispatch;
 pub mod error;
 pub mod handshake;
 pub mod http;
@@ -77,7 +78,11 @@ impl Bridge {
     ///
     /// # Errors
     /// When the child exited on its own, or the server failed.
-    pub async fn serve(self, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
         let root = CancellationToken::new();
         let handle = self.child.handle.clone();
         let state = Arc::new(http::AppState {
@@ -106,7 +111,9 @@ impl Bridge {
             Err(_) => warn!("open connections did not finish within the grace period"),
         }
         if child_exited {
-            let status = handle.exit_status().map_or("unknown status".into(), |s| s.to_string());
+            let status = handle
+                .exit_status()
+                .map_or("unknown status".into(), |s| s.to_string());
             return Err(anyhow!("the MCP server exited ({status})"));
         }
         Ok(())
@@ -117,6 +124,10 @@ impl Bridge {
 ///
 /// # Errors
 /// See [`Bridge::start`] and [`Bridge::serve`].
-pub async fn run(config: Config, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     Bridge::start(config).await?.serve(listener, shutdown).await
 }

@@ -77,13 +77,13 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 
     fn finish(&mut self) -> Option<Line> {
+        self.scanned = 0;
         if let Some(skipped) = self.discarding.take() {
             return Some(Line::TooLong(skipped + self.buf.split().len()));
         }
         if self.buf.is_empty() {
             return None;
         }
-        self.scanned = 0;
         let line = self.buf.split();
         if line.len() > self.max {
             return Some(Line::TooLong(line.len()));
@@ -120,7 +120,15 @@ mod tests {
     #[tokio::test]
     async fn frames_lines_across_partial_reads() {
         let got = collect(b"{\"a\":1}\n\r\n{\"b\":22}\r\nlast", 100).await;
-        assert_eq!(got, vec![text("{\"a\":1}"), text(""), text("{\"b\":22}"), text("last")]);
+        assert_eq!(
+            got,
+            vec![
+                text("{\"a\":1}"),
+                text(""),
+                text("{\"b\":22}"),
+                text("last")
+            ]
+        );
     }
 
     #[tokio::test]
@@ -130,7 +138,12 @@ mod tests {
         let got = collect(input.as_bytes(), 16).await;
         assert_eq!(
             got,
-            vec![text("ok"), Line::TooLong(100), text("after"), Line::TooLong(100)]
+            vec![
+                text("ok"),
+                Line::TooLong(100),
+                text("after"),
+                Line::TooLong(100)
+            ]
         );
     }
 

@@ -16,7 +16,13 @@ fn main() -> ExitCode {
         Some(level) => EnvFilter::try_new(level),
         None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
     };
-    let filter = filter.unwrap_or_else(|e| clap::Error::raw(clap::error::ErrorKind::InvalidValue, format!("bad log filter: {e}\n")).exit());
+    let filter = filter.unwrap_or_else(|e| {
+        clap::Error::raw(
+            clap::error::ErrorKind::InvalidValue,
+            format!("bad log filter: {e}\n"),
+        )
+        .exit()
+    });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -54,7 +60,9 @@ async fn serve(host: String, port: u16, config: Config) -> anyhow::Result<()> {
     };
     let mut out = std::io::stdout().lock();
     // The one line on stdout: scripts read the endpoint from it.
-    writeln!(out, "http://{addr}{path}").and_then(|()| out.flush()).ok();
+    writeln!(out, "http://{addr}{path}")
+        .and_then(|()| out.flush())
+        .ok();
     drop(out);
     bridge.serve(listener, shutdown).await
 }

@@ -33,7 +33,7 @@ pub type StreamTx = mpsc::Sender<Outbound>;
 struct Pending {
     owner: Owner,
     client_id: Value,
-    /// Where the request's messages go; `None` once cancelled (a late response is dropped).
+    /// Where the request's messages go; `None` for the bridge's own requests.
     stream: Option<StreamTx>,
     /// The client's own progress token, when it asked for progress.
     progress: Option<Value>,
@@ -119,6 +119,8 @@ pub struct Routes {
     pending: HashMap<u64, Pending>,
     server_requests: HashMap<u64, ServerRequest>,
     attached: HashMap<Owner, Attached>,
+    /// The level the child was last told (the most verbose any owner asked for).
+    child_log_level: Option<LogLevel>,
     closed: bool,
 }
 
@@ -219,26 +221,36 @@ impl Routes {
         id
     }
 
+    /// A `logging/setLevel` request from the bridge itself, registered.
+    pub fn set_level_request(&mut self, level: LogLevel) -> Value {
+        let mut msg = json!({"jsonrpc": "2.0", "id": 0, "method": "logging/setLevel",
+                             "params": {"level": level.as_str()}});
+        self.register_internal(&mut msg);
+        msg
+    }
+
     /// Forgets a registration whose line never reached the child (the handler was dropped).
     pub fn unregister(&mut self, id: u64) {
         self.pending.remove(&id);
     }
 
     /// Rewrites a client's `notifications/cancelled` to the child's id for that request and
-    /// marks the request cancelled, so its stream ends and a late response is dropped.
-    /// Returns false when the owner has no such request in flight (nothing to forward).
+    /// forgets the request: its stream ends without a response, and a late response from the
+    /// child is recognised (its id is below `next_id`) and dropped quietly. Returns false when
+    /// the owner has no such request in flight (nothing to forward).
     pub fn cancel_from_client(&mut self, owner: &Owner, msg: &mut Value) -> bool {
-        let Some(target) = jsonrpc::param(msg, "requestId").cloned() else {
+        let Some(target) = jsonrpc::param(msg, "requestId") else {
             return false;
         };
         let found = self
             .pending
-            .iter_mut()
-            .find(|(_, p)| p.owner == *owner && p.client_id == target && p.stream.is_some());
-        let Some((&id, p)) = found else {
+            .iter()
+            .find(|(_, p)| p.owner == *owner && p.client_id == *target)
+            .map(|(&id, _)| id);
+        let Some(id) = found else {
             return false;
         };
-        p.stream = None;
+        self.pending.remove(&id);
         jsonrpc::replace_param(msg, "requestId", json!(id));
         true
     }
@@ -272,16 +284,23 @@ impl Routes {
     }
 
     fn child_response(&mut self, mut msg: Value) -> Action {
-        let Some(p) = jsonrpc::as_bridge_id(&jsonrpc::id(&msg)).and_then(|id| self.pending.remove(&id))
-        else {
-            return Action::Drop {
-                why: "response for an unknown id",
-                warn: true,
+        let id = jsonrpc::as_bridge_id(&jsonrpc::id(&msg));
+        let Some(p) = id.and_then(|id| self.pending.remove(&id)) else {
+            return match id {
+                // An id we issued and forgot: its request was cancelled or its session ended.
+                Some(id) if id < self.next_id => Action::Drop {
+                    why: "response for a cancelled request",
+                    warn: false,
+                },
+                _ => Action::Drop {
+                    why: "response for an id the bridge never sent",
+                    warn: true,
+                },
             };
         };
         let Some(to) = p.stream else {
             return Action::Drop {
-                why: "response for a cancelled or internal request",
+                why: "response for a request of the bridge's own",
                 warn: false,
             };
         };
@@ -354,7 +373,9 @@ impl Routes {
     }
 
     fn child_cancelled(&mut self, mut msg: Value) -> Action {
-        let child_id = jsonrpc::param(&msg, "requestId").cloned().unwrap_or_default();
+        let child_id = jsonrpc::param(&msg, "requestId")
+            .cloned()
+            .unwrap_or_default();
         let found = self
             .server_requests
             .iter()
@@ -452,23 +473,91 @@ impl Routes {
             .collect()
     }
 
+    /// Records `owner`'s subscription to `uri`. True when it is the first owner to subscribe,
+    /// so the child must be told; otherwise the bridge answers the client itself.
+    pub fn subscribe(&mut self, owner: &Owner, uri: &str) -> bool {
+        let first = !self
+            .attached
+            .values()
+            .any(|a| a.subscriptions.contains(uri));
+        if let Some(a) = self.attached.get_mut(owner) {
+            a.subscriptions.insert(uri.to_owned());
+        }
+        first
+    }
+
+    /// Drops `owner`'s subscription to `uri`. True when it was the last one, so the child must
+    /// be told to unsubscribe.
+    pub fn unsubscribe(&mut self, owner: &Owner, uri: &str) -> bool {
+        let removed = self
+            .attached
+            .get_mut(owner)
+            .is_some_and(|a| a.subscriptions.remove(uri));
+        removed
+            && !self
+                .attached
+                .values()
+                .any(|a| a.subscriptions.contains(uri))
+    }
+
+    /// Records `owner`'s logging level. Returns the level to send the child when the most
+    /// verbose level wanted by any owner changed.
+    pub fn set_log_level(&mut self, owner: &Owner, level: LogLevel) -> Option<LogLevel> {
+        if let Some(a) = self.attached.get_mut(owner) {
+            a.log_level = Some(level);
+        }
+        self.recompute_log_level()
+    }
+
+    fn recompute_log_level(&mut self) -> Option<LogLevel> {
+        let want = self.attached.values().filter_map(|a| a.log_level).min();
+        if want.is_some() && want != self.child_log_level {
+            self.child_log_level = want;
+            return want;
+        }
+        None
+    }
+
     /// Removes an owner (its session ended). Returns the lines the child must get: a
     /// `notifications/cancelled` for each of its requests still running, and an error for each
     /// server request it will now never answer.
     pub fn detach(&mut self, owner: &Owner) -> Vec<Value> {
-        self.attached.remove(owner);
+        let Some(gone) = self.attached.remove(owner) else {
+            return Vec::new();
+        };
         let mut to_child = Vec::new();
-        for (&id, p) in self.pending.iter_mut().filter(|(_, p)| p.owner == *owner) {
-            if p.stream.take().is_some() {
-                to_child.push(jsonrpc::cancelled(json!(id), "the client session ended"));
+        for uri in gone.subscriptions {
+            if !self
+                .attached
+                .values()
+                .any(|a| a.subscriptions.contains(&uri))
+            {
+                let mut msg = json!({"jsonrpc": "2.0", "id": 0, "method": "resources/unsubscribe",
+                                     "params": {"uri": uri}});
+                self.register_internal(&mut msg);
+                to_child.push(msg);
             }
         }
+        if let Some(level) = self.recompute_log_level() {
+            to_child.push(self.set_level_request(level));
+        }
+        self.pending.retain(|&id, p| {
+            if p.owner != *owner {
+                return true;
+            }
+            to_child.push(jsonrpc::cancelled(json!(id), "the client session ended"));
+            false
+        });
         self.server_requests.retain(|_, r| {
             if r.owner != *owner {
                 return true;
             }
             let msg = "the client session ended before answering";
-            to_child.push(jsonrpc::error_value(r.child_id.clone(), jsonrpc::INTERNAL_ERROR, msg));
+            to_child.push(jsonrpc::error_value(
+                r.child_id.clone(),
+                jsonrpc::INTERNAL_ERROR,
+                msg,
+            ));
             false
         });
         to_child

@@ -33,10 +33,16 @@ pub async fn stop_child(child: &Spawned, grace: Duration) {
     let handle = &child.handle;
     child.close_stdin.cancel();
     if tokio::time::timeout(grace, handle.exited()).await.is_err() {
-        warn!(?grace, "child still running after stdin closed; sending SIGTERM to its group");
+        warn!(
+            ?grace,
+            "child still running after stdin closed; sending SIGTERM to its group"
+        );
     }
     handle.signal_group(libc::SIGTERM);
-    if tokio::time::timeout(TERM_GRACE, handle.exited()).await.is_err() {
+    if tokio::time::timeout(TERM_GRACE, handle.exited())
+        .await
+        .is_err()
+    {
         warn!("child ignored SIGTERM; sending SIGKILL to its group");
     }
     handle.signal_group(libc::SIGKILL);

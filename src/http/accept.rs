@@ -19,7 +19,13 @@ fn media_ranges(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|r| r.split(';').next().unwrap_or("").trim().to_ascii_lowercase())
+        .map(|r| {
+            r.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        })
 }
 
 /// The reply mode for a POST: SSE when the client lists `text/event-stream`, JSON when it
@@ -42,7 +48,9 @@ pub fn post_reply_mode(headers: &HeaderMap) -> Result<ReplyMode, HttpError> {
     if json {
         Ok(ReplyMode::Json)
     } else {
-        Err(HttpError::NotAcceptable("application/json or text/event-stream"))
+        Err(HttpError::NotAcceptable(
+            "application/json or text/event-stream",
+        ))
     }
 }
 
@@ -52,7 +60,8 @@ pub fn post_reply_mode(headers: &HeaderMap) -> Result<ReplyMode, HttpError> {
 /// `NotAcceptable` when `Accept` is present and excludes `text/event-stream`.
 pub fn check_get_accept(headers: &HeaderMap) -> Result<(), HttpError> {
     if headers.get(header::ACCEPT).is_none()
-        || media_ranges(headers).any(|r| matches!(r.as_str(), "text/event-stream" | "text/*" | "*/*"))
+        || media_ranges(headers)
+            .any(|r| matches!(r.as_str(), "text/event-stream" | "text/*" | "*/*"))
     {
         Ok(())
     } else {
@@ -68,7 +77,13 @@ pub fn check_content_type(headers: &HeaderMap) -> Result<(), HttpError> {
     let ct = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
     match ct.as_deref() {
         Some("application/json") => Ok(()),
         _ => Err(HttpError::UnsupportedMediaType),
@@ -91,7 +106,10 @@ mod tests {
     #[test]
     fn post_modes() {
         let cases = [
-            (Some("application/json, text/event-stream"), Some(ReplyMode::Sse)),
+            (
+                Some("application/json, text/event-stream"),
+                Some(ReplyMode::Sse),
+            ),
             (Some("text/event-stream"), Some(ReplyMode::Sse)),
             (Some("application/json"), Some(ReplyMode::Json)),
             (Some("application/json;q=0.9"), Some(ReplyMode::Json)),
@@ -100,7 +118,11 @@ mod tests {
             (Some("text/html"), None),
         ];
         for (accept, want) in cases {
-            assert_eq!(post_reply_mode(&with_accept(accept)).ok(), want, "{accept:?}");
+            assert_eq!(
+                post_reply_mode(&with_accept(accept)).ok(),
+                want,
+                "{accept:?}"
+            );
         }
     }
 
@@ -115,7 +137,10 @@ mod tests {
     fn content_types() {
         let mut h = HeaderMap::new();
         assert!(check_content_type(&h).is_err());
-        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         assert!(check_content_type(&h).is_ok());
         h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
         assert!(check_content_type(&h).is_err());

@@ -41,7 +41,9 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route(
             &state.config.mcp_path,
-            get(streamable::get).post(streamable::post).delete(streamable::delete),
+            get(streamable::get)
+                .post(streamable::post)
+                .delete(streamable::delete),
         )
         .route("/health", get(health))
         .fallback(not_found)
@@ -65,13 +67,21 @@ async fn health(State(app): State<Arc<AppState>>) -> Response {
         "sessions": app.sessions.len(),
         "pendingRequests": child.routes().pending_len(),
     });
-    let status = if running { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if running {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     json_response(status, &body)
 }
 
 async fn not_found() -> Response {
     json_response(
         StatusCode::NOT_FOUND,
-        &jsonrpc::error_value(serde_json::Value::Null, jsonrpc::METHOD_NOT_FOUND, "Not Found"),
+        &jsonrpc::error_value(
+            serde_json::Value::Null,
+            jsonrpc::METHOD_NOT_FOUND,
+            "Not Found",
+        ),
     )
 }

@@ -34,11 +34,20 @@ struct State {
 }
 
 /// A streaming SSE response fed by `rx`.
-pub fn response(rx: mpsc::Receiver<Outbound>, end: CancellationToken, keep_alive: Duration) -> Response {
+pub fn response(
+    rx: mpsc::Receiver<Outbound>,
+    end: CancellationToken,
+    keep_alive: Duration,
+) -> Response {
     let start = tokio::time::Instant::now() + keep_alive;
     let mut keep_alive = tokio::time::interval_at(start, keep_alive);
     keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let state = State { rx, end, keep_alive, done: false };
+    let state = State {
+        rx,
+        end,
+        keep_alive,
+        done: false,
+    };
     let body = stream::unfold(state, |mut s| async move {
         if s.done {
             return None;
@@ -71,7 +80,10 @@ fn event_stream_response(body: Body) -> Response {
     let mut resp = Response::new(body);
     *resp.status_mut() = StatusCode::OK;
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     // Ask reverse proxies (nginx) not to buffer the stream.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));

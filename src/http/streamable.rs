@@ -14,12 +14,11 @@ use tracing::{debug, info};
 
 use super::accept::{self, ReplyMode};
 use super::{sse, AppState};
-use crate::child::ChildHandle;
 use crate::error::{json_bytes_response, json_response, HttpError};
-use crate::handshake;
 use crate::jsonrpc::{self, Kind};
 use crate::router::{Outbound, Refused, Registration};
-use crate::session::{new_session_id, Session};
+use crate::session::Session;
+use crate::{dispatch, handshake};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -38,7 +37,8 @@ pub async fn post(
     })?;
     accept::check_content_type(&headers)?;
     let mode = accept::post_reply_mode(&headers)?;
-    let msg: Value = serde_json::from_slice(&body).map_err(|e| HttpError::ParseError(e.to_string()))?;
+    let msg: Value =
+        serde_json::from_slice(&body).map_err(|e| HttpError::ParseError(e.to_string()))?;
     let kind = jsonrpc::classify(&msg).map_err(|e| HttpError::InvalidRequest(e.to_string()))?;
     if kind == Kind::Request && jsonrpc::method(&msg) == "initialize" {
         return initialize(&app, msg, mode);
@@ -53,7 +53,9 @@ pub async fn post(
 
 /// The session named by `Mcp-Session-Id`, after checking `MCP-Protocol-Version`.
 fn session_of(app: &AppState, headers: &HeaderMap) -> Result<Arc<Session>, HttpError> {
-    let id = headers.get(SESSION_HEADER).ok_or(HttpError::MissingSession)?;
+    let id = headers
+        .get(SESSION_HEADER)
+        .ok_or(HttpError::MissingSession)?;
     let id = id.to_str().map_err(|_| HttpError::SessionNotFound)?;
     let session = app.sessions.get(id).ok_or(HttpError::SessionNotFound)?;
     // Absent means 2025-03-26 (transports spec, "Protocol Version Header").
@@ -68,25 +70,9 @@ fn session_of(app: &AppState, headers: &HeaderMap) -> Result<Arc<Session>, HttpE
 
 /// `initialize` is answered by the bridge from the child's cached result; it creates a session.
 fn initialize(app: &AppState, msg: Value, mode: ReplyMode) -> Handled {
-    let child = &app.child;
-    if !child.is_running() {
-        return Err(HttpError::ChildGone);
-    }
-    let requested = jsonrpc::param(&msg, "protocolVersion").and_then(Value::as_str);
-    let result = child.init.session_result(requested);
-    let version = handshake::negotiate(requested, &child.init.protocol_version);
-    let session = Arc::new(Session {
-        id: new_session_id(),
-        child: child.clone(),
-        protocol_version: version,
-        cancel: app.root.child_token(),
-    });
-    child.routes().attach(session.id.clone());
-    app.sessions.insert(session.clone());
-    let client = jsonrpc::param(&msg, "clientInfo").and_then(|c| c.get("name")).and_then(Value::as_str);
-    info!(session = %session.id, version, client = client.unwrap_or("?"), "session created");
-    let reply = jsonrpc::to_bytes(&jsonrpc::result_value(jsonrpc::id(&msg), result));
-    let mut resp = answer(mode, reply);
+    let (session, reply) =
+        dispatch::open_session(&app.sessions, &app.child, &app.root, &msg).map_err(refused)?;
+    let mut resp = answer(mode, jsonrpc::to_bytes(&reply));
     let sid = HeaderValue::from_str(&session.id).expect("session ids are hex");
     resp.headers_mut().insert(SESSION_HEADER, sid);
     Ok(resp)
@@ -100,38 +86,32 @@ fn answer(mode: ReplyMode, json: Bytes) -> Response {
     }
 }
 
-/// Undoes a registration if the handler is dropped before its line reached the child queue.
-struct Unregister<'a> {
-    child: &'a ChildHandle,
-    id: Option<u64>,
-}
-
-impl Drop for Unregister<'_> {
-    fn drop(&mut self) {
-        if let Some(id) = self.id {
-            self.child.routes().unregister(id);
-        }
-    }
-}
-
-async fn forward_request(app: &AppState, session: &Session, mut msg: Value, mode: ReplyMode) -> Handled {
+async fn forward_request(
+    app: &AppState,
+    session: &Session,
+    msg: Value,
+    mode: ReplyMode,
+) -> Handled {
     let (tx, rx) = mpsc::channel(app.config.limits.stream_queue);
-    let child = &session.child;
-    let reg = Registration { stream: tx, sse: mode == ReplyMode::Sse };
-    // Lock: register before the line is queued, so a fast response always finds its route.
-    let id = child.routes().register(&session.id, &mut msg, reg).map_err(refused)?;
-    let mut guard = Unregister { child, id: Some(id) };
-    debug!(session = %session.id, id, method = jsonrpc::method(&msg), "request");
-    child.send(jsonrpc::to_bytes(&msg)).await.map_err(|_| HttpError::ChildGone)?;
-    guard.id = None;
+    let reg = Registration {
+        stream: tx,
+        sse: mode == ReplyMode::Sse,
+    };
+    dispatch::request(session, msg, reg)
+        .await
+        .map_err(refused)?;
     match mode {
-        ReplyMode::Sse => Ok(sse::response(rx, session.cancel.clone(), app.config.keep_alive)),
-        ReplyMode::Json => Ok(await_json_reply(rx, jsonrpc::id(&msg)).await),
+        ReplyMode::Sse => Ok(sse::response(
+            rx,
+            session.cancel.clone(),
+            app.config.keep_alive,
+        )),
+        ReplyMode::Json => Ok(await_json_reply(rx).await),
     }
 }
 
 /// JSON mode: wait for the response; notifications cannot travel in a single JSON body.
-async fn await_json_reply(mut rx: mpsc::Receiver<Outbound>, _bridge_id: Value) -> Response {
+async fn await_json_reply(mut rx: mpsc::Receiver<Outbound>) -> Response {
     while let Some(Outbound { json, last }) = rx.recv().await {
         if last {
             return json_bytes_response(StatusCode::OK, json);
@@ -149,25 +129,15 @@ fn refused(r: Refused) -> HttpError {
     }
 }
 
-async fn forward_notification(session: &Session, mut msg: Value) -> Handled {
-    match jsonrpc::method(&msg) {
-        // The child was initialized once by the bridge.
-        "notifications/initialized" => return Ok(StatusCode::ACCEPTED.into_response()),
-        "notifications/cancelled" => {
-            if !session.child.routes().cancel_from_client(&session.id, &mut msg) {
-                debug!(session = %session.id, "cancellation for no request in flight");
-                return Ok(StatusCode::ACCEPTED.into_response());
-            }
-        }
-        _ => {}
-    }
-    session.child.send(jsonrpc::to_bytes(&msg)).await.map_err(|_| HttpError::ChildGone)?;
+async fn forward_notification(session: &Session, msg: Value) -> Handled {
+    dispatch::notification(session, msg)
+        .await
+        .map_err(refused)?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-async fn forward_reply(session: &Session, mut msg: Value) -> Handled {
-    session.child.routes().reply_from_client(&session.id, &mut msg).map_err(refused)?;
-    session.child.send(jsonrpc::to_bytes(&msg)).await.map_err(|_| HttpError::ChildGone)?;
+async fn forward_reply(session: &Session, msg: Value) -> Handled {
+    dispatch::reply(session, msg).await.map_err(refused)?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -176,9 +146,17 @@ pub async fn get(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Handle
     accept::check_get_accept(&headers)?;
     let session = session_of(&app, &headers)?;
     let (tx, rx) = mpsc::channel(app.config.limits.stream_queue);
-    session.child.routes().set_standalone(&session.id, tx).map_err(refused)?;
+    session
+        .child
+        .routes()
+        .set_standalone(&session.id, tx)
+        .map_err(refused)?;
     debug!(session = %session.id, "standalone stream opened");
-    Ok(sse::response(rx, session.cancel.clone(), app.config.keep_alive))
+    Ok(sse::response(
+        rx,
+        session.cancel.clone(),
+        app.config.keep_alive,
+    ))
 }
 
 /// DELETE: ends the session; its running requests are cancelled at the child.
@@ -187,17 +165,7 @@ pub async fn delete(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Han
     let Some(session) = app.sessions.remove(&session.id) else {
         return Err(HttpError::SessionNotFound);
     };
-    end_session(&session).await;
+    dispatch::end_session(&session).await;
     info!(session = %session.id, "session deleted");
     Ok(json_response(StatusCode::OK, &serde_json::json!({})))
-}
-
-/// Ends a removed session: its streams close and the child forgets it.
-pub async fn end_session(session: &Session) {
-    session.cancel.cancel();
-    let to_child = session.child.routes().detach(&session.id);
-    for msg in to_child {
-        // The child may be gone already; then there is nothing left to cancel.
-        let _ = session.child.send(jsonrpc::to_bytes(&msg)).await;
-    }
 }

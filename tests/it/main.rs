@@ -1,0 +1,13 @@
+//! The one integration-test crate. Most tests run the bridge in-process on 127.0.0.1:0 in front
+//! of the fixture server (`tests/fixtures/fake_mcp_server.rs`); `cli` drives the built binary.
+
+mod support;
+
+/// Black-box: the binary's flags, URL line, exit codes and signals.
+mod cli;
+/// Child failures: crash, garbage, over-long lines, silent or missing servers.
+mod lifecycle;
+/// Many sessions on one child: colliding ids, progress, cancellation, server requests.
+mod multiplex;
+/// Streamable HTTP: handshake, reply modes, status codes, sessions, bad input.
+mod streamable;

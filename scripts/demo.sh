@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Builds the bridge, starts it on a free port in front of the example stdio MCP server that
+# ships in this repository, and walks through a real session with curl:
+# initialize → tools/list → tools/call → DELETE. Then stops the bridge with SIGTERM.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo build --quiet --release --bins
+BIN=target/release
+
+fifo=$(mktemp -u); mkfifo "$fifo"
+"$BIN/mcp-http-bridge" --port 0 -- "$BIN/fake-mcp-server" >"$fifo" &
+bridge=$!
+trap 'kill $bridge 2>/dev/null; rm -f "$fifo"' EXIT
+read -r url <"$fifo"        # the bridge prints its endpoint URL as its first stdout line
+echo "bridge listening at $url"
+
+post() { curl -sS -D "$hdr" "$url" -H 'content-type: application/json' \
+              -H 'accept: application/json, text/event-stream' "$@"; echo; }
+hdr=$(mktemp)
+echo; echo "--> initialize"
+post -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}'
+sid=$(awk 'tolower($1)=="mcp-session-id:" {print $2}' "$hdr" | tr -d '\r')
+echo "session: $sid"
+post -H "mcp-session-id: $sid" -d '{"jsonrpc":"2.0","method":"notifications/initialized"}'
+echo "--> tools/list (names)"
+post -H "mcp-session-id: $sid" -H 'accept: application/json' \
+  -d '{"jsonrpc":"2.0","id":2,"method":"tools/list"}' | grep -o '"name":"[a-z_]*"' | tr '\n' ' '; echo
+echo "--> tools/call add(2, 40)"
+reply=$(post -H "mcp-session-id: $sid" -d '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"add","arguments":{"a":2,"b":40}}}')
+echo "$reply"
+echo "--> DELETE session"
+curl -sS -o /dev/null -w '%{http_code}\n' -X DELETE "$url" -H "mcp-session-id: $sid"
+rm -f "$hdr"
+kill -TERM $bridge; wait $bridge
+if grep -q '"text":"42"' <<<"$reply"; then echo "OK: the call through the bridge returned 42"; else echo "FAILED"; exit 1; fi

@@ -1,0 +1,184 @@
+//! What happens to a client message once its transport has parsed it and found its session,
+//! whatever the transport: requests are registered and forwarded (or answered by the bridge),
+//! notifications and replies are rewritten and forwarded, sessions are opened and ended.
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::child::ChildHandle;
+use crate::jsonrpc;
+use crate::loglevel::LogLevel;
+use crate::router::{Outbound, Refused, Registration};
+use crate::session::{new_session_id, Session, Sessions};
+
+/// Answers `initialize` from the child's cached result and creates a session bound to `child`.
+/// Returns the session and the full JSON-RPC response.
+///
+/// # Errors
+/// `ChildGone` when the child is not running.
+pub fn open_session(
+    sessions: &Sessions,
+    child: &Arc<ChildHandle>,
+    parent: &CancellationToken,
+    msg: &Value,
+) -> Result<(Arc<Session>, Value), Refused> {
+    if !child.is_running() {
+        return Err(Refused::ChildGone);
+    }
+    let requested = jsonrpc::param(msg, "protocolVersion").and_then(Value::as_str);
+    let version = crate::handshake::negotiate(requested, &child.init.protocol_version);
+    let session = Arc::new(Session {
+        id: new_session_id(),
+        child: child.clone(),
+        protocol_version: version,
+        cancel: parent.child_token(),
+    });
+    child.routes().attach(session.id.clone());
+    sessions.insert(session.clone());
+    let client = jsonrpc::param(msg, "clientInfo")
+        .and_then(|c| c.get("name"))
+        .and_then(Value::as_str);
+    info!(session = %session.id, version, client = client.unwrap_or("?"), "session created");
+    let result = child.init.session_result(requested);
+    Ok((session, jsonrpc::result_value(jsonrpc::id(msg), result)))
+}
+
+/// Undoes a registration if the caller is dropped before the line reached the child's queue.
+struct Unregister<'a> {
+    child: &'a ChildHandle,
+    id: Option<u64>,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.child.routes().unregister(id);
+        }
+    }
+}
+
+/// Handles a client request: answered by the bridge (`logging/setLevel`, repeated
+/// subscriptions) or registered and forwarded. Either way the response arrives on
+/// `reg.stream`, after any messages related to the request.
+///
+/// # Errors
+/// `ChildGone` or `UnknownOwner` (the session ended).
+pub async fn request(session: &Session, mut msg: Value, reg: Registration) -> Result<(), Refused> {
+    if let Some(result) = answer_locally(session, &msg).await? {
+        let reply = jsonrpc::result_value(jsonrpc::id(&msg), result);
+        // The receiver is the caller's own; it is still there.
+        let _ = reg.stream.try_send(Outbound {
+            json: jsonrpc::to_bytes(&reply),
+            last: true,
+        });
+        return Ok(());
+    }
+    let child = &session.child;
+    // Lock: register before the line is queued, so a fast response always finds its route.
+    let id = child.routes().register(&session.id, &mut msg, reg)?;
+    let mut guard = Unregister {
+        child,
+        id: Some(id),
+    };
+    debug!(session = %session.id, id, method = jsonrpc::method(&msg), "request");
+    child
+        .send(jsonrpc::to_bytes(&msg))
+        .await
+        .map_err(|_| Refused::ChildGone)?;
+    guard.id = None;
+    Ok(())
+}
+
+/// The bridge's own answer to requests that concern the shared child's per-session state, or
+/// `None` when the child must answer.
+async fn answer_locally(session: &Session, msg: &Value) -> Result<Option<Value>, Refused> {
+    let child = &session.child;
+    let uri = || {
+        jsonrpc::param(msg, "uri")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+    };
+    match jsonrpc::method(msg) {
+        "logging/setLevel" => {
+            let level = jsonrpc::param(msg, "level")
+                .and_then(Value::as_str)
+                .and_then(LogLevel::parse);
+            let Some(level) = level else { return Ok(None) }; // let the child explain the error
+            let change = child.routes().set_log_level(&session.id, level);
+            if let Some(level) = change {
+                let line = child.routes().set_level_request(level);
+                child
+                    .send(jsonrpc::to_bytes(&line))
+                    .await
+                    .map_err(|_| Refused::ChildGone)?;
+            }
+            Ok(Some(json!({})))
+        }
+        // The child is subscribed once for all sessions; later subscribers are only recorded.
+        "resources/subscribe" => {
+            Ok((!child.routes().subscribe(&session.id, uri())).then(|| json!({})))
+        }
+        "resources/unsubscribe" => {
+            Ok((!child.routes().unsubscribe(&session.id, uri())).then(|| json!({})))
+        }
+        _ => Ok(None),
+    }
+}
+
+/// Handles a client notification: `initialized` stays with the bridge, `cancelled` is
+/// rewritten to the child's id (or dropped when nothing is in flight), others pass through.
+///
+/// # Errors
+/// `ChildGone`.
+pub async fn notification(session: &Session, mut msg: Value) -> Result<(), Refused> {
+    let method = jsonrpc::method(&msg);
+    // The child was initialized once, by the bridge.
+    if method == "notifications/initialized" {
+        return Ok(());
+    }
+    if method == "notifications/cancelled"
+        && !session
+            .child
+            .routes()
+            .cancel_from_client(&session.id, &mut msg)
+    {
+        debug!(session = %session.id, "cancellation for no request in flight");
+        return Ok(());
+    }
+    session
+        .child
+        .send(jsonrpc::to_bytes(&msg))
+        .await
+        .map_err(|_| Refused::ChildGone)
+}
+
+/// Handles a client's response to a server request: only the session it was sent to may
+/// answer, and the child gets its own id back.
+///
+/// # Errors
+/// `NoSuchServerRequest` or `ChildGone`.
+pub async fn reply(session: &Session, mut msg: Value) -> Result<(), Refused> {
+    session
+        .child
+        .routes()
+        .reply_from_client(&session.id, &mut msg)?;
+    session
+        .child
+        .send(jsonrpc::to_bytes(&msg))
+        .await
+        .map_err(|_| Refused::ChildGone)
+}
+
+/// Ends a session already removed from the registry: its streams close, its requests are
+/// cancelled at the child, its subscriptions and logging level are released.
+pub async fn end_session(session: &Session) {
+    session.cancel.cancel();
+    let to_child = session.child.routes().detach(&session.id);
+    for msg in to_child {
+        // The child may be gone already; then there is nothing left to cancel.
+        let _ = session.child.send(jsonrpc::to_bytes(&msg)).await;
+    }
+}

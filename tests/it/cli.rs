@@ -1,0 +1,171 @@
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::support::*;
+
+fn bridge(args: &[&str]) -> Command {
+    let mut c = Command::new(BRIDGE);
+    c.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// The bridge process; killed on drop, and its stderr shown if the test failed.
+struct Running {
+    child: Child,
+    url: String,
+}
+
+impl Running {
+    /// Starts the bridge on port 0 in front of the fixture and reads its URL line.
+    fn start(extra: &[&str]) -> Running {
+        let mut args = vec!["--port", "0", "--log-level", "warn"];
+        args.extend_from_slice(extra);
+        args.extend_from_slice(&["--", FIXTURE]);
+        let mut child = bridge(&args).stderr(Stdio::inherit()).spawn().unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        assert!(
+            line.starts_with("http://127.0.0.1:") && line.trim_end().ends_with("/mcp"),
+            "{line:?}"
+        );
+        Running {
+            child,
+            url: line.trim_end().to_owned(),
+        }
+    }
+
+    fn signal(&self, sig: &str) {
+        let ok = Command::new("kill")
+            .args([sig, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "bridge did not exit");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn help_and_version() {
+    let out = bridge(&["--help"]).output().unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    for flag in [
+        "--host",
+        "--port",
+        "--mcp-path",
+        "--log-level",
+        "--max-body",
+        "-- <COMMAND>",
+    ] {
+        assert!(help.contains(flag), "help lacks {flag}");
+    }
+    let out = bridge(&["--version"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(String::from_utf8(out.stdout)
+        .unwrap()
+        .contains(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &["--bogus", "--", "x"][..],
+        &[][..],
+        &["--port", "x", "--", "srv"],
+        &["--mcp-path", "mcp", "--", "srv"],
+        &["srv"],
+    ] {
+        let out = bridge(args).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(!out.stderr.is_empty());
+        assert!(out.stdout.is_empty(), "nothing on stdout for {args:?}");
+    }
+}
+
+#[test]
+fn a_command_that_cannot_start_exits_1_naming_it() {
+    let out = bridge(&["--port", "0", "--", "/nonexistent/server"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/server") && err.contains("No such file"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[tokio::test]
+async fn prints_the_url_serves_and_exits_0_on_sigterm_leaving_no_process() {
+    let mut b = Running::start(&[]);
+    let mut c = Client::new(&b.url);
+    c.initialize().await;
+    assert_eq!(
+        text(&c.call(json!(1), "add", json!({"a": 1, "b": 2})).await),
+        "3"
+    );
+    let health_url = b.url.replace("/mcp", "/health");
+    let health: serde_json::Value = reqwest::get(health_url)
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pid = health["child"]["pid"].as_u64().unwrap();
+    let _stream = c.open_stream().await;
+    b.signal("-TERM");
+    assert_eq!(b.wait().code(), Some(0));
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "child {pid} left behind"
+    );
+}
+
+#[tokio::test]
+async fn sigint_also_exits_0() {
+    let mut b = Running::start(&[]);
+    b.signal("-INT");
+    assert_eq!(b.wait().code(), Some(0));
+}
+
+#[tokio::test]
+async fn exits_1_when_the_child_dies() {
+    let mut b = Running::start(&[]);
+    let mut c = Client::new(&b.url);
+    c.initialize().await;
+    let r = c
+        .request(
+            json!(1),
+            "tools/call",
+            json!({"name": "crash", "arguments": {"code": 7}}),
+        )
+        .await;
+    assert_eq!(r.last()["error"]["code"], -32050);
+    assert_eq!(b.wait().code(), Some(1));
+}

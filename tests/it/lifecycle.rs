@@ -1,0 +1,144 @@
+use std::time::Duration;
+
+use mcp_http_bridge::{Bridge, Config};
+use serde_json::json;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn a_crash_fails_waiting_requests_at_once_and_ends_the_bridge_with_an_error() {
+    let mut bridge = TestBridge::start().await;
+    let a = bridge.client().await;
+    let b = bridge.client().await;
+    let waiting = tokio::spawn({
+        let a = a.clone();
+        async move {
+            a.request(
+                json!("w"),
+                "tools/call",
+                json!({"name": "slow", "arguments": {"ms": 30000}}),
+            )
+            .await
+        }
+    });
+    within("pending", async {
+        while bridge.health().await["pendingRequests"] != 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let crash = b
+        .request(
+            json!(1),
+            "tools/call",
+            json!({"name": "crash", "arguments": {"code": 3}}),
+        )
+        .await;
+    assert_eq!(crash.last()["error"]["code"], -32050, "{crash:?}");
+    let r = within("waiting request", waiting).await.unwrap();
+    assert_eq!(r.last()["id"], "w");
+    assert_eq!(r.last()["error"]["code"], -32050);
+    assert!(r.last()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("exited"));
+    let err = bridge.finished().await.unwrap_err();
+    assert!(err.to_string().contains("exited"), "{err}");
+}
+
+#[tokio::test]
+async fn garbage_on_stdout_is_skipped() {
+    let bridge = TestBridge::start_with(|c| c.args = vec!["--banner".into()]).await;
+    let c = bridge.client().await;
+    assert_eq!(text(&c.call(json!(1), "garbage", json!({})).await), "ok");
+    assert_eq!(
+        text(&c.call(json!(2), "echo", json!({"text": "after"})).await),
+        "after"
+    );
+}
+
+#[tokio::test]
+async fn an_over_long_child_line_is_skipped_without_wedging_the_reader() {
+    let bridge = TestBridge::start_with(|c| c.limits.max_line = 4096).await;
+    let c = bridge.client().await;
+    let lost = tokio::spawn({
+        let c = c.clone();
+        async move { c.call(json!(1), "huge", json!({"bytes": 100_000})).await }
+    });
+    assert_eq!(
+        text(&c.call(json!(2), "huge", json!({"bytes": 1000})).await).len(),
+        1000
+    );
+    assert_eq!(
+        text(&c.call(json!(3), "echo", json!({"text": "ok"})).await),
+        "ok"
+    );
+    lost.abort();
+}
+
+#[tokio::test]
+async fn huge_results_within_the_limit_arrive_whole() {
+    let bridge = TestBridge::start().await;
+    let c = bridge.client().await;
+    let r = c.call(json!(1), "huge", json!({"bytes": 8 << 20})).await;
+    assert_eq!(text(&r).len(), 8 << 20);
+}
+
+#[tokio::test]
+async fn a_silent_child_fails_start_up_with_a_clear_error() {
+    let mut config = Config::new(FIXTURE, ["--silent"]);
+    config.init_timeout = Duration::from_millis(300);
+    let err = within("start", Bridge::start(config))
+        .await
+        .err()
+        .expect("start fails");
+    assert!(
+        err.to_string().contains("did not answer initialize"),
+        "{err:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_command_names_itself_and_the_os_error() {
+    let config = Config::new("/nonexistent/mcp-server", Vec::<String>::new());
+    let err = within("start", Bridge::start(config))
+        .await
+        .err()
+        .expect("start fails");
+    let msg = format!("{err:#}");
+    assert!(
+        msg.contains("/nonexistent/mcp-server") && msg.contains("No such file"),
+        "{msg}"
+    );
+}
+
+#[tokio::test]
+async fn child_stderr_does_not_disturb_the_protocol() {
+    let bridge = TestBridge::start().await;
+    let c = bridge.client().await;
+    assert_eq!(
+        text(
+            &c.call(json!(1), "stderr", json!({"line": "to the log"}))
+                .await
+        ),
+        "ok"
+    );
+    assert_eq!(
+        text(&c.call(json!(2), "echo", json!({"text": "x"})).await),
+        "x"
+    );
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_streams_and_returns_ok() {
+    let bridge = TestBridge::start().await;
+    let c = bridge.client().await;
+    let mut stream = c.open_stream().await;
+    let pid = bridge.health().await["child"]["pid"].as_u64().unwrap();
+    within("stop", bridge.stop()).await.unwrap();
+    assert!(stream.next().await.is_none());
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "child {pid} is gone"
+    );
+}

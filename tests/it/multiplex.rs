@@ -1,0 +1,216 @@
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+/// 20 sessions × 50 calls, ids 1..=50 in every session (so they collide across sessions), each
+/// call taking a session-dependent time so the child answers out of order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colliding_ids_across_many_sessions_reach_their_callers() {
+    let bridge = TestBridge::start().await;
+    let mut tasks = Vec::new();
+    for s in 0..20u64 {
+        let c = bridge.client().await;
+        tasks.push(tokio::spawn(async move {
+            let calls = (1..=50u64).map(|i| {
+                let c = c.clone();
+                async move {
+                    let text_sent = format!("session {s} call {i}");
+                    let id = if i % 2 == 0 {
+                        json!(i)
+                    } else {
+                        json!(i.to_string())
+                    };
+                    let r = c
+                        .call(
+                            id.clone(),
+                            "echo",
+                            json!({"text": text_sent, "ms": (s * 7 + i) % 5}),
+                        )
+                        .await;
+                    assert_eq!(r["id"], id, "id type and value preserved");
+                    assert_eq!(text(&r), text_sent);
+                }
+            });
+            futures_util::future::join_all(calls).await;
+        }));
+    }
+    for t in tasks {
+        within("session task", t).await.unwrap();
+    }
+    assert_eq!(bridge.health().await["pendingRequests"], 0);
+}
+
+#[tokio::test]
+async fn progress_with_the_same_id_and_token_stays_with_its_session() {
+    let bridge = TestBridge::start().await;
+    let a = bridge.client().await;
+    let b = bridge.client().await;
+    let call = |c: Client, n: u64| async move {
+        let params = json!({"name": "progress", "arguments": {"n": n, "ms": 1}, "_meta": {"progressToken": "tok"}});
+        c.request(json!(1), "tools/call", params).await
+    };
+    let (ra, rb) = tokio::join!(call(a, 5), call(b, 8));
+    for (r, n) in [(ra, 5u64), (rb, 8)] {
+        let (progress, rest) = r.messages.split_at(r.messages.len() - 1);
+        let seen: Vec<u64> = progress
+            .iter()
+            .map(|m| {
+                assert_eq!(m["method"], "notifications/progress");
+                assert_eq!(m["params"]["progressToken"], "tok");
+                m["params"]["progress"].as_u64().unwrap()
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            (1..=n).collect::<Vec<_>>(),
+            "all progress, in order, before the result"
+        );
+        assert_eq!(text(&rest[0]), format!("progress done {n}"));
+    }
+}
+
+#[tokio::test]
+async fn cancellation_reaches_the_child_and_spares_other_sessions() {
+    let bridge = TestBridge::start().await;
+    let a = bridge.client().await;
+    let b = bridge.client().await;
+    let slow = |c: Client| async move {
+        c.request(
+            json!(5),
+            "tools/call",
+            json!({"name": "slow", "arguments": {"ms": 400}}),
+        )
+        .await
+    };
+    let pa = tokio::spawn(slow(a.clone()));
+    let pb = tokio::spawn(slow(b.clone()));
+    // Wait until both requests are at the child.
+    within("both pending", async {
+        while bridge.health().await["pendingRequests"] != 2 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5, "reason": "test"}});
+    assert_eq!(a.send(BOTH, &cancel).await.status, 202);
+    let ra = within("cancelled call", pa).await.unwrap();
+    assert!(
+        ra.messages.iter().all(|m| m.get("result").is_none()),
+        "a cancelled request gets no result: {ra:?}"
+    );
+    let rb = within("other call", pb).await.unwrap();
+    assert_eq!(text(rb.last()), "slept 400");
+    assert_eq!(
+        text(&a.call(json!(6), "echo", json!({"text": "next"})).await),
+        "next"
+    );
+}
+
+#[tokio::test]
+async fn sampling_goes_to_the_requesting_session_and_back() {
+    let bridge = TestBridge::start().await;
+    let c = bridge.client().await;
+    let resp = c
+        .post(BOTH)
+        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "sample", "arguments": {"prompt": "what?"}}}))
+        .send()
+        .await
+        .unwrap();
+    let mut events = SseReader::new(resp);
+    let req = events.next_method("sampling/createMessage").await;
+    assert_eq!(req["params"]["messages"][0]["content"]["text"], "what?");
+    // Another session cannot answer it.
+    let other = bridge.client().await;
+    let reply = json!({"jsonrpc": "2.0", "id": req["id"], "result": {"role": "assistant", "model": "m",
+        "content": {"type": "text", "text": "forty-two"}}});
+    assert_eq!(other.send(BOTH, &reply).await.status, 400);
+    assert_eq!(c.send(BOTH, &reply).await.status, 202);
+    let result = events.next().await.unwrap();
+    assert_eq!(
+        (result["id"].clone(), text(&result)),
+        (json!(1), "forty-two")
+    );
+    assert!(
+        events.next().await.is_none(),
+        "the stream ends after the response"
+    );
+}
+
+#[tokio::test]
+async fn ambiguous_server_requests_are_refused_not_guessed() {
+    let bridge = TestBridge::start().await;
+    let a = bridge.client().await;
+    let b = bridge.client().await;
+    let busy = tokio::spawn({
+        let b = b.clone();
+        async move { b.call(json!(1), "slow", json!({"ms": 300})).await }
+    });
+    within("b pending", async {
+        while bridge.health().await["pendingRequests"] != 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let r = a
+        .call(json!(1), "sample", json!({"prompt": "secret"}))
+        .await;
+    assert!(text(&r).contains("-32051"), "the child was refused: {r}");
+    assert_eq!(text(&within("b", busy).await.unwrap()), "slept 300");
+}
+
+#[tokio::test]
+async fn a_client_that_vanishes_mid_stream_costs_the_others_nothing() {
+    let bridge = TestBridge::start().await;
+    let a = bridge.client().await;
+    let b = bridge.client().await;
+    let resp = a.post(BOTH).json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "progress", "arguments": {"n": 50, "ms": 2}, "_meta": {"progressToken": 1}}})).send().await.unwrap();
+    let mut events = SseReader::new(resp);
+    events.next_method("notifications/progress").await;
+    drop(events);
+    assert_eq!(
+        text(&b.call(json!(1), "echo", json!({"text": "fine"})).await),
+        "fine"
+    );
+    // The abandoned request finishes at the child and leaves nothing behind.
+    within("drained", async {
+        while bridge.health().await["pendingRequests"] != 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(
+        text(&a.call(json!(2), "echo", json!({"text": "a too"})).await),
+        "a too"
+    );
+}
+
+#[tokio::test]
+async fn delete_cancels_in_flight_requests_at_the_child() {
+    let bridge = TestBridge::start().await;
+    let a = bridge.client().await;
+    let pending = tokio::spawn({
+        let a = a.clone();
+        async move {
+            a.request(
+                json!(1),
+                "tools/call",
+                json!({"name": "slow", "arguments": {"ms": 10000}}),
+            )
+            .await
+        }
+    });
+    within("pending", async {
+        while bridge.health().await["pendingRequests"] != 1 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert_eq!(a.delete().await, 200);
+    let r: Reply = within("stream end", pending).await.unwrap();
+    assert!(r.messages.iter().all(|m: &Value| m.get("result").is_none()));
+    assert_eq!(bridge.health().await["pendingRequests"], 0);
+}

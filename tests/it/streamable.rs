@@ -1,0 +1,248 @@
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+#[tokio::test]
+async fn handshake_tools_and_both_reply_modes() {
+    let bridge = TestBridge::start().await;
+    let mut c = Client::new(&bridge.url);
+    let init = c.initialize().await;
+    assert_eq!(init["serverInfo"]["name"], "fake-mcp-server");
+    assert_eq!(init["protocolVersion"], "2025-11-25");
+    assert!(init["capabilities"]["tools"].is_object());
+    let sid = c.session.clone().unwrap();
+    assert!(
+        sid.len() >= 32 && sid.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{sid}"
+    );
+
+    let list = c.request(json!(1), "tools/list", json!({})).await;
+    assert!(list.is_sse());
+    let names: Vec<&str> = list.last()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"echo") && names.contains(&"add"),
+        "{names:?}"
+    );
+
+    // SSE reply; the id comes back exactly, string or number.
+    let r = c.call(json!("abc"), "add", json!({"a": 2, "b": 40})).await;
+    assert_eq!((r["id"].clone(), text(&r)), (json!("abc"), "42"));
+    // JSON-only client: a single application/json body.
+    let msg = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "hi"}}});
+    let j = c.send(JSON_ONLY, &msg).await;
+    assert_eq!(j.status, 200);
+    assert!(j.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("application/json"));
+    assert_eq!((j.last()["id"].clone(), text(j.last())), (json!(7), "hi"));
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn protocol_version_is_negotiated_per_session() {
+    let bridge = TestBridge::start().await;
+    for (asked, answered) in [
+        ("2025-06-18", "2025-06-18"),
+        ("2024-11-05", "2024-11-05"),
+        ("2099-01-01", "2025-11-25"),
+    ] {
+        let c = Client::new(&bridge.url);
+        let r = c.send(JSON_ONLY, &initialize_msg(json!(1), asked)).await;
+        assert_eq!(
+            r.last()["result"]["protocolVersion"],
+            answered,
+            "asked {asked}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn notifications_and_responses_get_202_without_body() {
+    let bridge = TestBridge::start().await;
+    let c = bridge.client().await;
+    let r = c
+        .send(
+            BOTH,
+            &json!({"jsonrpc": "2.0", "method": "notifications/roots/list_changed"}),
+        )
+        .await;
+    assert_eq!((r.status, r.messages.len()), (202, 0));
+    let r = c.send(BOTH, &json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 99}})).await;
+    assert_eq!(r.status, 202);
+}
+
+fn error_code(r: &Reply) -> i64 {
+    r.last()["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("no JSON-RPC error in {r:?}"))
+}
+
+#[tokio::test]
+async fn sessions_are_required_and_end_with_delete() {
+    let bridge = TestBridge::start().await;
+    let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+    let none = Client::new(&bridge.url).send(BOTH, &ping).await;
+    assert_eq!((none.status, error_code(&none)), (400, -32000));
+    let mut bogus = Client::new(&bridge.url);
+    bogus.session = Some("0123456789abcdef".into());
+    let unknown = bogus.send(BOTH, &ping).await;
+    assert_eq!((unknown.status, error_code(&unknown)), (404, -32001));
+
+    let c = bridge.client().await;
+    let other = bridge.client().await;
+    assert_eq!(c.send(JSON_ONLY, &ping).await.status, 200);
+    assert_eq!(bridge.health().await["sessions"], 2);
+    assert_eq!(c.delete().await, 200);
+    let gone = c.send(BOTH, &ping).await;
+    assert_eq!((gone.status, error_code(&gone)), (404, -32001));
+    assert_eq!(c.delete().await, 404);
+    // The other session is untouched.
+    assert_eq!(
+        text(
+            &other
+                .call(json!(1), "echo", json!({"text": "still here"}))
+                .await
+        ),
+        "still here"
+    );
+    assert_eq!(bridge.health().await["sessions"], 1);
+}
+
+#[tokio::test]
+async fn bad_input_gets_clear_errors_and_the_session_stays_usable() {
+    let bridge = TestBridge::start_with(|c| c.limits.max_body = 64 * 1024).await;
+    let c = bridge.client().await;
+    let cases: Vec<(&str, Vec<u8>, u16, Option<i64>)> = vec![
+        (
+            "malformed JSON",
+            b"{\"jsonrpc\": \"2.0\", \"id\": 1,".to_vec(),
+            400,
+            Some(-32700),
+        ),
+        ("not UTF-8", vec![0xff, 0xfe, b'{'], 400, Some(-32700)),
+        (
+            "JSON, not JSON-RPC",
+            b"{\"hello\": 1}".to_vec(),
+            400,
+            Some(-32600),
+        ),
+        (
+            "wrong version",
+            b"{\"jsonrpc\": \"1.0\", \"id\": 1, \"method\": \"ping\"}".to_vec(),
+            400,
+            Some(-32600),
+        ),
+        ("a bare number", b"42".to_vec(), 400, Some(-32600)),
+        ("oversized", vec![b' '; 65 * 1024], 413, None),
+    ];
+    for (what, body, status, code) in cases {
+        let r = c.send_raw(BOTH, body).await;
+        assert_eq!(r.status, status, "{what}: {r:?}");
+        if let Some(code) = code {
+            assert_eq!(error_code(&r), code, "{what}");
+        }
+        assert_eq!(
+            text(&c.call(json!(1), "echo", json!({"text": what})).await),
+            what,
+            "after {what}"
+        );
+    }
+    // Wrong content type → 415, wrong Accept → 406, unsupported protocol version → 400.
+    let ping = serde_json::to_vec(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})).unwrap();
+    let sid = c.session.clone().unwrap();
+    let plain = c
+        .http
+        .post(&c.url)
+        .header("content-type", "text/plain")
+        .header("accept", BOTH)
+        .header("mcp-session-id", sid);
+    let r = plain.body(ping.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 415);
+    let r = c.post("text/html").body(ping.clone()).send().await.unwrap();
+    assert_eq!(r.status(), 406);
+    let r = c
+        .post(BOTH)
+        .header("mcp-protocol-version", "1999-01-01")
+        .body(ping.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32000);
+    let r = c
+        .post(BOTH)
+        .header("mcp-protocol-version", "2025-06-18")
+        .body(ping)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn standalone_stream_gets_broadcasts() {
+    let bridge = TestBridge::start().await;
+    let a = bridge.client().await;
+    let b = bridge.client().await;
+    let mut sa = a.open_stream().await;
+    let mut sb = b.open_stream().await;
+    assert_eq!(
+        text(&a.call(json!(1), "list_changed", json!({})).await),
+        "ok"
+    );
+    for s in [&mut sa, &mut sb] {
+        let n = s.next_method("notifications/tools/list_changed").await;
+        assert!(n.get("id").is_none());
+    }
+    // GET without a session → 400; DELETE ends the open stream.
+    let r = reqwest::Client::new()
+        .get(&bridge.url)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(a.delete().await, 200);
+    assert!(
+        sa.next().await.is_none(),
+        "the deleted session's stream ends"
+    );
+}
+
+#[tokio::test]
+async fn health_and_unknown_paths() {
+    let bridge = TestBridge::start().await;
+    let _c = bridge.client().await;
+    let h = bridge.health().await;
+    assert_eq!(h["status"], "ok");
+    assert_eq!(h["child"]["state"], "running");
+    assert!(h["child"]["pid"].as_u64().unwrap() > 0);
+    assert_eq!(h["sessions"], 1);
+    assert!(h["uptimeSeconds"].is_u64());
+    let r = reqwest::get(format!("{}/nope", bridge.base)).await.unwrap();
+    assert_eq!(r.status(), 404);
+    let r = reqwest::Client::new()
+        .put(&bridge.url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+}
+
+#[tokio::test]
+async fn custom_mcp_path() {
+    let bridge = TestBridge::start_with(|c| c.mcp_path = "/v1/tools".into()).await;
+    assert!(bridge.url.ends_with("/v1/tools"));
+    let c = bridge.client().await;
+    assert_eq!(
+        text(&c.call(json!(1), "echo", json!({"text": "x"})).await),
+        "x"
+    );
+}

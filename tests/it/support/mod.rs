@@ -1,0 +1,351 @@
+//! Test support: an in-process bridge in front of the fixture server, an MCP client over
+//! Streamable HTTP, and an incremental SSE reader. Every wait is bounded by `WAIT`.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use mcp_http_bridge::{Bridge, Config};
+use reqwest::header::{HeaderMap, HeaderValue};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The fixture stdio MCP server.
+pub const FIXTURE: &str = env!("CARGO_BIN_EXE_fake-mcp-server");
+/// The bridge binary.
+pub const BRIDGE: &str = env!("CARGO_BIN_EXE_mcp-http-bridge");
+/// Upper bound of any single wait in a test.
+pub const WAIT: Duration = Duration::from_secs(20);
+/// Accept header of a client that takes both reply kinds.
+pub const BOTH: &str = "application/json, text/event-stream";
+/// Accept header of a client that takes JSON only.
+pub const JSON_ONLY: &str = "application/json";
+
+/// Awaits `f`, failing the test if it takes longer than `WAIT`.
+pub async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
+    tokio::time::timeout(WAIT, f)
+        .await
+        .unwrap_or_else(|_| panic!("timed out: {what}"))
+}
+
+/// A bridge running in this process.
+pub struct TestBridge {
+    /// The MCP endpoint.
+    pub url: String,
+    /// `http://host:port`.
+    pub base: String,
+    shutdown: CancellationToken,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestBridge {
+    /// A bridge with default settings in front of the fixture.
+    pub async fn start() -> TestBridge {
+        Self::start_with(|_| {}).await
+    }
+
+    /// A bridge whose config `tweak` adjusts.
+    pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestBridge {
+        let mut config = Config::new(FIXTURE, Vec::<String>::new());
+        config.shutdown_grace = Duration::from_secs(2);
+        tweak(&mut config);
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let path = config.mcp_path.clone();
+        let bridge = within("bridge start", Bridge::start(config))
+            .await
+            .expect("bridge starts");
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(bridge.serve(listener, shutdown.clone()));
+        TestBridge {
+            url: format!("http://{addr}{path}"),
+            base: format!("http://{addr}"),
+            shutdown,
+            task: Some(task),
+        }
+    }
+
+    /// A client with a fresh, initialized session.
+    pub async fn client(&self) -> Client {
+        let mut c = Client::new(&self.url);
+        c.initialize().await;
+        c
+    }
+
+    /// Waits for the bridge to end on its own (e.g. after the child exited).
+    pub async fn finished(&mut self) -> anyhow::Result<()> {
+        within("bridge end", self.task.take().unwrap())
+            .await
+            .unwrap()
+    }
+
+    /// Stops the bridge as a signal would, and returns what `serve` returned.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.finished().await
+    }
+
+    /// GET /health as JSON.
+    pub async fn health(&self) -> Value {
+        reqwest::get(format!("{}/health", self.base))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestBridge {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A raw reply: status, headers, and the body's JSON-RPC messages (one for JSON, each event's
+/// data for SSE).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub messages: Vec<Value>,
+}
+
+impl Reply {
+    /// The last message (the response, for a request).
+    pub fn last(&self) -> &Value {
+        self.messages
+            .last()
+            .unwrap_or_else(|| panic!("no message in {self:?}"))
+    }
+
+    /// Whether the body was an event stream.
+    pub fn is_sse(&self) -> bool {
+        self.headers
+            .get("content-type")
+            .is_some_and(|v| v.to_str().unwrap().starts_with("text/event-stream"))
+    }
+}
+
+/// An MCP client over Streamable HTTP.
+#[derive(Clone)]
+pub struct Client {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub session: Option<String>,
+}
+
+impl Client {
+    pub fn new(url: &str) -> Client {
+        Client {
+            http: reqwest::Client::new(),
+            url: url.to_owned(),
+            session: None,
+        }
+    }
+
+    /// A POST with the session header (if any) and the given Accept.
+    pub fn post(&self, accept: &str) -> reqwest::RequestBuilder {
+        let mut b = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", accept);
+        if let Some(s) = &self.session {
+            b = b.header("mcp-session-id", s);
+        }
+        b
+    }
+
+    /// POSTs `body` and reads the whole reply.
+    pub async fn send_raw(&self, accept: &str, body: impl Into<reqwest::Body>) -> Reply {
+        let resp = within("POST", self.post(accept).body(body).send())
+            .await
+            .unwrap();
+        read_reply(resp).await
+    }
+
+    /// POSTs one message and reads the whole reply.
+    pub async fn send(&self, accept: &str, msg: &Value) -> Reply {
+        self.send_raw(accept, serde_json::to_vec(msg).unwrap())
+            .await
+    }
+
+    /// `initialize` + `notifications/initialized`; keeps the session id.
+    pub async fn initialize(&mut self) -> Value {
+        let reply = self
+            .send(BOTH, &initialize_msg(json!(0), "2025-11-25"))
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let sid = reply
+            .headers
+            .get("mcp-session-id")
+            .expect("a session id")
+            .to_str()
+            .unwrap();
+        self.session = Some(sid.to_owned());
+        let ack = self
+            .send(
+                BOTH,
+                &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+            )
+            .await;
+        assert_eq!(ack.status, 202);
+        reply.last()["result"].clone()
+    }
+
+    /// A request; returns every message of the reply (SSE: related messages, then the response).
+    pub async fn request(&self, id: Value, method: &str, params: Value) -> Reply {
+        self.send(
+            BOTH,
+            &json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params}),
+        )
+        .await
+    }
+
+    /// `tools/call name(args)`: the response message.
+    pub async fn call(&self, id: Value, name: &str, args: Value) -> Value {
+        let reply = self
+            .request(id, "tools/call", json!({"name": name, "arguments": args}))
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        reply.last().clone()
+    }
+
+    /// Opens the standalone GET stream.
+    pub async fn open_stream(&self) -> SseReader {
+        let resp = self
+            .http
+            .get(&self.url)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", self.session.as_deref().unwrap())
+            .send();
+        let resp = within("GET", resp).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        SseReader::new(resp)
+    }
+
+    /// DELETE the session.
+    pub async fn delete(&self) -> u16 {
+        let req = self
+            .http
+            .delete(&self.url)
+            .header("mcp-session-id", self.session.as_deref().unwrap());
+        within("DELETE", req.send())
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+}
+
+/// The text of a tools/call result's first content item.
+pub fn text(response: &Value) -> &str {
+    response["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no text in {response}"))
+}
+
+pub fn initialize_msg(id: Value, version: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "initialize", "params": {
+        "protocolVersion": version,
+        "capabilities": {"sampling": {}, "elicitation": {}, "roots": {"listChanged": true}},
+        "clientInfo": {"name": "it", "version": "0"}}})
+}
+
+async fn read_reply(resp: reqwest::Response) -> Reply {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let body = within("body", resp.bytes()).await.unwrap();
+    let sse = headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let messages = if sse {
+        parse_events(&String::from_utf8_lossy(&body))
+    } else if body.is_empty() {
+        Vec::new()
+    } else {
+        vec![serde_json::from_slice(&body)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body)))]
+    };
+    Reply {
+        status,
+        headers,
+        messages,
+    }
+}
+
+/// The JSON data of each event in a complete SSE body (events without data are skipped).
+pub fn parse_events(body: &str) -> Vec<Value> {
+    body.split("\n\n")
+        .filter_map(|event| {
+            let data: Vec<&str> = event
+                .lines()
+                .filter_map(|l| l.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+            (!data.is_empty() && !data.concat().is_empty())
+                .then(|| serde_json::from_str(&data.join("\n")).unwrap())
+        })
+        .collect()
+}
+
+/// Reads an SSE response event by event.
+pub struct SseReader {
+    stream: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
+    buf: String,
+}
+
+impl SseReader {
+    pub fn new(resp: reqwest::Response) -> SseReader {
+        SseReader {
+            stream: resp.bytes_stream().boxed(),
+            buf: String::new(),
+        }
+    }
+
+    /// The next event's JSON data, or `None` when the stream ended.
+    pub async fn next(&mut self) -> Option<Value> {
+        within("SSE event", async {
+            loop {
+                while let Some(pos) = self.buf.find("\n\n") {
+                    let event: String = self.buf.drain(..pos + 2).collect();
+                    if let Some(v) = parse_events(&event).pop() {
+                        return Some(v);
+                    }
+                }
+                match self.stream.next().await {
+                    Some(Ok(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                    _ => return None,
+                }
+            }
+        })
+        .await
+    }
+
+    /// The next event that is a request or notification with this method.
+    pub async fn next_method(&mut self, method: &str) -> Value {
+        loop {
+            let m = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("stream ended before {method}"));
+            if m["method"] == method {
+                return m;
+            }
+        }
+    }
+}
+
+/// Headers for a raw request.
+pub fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.insert(*k, HeaderValue::from_str(v).unwrap());
+    }
+    h
+}
