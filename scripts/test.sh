@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every test: formatting, lints, unit + integration tests, then the interoperability
-# suites (official TypeScript and Python SDK clients, the MCP conformance suite) when
-# scripts/interop.sh is present. Set SKIP_INTEROP=1 to run only the Rust checks.
+# Runs every test: formatting, lints, the interoperability suites (official TypeScript and
+# Python SDK clients, the MCP conformance suite; they install themselves on first use), then
+# the unit and integration tests. Set SKIP_INTEROP=1 to run only the Rust checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -9,11 +9,13 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 echo "== cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --quiet -- -D warnings
-echo "== cargo test"
-cargo test --quiet 2>&1 | grep -v -E '^[0-9T:.-]+Z +(INFO|DEBUG)' || exit "${PIPESTATUS[0]}"
 
 if [[ -z "${SKIP_INTEROP:-}" && -x scripts/interop.sh ]]; then
   echo "== interop (official SDK clients, conformance suite)"
   cargo build --quiet --bins
   scripts/interop.sh
 fi
+
+# Last, so that its summary closes the output.
+echo "== cargo test"
+cargo test --quiet 2>&1 | grep -v -E '^[0-9T:.-]+Z +(INFO|DEBUG)' || exit "${PIPESTATUS[0]}"

@@ -51,6 +51,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::anyhow;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -93,6 +94,13 @@ impl Bridge {
             root: root.clone(),
         });
         info!(addr = %listener.local_addr()?, path = %self.config.mcp_path, "listening");
+        // Streamed replies are written as several small frames; without TCP_NODELAY, Nagle's
+        // algorithm and delayed ACKs add ~40 ms to every SSE reply.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                warn!(err = %e, "cannot set TCP_NODELAY");
+            }
+        });
         let server = axum::serve(listener, http::app(state.clone()))
             .with_graceful_shutdown(root.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });

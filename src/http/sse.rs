@@ -26,29 +26,61 @@ pub fn frame(json: &[u8]) -> Bytes {
     b.freeze()
 }
 
+/// How long a request's reply waits for its first message before the response headers go out
+/// and the body streams. A response that arrives within it is sent as one complete body (one
+/// write, no chunked framing): most tool calls take the fast path.
+const FIRST_MESSAGE_WAIT: Duration = Duration::from_millis(20);
+
+/// The SSE reply to one request: complete when its response comes quickly, streaming
+/// otherwise (progress, server requests, slow calls).
+pub async fn request_reply(
+    mut rx: mpsc::Receiver<Outbound>,
+    end: CancellationToken,
+    keep_alive: Duration,
+) -> Response {
+    let first = tokio::select! {
+        biased;
+        m = rx.recv() => m,
+        _ = tokio::time::sleep(FIRST_MESSAGE_WAIT) => return response(rx, end, keep_alive, None),
+    };
+    match first {
+        Some(m) if m.last => complete(&[&m.json]),
+        Some(m) => response(rx, end, keep_alive, Some(frame(&m.json))),
+        // Cancelled before anything was sent: an empty stream.
+        None => complete(&[]),
+    }
+}
+
 struct State {
     rx: mpsc::Receiver<Outbound>,
+    /// A frame to send before anything from `rx`.
+    first: Option<Bytes>,
     end: CancellationToken,
     keep_alive: tokio::time::Interval,
     done: bool,
 }
 
-/// A streaming SSE response fed by `rx`.
+/// A streaming SSE response fed by `rx`, starting with `first` if given.
 pub fn response(
     rx: mpsc::Receiver<Outbound>,
     end: CancellationToken,
     keep_alive: Duration,
+    first: Option<Bytes>,
 ) -> Response {
     let start = tokio::time::Instant::now() + keep_alive;
     let mut keep_alive = tokio::time::interval_at(start, keep_alive);
     keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let state = State {
         rx,
+        first,
         end,
         keep_alive,
         done: false,
     };
     let body = stream::unfold(state, |mut s| async move {
+        if let Some(first) = s.first.take() {
+            return Some((Ok(first), s));
+        }
         if s.done {
             return None;
         }

@@ -101,11 +101,9 @@ async fn forward_request(
         .await
         .map_err(refused)?;
     match mode {
-        ReplyMode::Sse => Ok(sse::response(
-            rx,
-            session.cancel.clone(),
-            app.config.keep_alive,
-        )),
+        ReplyMode::Sse => {
+            Ok(sse::request_reply(rx, session.cancel.clone(), app.config.keep_alive).await)
+        }
         ReplyMode::Json => Ok(await_json_reply(rx).await),
     }
 }
@@ -152,11 +150,8 @@ pub async fn get(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Handle
         .set_standalone(&session.id, tx)
         .map_err(refused)?;
     debug!(session = %session.id, "standalone stream opened");
-    Ok(sse::response(
-        rx,
-        session.cancel.clone(),
-        app.config.keep_alive,
-    ))
+    let end = session.cancel.clone();
+    Ok(sse::response(rx, end, app.config.keep_alive, None))
 }
 
 /// DELETE: ends the session; its running requests are cancelled at the child.

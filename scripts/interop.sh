@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# Interoperability tests of mcp-http-bridge with clients nobody on the project wrote:
+#   ts           the official TypeScript SDK client (node --test scripts/interop/ts/)
+#   py           the official Python SDK client (pytest scripts/interop/py/)
+#   conformance  the official MCP conformance suite, server mode, against the bridge fronting
+#                scripts/interop/conformance-server.mjs
+# Usage: scripts/interop.sh [ts] [py] [conformance]     (default: all three)
+# Env:   BRIDGE_BIN, FIXTURE_BIN   binaries under test (default: target/debug/ of this repo)
+#        INTEROP_SSE=1             also run the legacy HTTP+SSE (/sse) client tests
+#        PYTHON                    interpreter for the venv (default: python3)
+# Installs what it needs on first use (npm ci, a venv) and again only when the lock files change.
+# Exits non-zero if any suite fails.
+set -uo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+export interop="$here/interop"
+root="$(cd "$here/.." && pwd)"
+export BRIDGE_BIN="${BRIDGE_BIN:-$root/target/debug/mcp-http-bridge}"
+export FIXTURE_BIN="${FIXTURE_BIN:-$root/target/debug/fake-mcp-server}"
+export PYTHONDONTWRITEBYTECODE=1
+SUITE_TIMEOUT=600 # seconds per suite
+
+suites=("$@")
+[ ${#suites[@]} -eq 0 ] && suites=(ts py conformance)
+
+die() { echo "interop: $*" >&2; exit 2; }
+for bin in "$BRIDGE_BIN" "$FIXTURE_BIN"; do
+  [ -x "$bin" ] || die "no executable at $bin (build it with 'cargo build --bins', or set BRIDGE_BIN/FIXTURE_BIN)"
+done
+# The suites run from scripts/interop/, so relative paths must not stay relative.
+BRIDGE_BIN="$(readlink -f "$BRIDGE_BIN")" FIXTURE_BIN="$(readlink -f "$FIXTURE_BIN")"
+command -v node >/dev/null || die "node (>= 20) not found"
+
+# Hash of a file; an install is redone only when its lock file's hash changes.
+digest() { sha256sum "$1" | cut -d' ' -f1; }
+
+install_node() {
+  local stamp="$interop/node_modules/.interop-lock-sha256"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$(digest "$interop/package-lock.json")" ]; then
+    echo "interop: npm ci"
+    (cd "$interop" && npm ci --no-audit --no-fund) || die "npm ci failed"
+    digest "$interop/package-lock.json" >"$stamp"
+  fi
+  local v
+  v="$("$interop/node_modules/node/bin/node" --version 2>/dev/null)"
+  [[ "$v" == v22.* ]] || die "the pinned Node 22 did not install (got '${v:-nothing}'); were npm install scripts disabled?"
+}
+
+install_python() {
+  local venv="$interop/.venv" stamp="$interop/.venv/.interop-requirements-sha256"
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$(digest "$interop/requirements.txt")" ]; then
+    echo "interop: creating $venv"
+    "${PYTHON:-python3}" -m venv --clear "$venv" || die "python venv failed"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$interop/requirements.txt" || die "pip install failed"
+    digest "$interop/requirements.txt" >"$stamp"
+  fi
+}
+
+run_ts() { (cd "$interop" && node --test --test-reporter=spec ts/); }
+run_py() { (cd "$interop" && .venv/bin/python -m pytest py -rfE); }
+run_conformance() { (cd "$interop" && node conformance.mjs); }
+
+declare -A result
+logs="$(mktemp -d)"
+trap 'rm -rf "$logs"' EXIT
+for suite in "${suites[@]}"; do
+  case "$suite" in
+    ts | conformance) install_node ;;
+    py) install_python ;;
+    *) die "unknown suite '$suite' (ts, py, conformance)" ;;
+  esac
+  echo
+  echo "=============== interop: $suite ==============="
+  timeout --kill-after=10 "$SUITE_TIMEOUT" bash -c "$(declare -f "run_$suite"); run_$suite" 2>&1 | tee "$logs/$suite.log"
+  status=${PIPESTATUS[0]}
+  [ "$status" -eq 124 ] && echo "interop: $suite timed out after ${SUITE_TIMEOUT}s"
+  result[$suite]=$status
+done
+
+echo
+echo "=============== interop: summary ==============="
+echo "bridge:  $BRIDGE_BIN"
+echo "fixture: $FIXTURE_BIN"
+failed=0
+for suite in "${suites[@]}"; do
+  case "$suite" in
+    ts) summary="$(grep -E '^ℹ (tests|pass|fail|cancelled|skipped) ' "$logs/ts.log" | sed 's/^ℹ //' | paste -sd, -)" ;;
+    py) summary="$(grep -E '^=+ .*(passed|failed|error|skipped).* =+$' "$logs/py.log" | tail -1 | tr -d '=' | xargs)" ;;
+    conformance) summary="$(grep -E '^Total: ' "$logs/conformance.log" | tail -1)" ;;
+  esac
+  if [ "${result[$suite]}" -eq 0 ]; then verdict=PASS; else verdict=FAIL; failed=1; fi
+  printf '%-12s %s  %s\n' "$suite" "$verdict" "${summary:-(no summary)}"
+done
+exit "$failed"
