@@ -6,7 +6,7 @@
 #                scripts/interop/conformance-server.mjs
 # Usage: scripts/interop.sh [ts] [py] [conformance]     (default: all three)
 # Env:   BRIDGE_BIN, FIXTURE_BIN   binaries under test (default: target/debug/ of this repo)
-#        INTEROP_SSE=1             also run the legacy HTTP+SSE (/sse) client tests
+#        INTEROP_SSE=0             skip the legacy HTTP+SSE (/sse) client tests
 #        PYTHON                    interpreter for the venv (default: python3)
 # Installs what it needs on first use (npm ci, a venv) and again only when the lock files change.
 # Exits non-zero if any suite fails.

@@ -30,9 +30,16 @@ pub struct Cli {
         env = "MCP_HTTP_BRIDGE_PORT"
     )]
     pub port: u16,
-    /// Path of the Streamable HTTP endpoint.
+    /// Path of the Streamable HTTP endpoint (`none` disables it).
     #[arg(long, default_value = Config::MCP_PATH, value_name = "PATH")]
     pub mcp_path: String,
+    /// Path of the legacy HTTP+SSE (2024-11-05) stream endpoint (`none` disables the legacy
+    /// transport).
+    #[arg(long, default_value = Config::SSE_PATH, value_name = "PATH")]
+    pub sse_path: String,
+    /// Path legacy HTTP+SSE clients POST their messages to.
+    #[arg(long, default_value = Config::MESSAGE_PATH, value_name = "PATH")]
+    pub message_path: String,
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); overrides RUST_LOG.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
@@ -64,11 +71,28 @@ impl Cli {
     /// A clap usage error (exit code 2) for values that are well-formed but unusable.
     pub fn into_config(self) -> Result<Config, clap::Error> {
         let usage = |msg: String| Cli::command().error(ErrorKind::ValueValidation, msg);
-        if !self.mcp_path.starts_with('/') || self.mcp_path == "/health" {
-            return Err(usage(format!(
-                "--mcp-path must start with '/' and must not be /health (got {:?})",
-                self.mcp_path
-            )));
+        let mcp_path = endpoint_path("--mcp-path", &self.mcp_path).map_err(usage)?;
+        let sse_path = endpoint_path("--sse-path", &self.sse_path).map_err(usage)?;
+        let message_path = match sse_path {
+            Some(_) => endpoint_path("--message-path", &self.message_path).map_err(usage)?,
+            None => None,
+        };
+        if mcp_path.is_none() && sse_path.is_none() {
+            return Err(usage(
+                "--mcp-path and --sse-path cannot both be none".into(),
+            ));
+        }
+        if sse_path.is_some() && message_path.is_none() {
+            return Err(usage(
+                "--message-path cannot be none while --sse-path is served".into(),
+            ));
+        }
+        let paths: Vec<&String> = [&mcp_path, &sse_path, &message_path]
+            .into_iter()
+            .flatten()
+            .collect();
+        if (1..paths.len()).any(|i| paths[..i].contains(&paths[i])) {
+            return Err(usage(format!("endpoint paths must differ (got {paths:?})")));
         }
         if self.keep_alive.is_zero() {
             return Err(usage("--keep-alive must be greater than zero".into()));
@@ -76,7 +100,9 @@ impl Cli {
         let mut command = self.command.into_iter();
         let program = command.next().expect("clap requires a command");
         let mut config = Config::new(program, command);
-        config.mcp_path = self.mcp_path;
+        config.mcp_path = mcp_path;
+        config.sse_path = sse_path;
+        config.message_path = message_path;
         config.init_timeout = self.init_timeout;
         config.shutdown_grace = self.shutdown_grace;
         config.keep_alive = self.keep_alive;
@@ -86,6 +112,17 @@ impl Cli {
             ..Limits::default()
         };
         Ok(config)
+    }
+}
+
+/// An endpoint path from its flag: `none` disables it; others must start with '/' and must
+/// not take the health path.
+fn endpoint_path(flag: &str, value: &str) -> Result<Option<String>, String> {
+    match value {
+        "none" => Ok(None),
+        "/health" => Err(format!("{flag} cannot be /health (the health endpoint)")),
+        p if p.starts_with('/') && p.len() > 1 => Ok(Some(p.to_owned())),
+        p => Err(format!("{flag} must start with '/' (got {p:?})")),
     }
 }
 
@@ -158,7 +195,18 @@ mod tests {
         assert_eq!(config.command, "srv");
         assert_eq!(config.args, vec![OsString::from("--its-flag")]);
         assert!(Cli::try_parse_from(["b", "--port", "0"]).is_err());
-        let bad = Cli::try_parse_from(["b", "--mcp-path", "mcp", "--", "srv"]).unwrap();
-        assert!(bad.into_config().is_err());
+        for bad in [
+            &["--mcp-path", "mcp"][..],
+            &["--mcp-path", "/health"],
+            &["--mcp-path", "none", "--sse-path", "none"],
+            &["--sse-path", "/x", "--message-path", "/x"],
+            &["--sse-path", "/mcp"],
+        ] {
+            let cli = Cli::try_parse_from(["b"].iter().chain(bad).chain(&["--", "srv"])).unwrap();
+            assert!(cli.into_config().is_err(), "{bad:?}");
+        }
+        let cli = Cli::try_parse_from(["b", "--sse-path", "none", "--", "srv"]).unwrap();
+        let config = cli.into_config().unwrap();
+        assert_eq!((config.sse_path, config.message_path), (None, None));
     }
 }

@@ -46,8 +46,12 @@ pub struct Config {
     pub command: OsString,
     /// Its arguments.
     pub args: Vec<OsString>,
-    /// Path of the Streamable HTTP endpoint.
-    pub mcp_path: String,
+    /// Path of the Streamable HTTP endpoint (`None`: not served).
+    pub mcp_path: Option<String>,
+    /// Path of the legacy HTTP+SSE stream endpoint (`None`: legacy transport not served).
+    pub sse_path: Option<String>,
+    /// Path legacy clients POST their messages to.
+    pub message_path: Option<String>,
     /// How long the child may take to answer the bridge's `initialize`.
     pub init_timeout: Duration,
     /// How long the child gets to exit after its stdin closes, before its group is signalled.
@@ -61,6 +65,10 @@ pub struct Config {
 impl Config {
     /// Default `mcp_path`.
     pub const MCP_PATH: &'static str = "/mcp";
+    /// Default `sse_path`.
+    pub const SSE_PATH: &'static str = "/sse";
+    /// Default `message_path`.
+    pub const MESSAGE_PATH: &'static str = "/message";
     /// Default `init_timeout`.
     pub const INIT_TIMEOUT: Duration = Duration::from_secs(30);
     /// Default `shutdown_grace`.
@@ -76,7 +84,9 @@ impl Config {
         Config {
             command: command.into(),
             args: args.into_iter().map(Into::into).collect(),
-            mcp_path: Self::MCP_PATH.into(),
+            mcp_path: Some(Self::MCP_PATH.into()),
+            sse_path: Some(Self::SSE_PATH.into()),
+            message_path: Some(Self::MESSAGE_PATH.into()),
             init_timeout: Self::INIT_TIMEOUT,
             shutdown_grace: Self::SHUTDOWN_GRACE,
             keep_alive: Self::KEEP_ALIVE,

@@ -12,10 +12,9 @@ use crate::child::ChildHandle;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 use crate::router::{Outbound, Refused, Registration};
-use crate::session::{new_session_id, Session, Sessions};
+use crate::session::{Session, Sessions, Transport};
 
-/// Answers `initialize` from the child's cached result and creates a session bound to `child`.
-/// Returns the session and the full JSON-RPC response.
+/// Creates a session bound to `child`, attached to its routes.
 ///
 /// # Errors
 /// `ChildGone` when the child is not running.
@@ -23,27 +22,29 @@ pub fn open_session(
     sessions: &Sessions,
     child: &Arc<ChildHandle>,
     parent: &CancellationToken,
-    msg: &Value,
-) -> Result<(Arc<Session>, Value), Refused> {
+    transport: Transport,
+) -> Result<Arc<Session>, Refused> {
     if !child.is_running() {
         return Err(Refused::ChildGone);
     }
-    let requested = jsonrpc::param(msg, "protocolVersion").and_then(Value::as_str);
-    let version = crate::handshake::negotiate(requested, &child.init.protocol_version);
-    let session = Arc::new(Session {
-        id: new_session_id(),
-        child: child.clone(),
-        protocol_version: version,
-        cancel: parent.child_token(),
-    });
+    let session = Arc::new(Session::new(child.clone(), parent, transport));
     child.routes().attach(session.id.clone());
     sessions.insert(session.clone());
+    Ok(session)
+}
+
+/// Answers a session's `initialize` from the child's cached result (the child never sees a
+/// second `initialize`), recording the negotiated revision. Returns the JSON-RPC response.
+pub fn initialize(session: &Session, msg: &Value) -> Value {
+    let init = &session.child.init;
+    let requested = jsonrpc::param(msg, "protocolVersion").and_then(Value::as_str);
+    let version = crate::handshake::negotiate(requested, &init.protocol_version);
+    session.set_protocol_version(version);
     let client = jsonrpc::param(msg, "clientInfo")
         .and_then(|c| c.get("name"))
         .and_then(Value::as_str);
-    info!(session = %session.id, version, client = client.unwrap_or("?"), "session created");
-    let result = child.init.session_result(requested);
-    Ok((session, jsonrpc::result_value(jsonrpc::id(msg), result)))
+    info!(session = %session.id, version, client = client.unwrap_or("?"), "session initialized");
+    jsonrpc::result_value(jsonrpc::id(msg), init.session_result(requested))
 }
 
 /// Undoes a registration if the caller is dropped before the line reached the child's queue.

@@ -93,7 +93,8 @@ impl Bridge {
             started: Instant::now(),
             root: root.clone(),
         });
-        info!(addr = %listener.local_addr()?, path = %self.config.mcp_path, "listening");
+        let c = &self.config;
+        info!(addr = %listener.local_addr()?, mcp = ?c.mcp_path, sse = ?c.sse_path, "listening");
         // Streamed replies are written as several small frames; without TCP_NODELAY, Nagle's
         // algorithm and delayed ACKs add ~40 ms to every SSE reply.
         let listener = listener.tap_io(|tcp| {

@@ -53,7 +53,12 @@ async fn serve(host: String, port: u16, config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {host}:{port}"))?;
     let addr = listener.local_addr()?;
-    let path = config.mcp_path.clone();
+    // The endpoint to print: Streamable HTTP, or the legacy SSE stream when that is all there is.
+    let path = config
+        .mcp_path
+        .clone()
+        .or(config.sse_path.clone())
+        .unwrap_or_default();
     let bridge = tokio::select! {
         b = Bridge::start(config) => b?,
         _ = shutdown.cancelled() => return Ok(()),

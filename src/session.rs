@@ -1,16 +1,46 @@
-//! Sessions: the registry of live Streamable HTTP sessions. A session is a record, not a
-//! task: its id, the child it is bound to, its negotiated revision and a cancellation token
-//! that ends its streams.
+//! Sessions: the registry of live sessions (Streamable HTTP and legacy HTTP+SSE). A session is
+//! a record, not a task: its id, the child it is bound to, its negotiated revision, a token that
+//! ends its streams, and the streams its clients left behind (kept for resumption).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
+use bytes::Bytes;
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::child::ChildHandle;
+use crate::router::{Outbound, StreamTx};
 
-/// A session id as sent in `Mcp-Session-Id`.
+/// A session id as sent in `Mcp-Session-Id` (or the legacy `sessionId` query parameter).
 pub type SessionId = Arc<str>;
+
+/// How a session's client talks to the bridge.
+pub enum Transport {
+    /// Streamable HTTP: one stream per request, plus an optional standalone GET stream.
+    Streamable,
+    /// Legacy HTTP+SSE (2024-11-05): every message goes on the session's one `GET /sse` stream.
+    LegacySse(StreamTx),
+}
+
+/// A stream whose client disconnected before it ended, kept so a `GET` with `Last-Event-ID`
+/// can resume it.
+pub struct Parked {
+    /// The stream's number within the session (the first part of its event ids).
+    pub stream: u64,
+    /// Messages not yet sent.
+    pub rx: mpsc::Receiver<Outbound>,
+    /// The last frames sent, with their sequence numbers, for replay.
+    pub ring: VecDeque<(u64, Bytes)>,
+    /// Sequence number of the next frame.
+    pub next_seq: u64,
+    /// Responses still to come before the stream ends (0: ends with the session).
+    pub responses: usize,
+}
+
+/// Streams parked per session at most; the oldest is dropped beyond that.
+pub const MAX_PARKED: usize = 16;
 
 /// One live session.
 pub struct Session {
@@ -18,10 +48,73 @@ pub struct Session {
     pub id: SessionId,
     /// The child serving it.
     pub child: Arc<ChildHandle>,
-    /// The revision negotiated at `initialize`.
-    pub protocol_version: &'static str,
+    /// The revision negotiated at `initialize` (legacy SSE sessions learn it after the stream
+    /// opened).
+    version: OnceLock<&'static str>,
     /// Cancelled when the session ends: ends its streams.
     pub cancel: CancellationToken,
+    /// Its transport.
+    pub transport: Transport,
+    next_stream: AtomicU64,
+    // Lock: taken alone, for a push or a take.
+    parked: Mutex<VecDeque<Parked>>,
+}
+
+impl Session {
+    /// A new session bound to `child`, ending when `parent` is cancelled.
+    pub fn new(
+        child: Arc<ChildHandle>,
+        parent: &CancellationToken,
+        transport: Transport,
+    ) -> Session {
+        Session {
+            id: new_session_id(),
+            child,
+            version: OnceLock::new(),
+            cancel: parent.child_token(),
+            transport,
+            next_stream: AtomicU64::new(1),
+            parked: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// The negotiated revision (the oldest one before `initialize`).
+    pub fn protocol_version(&self) -> &'static str {
+        self.version
+            .get()
+            .copied()
+            .unwrap_or(crate::handshake::SUPPORTED_VERSIONS[0])
+    }
+
+    /// Records the revision negotiated at `initialize` (the first one sticks).
+    pub fn set_protocol_version(&self, v: &'static str) {
+        let _ = self.version.set(v);
+    }
+
+    /// A fresh stream number, unique within the session.
+    pub fn next_stream(&self) -> u64 {
+        self.next_stream.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn parked(&self) -> MutexGuard<'_, VecDeque<Parked>> {
+        self.parked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Keeps a disconnected stream for resumption (bounded by `MAX_PARKED`).
+    pub fn park(&self, p: Parked) {
+        let mut parked = self.parked();
+        if parked.len() == MAX_PARKED {
+            parked.pop_front();
+        }
+        parked.push_back(p);
+    }
+
+    /// Takes back a parked stream.
+    pub fn unpark(&self, stream: u64) -> Option<Parked> {
+        let mut parked = self.parked();
+        let i = parked.iter().position(|p| p.stream == stream)?;
+        parked.remove(i)
+    }
 }
 
 /// A fresh, unguessable session id: 64 hex digits from two random v4 UUIDs (244 random bits).
@@ -38,7 +131,7 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    fn map(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Session>>> {
+    fn map(&self) -> MutexGuard<'_, HashMap<SessionId, Arc<Session>>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 

@@ -1,24 +1,29 @@
 //! The HTTP side: `app(state)` builds the router; `AppState` is what every handler shares.
 
 mod accept;
+mod legacy_sse;
 mod sse;
 mod streamable;
 
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::child::ChildHandle;
 use crate::config::Config;
 use crate::error::json_response;
-use crate::jsonrpc;
+use crate::error::HttpError;
+use crate::jsonrpc::{self, Kind};
+use crate::router::Refused;
 use crate::session::Sessions;
 
 /// What every handler shares.
@@ -38,14 +43,20 @@ pub struct AppState {
 /// The bridge's HTTP router.
 pub fn app(state: Arc<AppState>) -> Router {
     let max_body = state.config.limits.max_body;
-    Router::new()
-        .route(
-            &state.config.mcp_path,
-            get(streamable::get)
-                .post(streamable::post)
-                .delete(streamable::delete),
-        )
-        .route("/health", get(health))
+    let config = &state.config;
+    let mut router = Router::new().route("/health", get(health));
+    if let Some(path) = &config.mcp_path {
+        let methods = get(streamable::get)
+            .post(streamable::post)
+            .delete(streamable::delete);
+        router = router.route(path, methods);
+    }
+    if let (Some(sse_path), Some(message_path)) = (&config.sse_path, &config.message_path) {
+        router = router
+            .route(sse_path, get(legacy_sse::open))
+            .route(message_path, post(legacy_sse::message));
+    }
+    router
         .fallback(not_found)
         // The handlers read the body themselves and answer 413 with a JSON-RPC body.
         .layer(DefaultBodyLimit::max(max_body))
@@ -73,6 +84,33 @@ async fn health(State(app): State<Arc<AppState>>) -> Response {
         StatusCode::SERVICE_UNAVAILABLE
     };
     json_response(status, &body)
+}
+
+/// The body, or 413 with a JSON-RPC body when it exceeds the limit.
+fn read_body(app: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, HttpError> {
+    body.map_err(|r| match r.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => HttpError::PayloadTooLarge(app.config.limits.max_body),
+        _ => HttpError::InvalidRequest(r.body_text()),
+    })
+}
+
+/// The body as JSON, or 400 with a JSON-RPC parse error.
+fn parse_json(body: &[u8]) -> Result<Value, HttpError> {
+    serde_json::from_slice(body).map_err(|e| HttpError::ParseError(e.to_string()))
+}
+
+/// The message's kind, or 400 with a JSON-RPC invalid-request error.
+fn classify(msg: &Value) -> Result<Kind, HttpError> {
+    jsonrpc::classify(msg).map_err(|e| HttpError::InvalidRequest(e.to_string()))
+}
+
+/// The HTTP error for a message the routing refused.
+fn refused(r: Refused) -> HttpError {
+    match r {
+        Refused::ChildGone => HttpError::ChildGone,
+        Refused::UnknownOwner => HttpError::SessionNotFound,
+        Refused::NoSuchServerRequest => HttpError::UnknownServerRequest,
+    }
 }
 
 async fn not_found() -> Response {

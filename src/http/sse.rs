@@ -1,8 +1,13 @@
-//! Turns a stream receiver into a `text/event-stream` body: one `message` event per outbound
-//! message, keep-alive comments while idle, and the end of the body after a request's response,
-//! when the sender side goes away, or when `end` is cancelled (session end, shutdown).
+//! `text/event-stream` bodies. A stream sends its prelude (the legacy `endpoint` event, a
+//! priming event, frames being replayed), then one `message` event per outbound message, with
+//! keep-alive comments while idle. It ends after a request's response (request streams), when
+//! its senders are gone, or when `end` is cancelled (session end, shutdown). A resumable stream
+//! whose client disconnects early is parked in its session for a `GET` with `Last-Event-ID`.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
+use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -14,98 +19,276 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::router::Outbound;
+use crate::session::{Parked, Session};
 
 const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
 
-/// One SSE `message` event carrying `json`.
-pub fn frame(json: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(json.len() + 24);
-    b.put_slice(b"event: message\ndata: ");
-    b.put_slice(json);
-    b.put_slice(b"\n\n");
-    b.freeze()
-}
+/// Frames kept per stream for replay after a reconnection.
+pub const REPLAY_FRAMES: usize = 32;
 
 /// How long a request's reply waits for its first message before the response headers go out
 /// and the body streams. A response that arrives within it is sent as one complete body (one
 /// write, no chunked framing): most tool calls take the fast path.
 const FIRST_MESSAGE_WAIT: Duration = Duration::from_millis(20);
 
-/// The SSE reply to one request: complete when its response comes quickly, streaming
-/// otherwise (progress, server requests, slow calls).
-pub async fn request_reply(
-    mut rx: mpsc::Receiver<Outbound>,
-    end: CancellationToken,
-    keep_alive: Duration,
-) -> Response {
-    let first = tokio::select! {
-        biased;
-        m = rx.recv() => m,
-        _ = tokio::time::sleep(FIRST_MESSAGE_WAIT) => return response(rx, end, keep_alive, None),
-    };
-    match first {
-        Some(m) if m.last => complete(&[&m.json]),
-        Some(m) => response(rx, end, keep_alive, Some(frame(&m.json))),
-        // Cancelled before anything was sent: an empty stream.
-        None => complete(&[]),
+/// One SSE event: optional `id`, optional `event` name, and `data` (a JSON message on one line).
+pub fn frame(id: Option<(u64, u64)>, event: Option<&str>, data: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(data.len() + 48);
+    if let Some((stream, seq)) = id {
+        let mut s = String::with_capacity(24);
+        let _ = writeln!(s, "id: {stream}-{seq}");
+        b.put_slice(s.as_bytes());
+    }
+    if let Some(event) = event {
+        b.put_slice(b"event: ");
+        b.put_slice(event.as_bytes());
+        b.put_slice(b"\n");
+    }
+    b.put_slice(b"data: ");
+    b.put_slice(data);
+    b.put_slice(b"\n\n");
+    b.freeze()
+}
+
+/// Parses a `Last-Event-ID` of ours: `(stream, sequence)`.
+pub fn parse_event_id(id: &str) -> Option<(u64, u64)> {
+    let (s, q) = id.split_once('-')?;
+    Some((s.parse().ok()?, q.parse().ok()?))
+}
+
+/// Event ids of one resumable stream, and the frames kept for replay.
+pub struct EventIds {
+    session: Arc<Session>,
+    stream: u64,
+    next_seq: u64,
+    ring: VecDeque<(u64, Bytes)>,
+}
+
+impl EventIds {
+    /// Ids for a new stream of `session`.
+    pub fn new(session: Arc<Session>) -> EventIds {
+        let stream = session.next_stream();
+        EventIds {
+            session,
+            stream,
+            next_seq: 1,
+            ring: VecDeque::new(),
+        }
+    }
+
+    /// The SSE polling priming event (2025-11-25): an id and empty data, so a client can
+    /// resume even before the first message.
+    pub fn priming(&self) -> Bytes {
+        frame(Some((self.stream, 0)), None, b"")
+    }
+
+    fn message(&mut self, json: &[u8]) -> Bytes {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let f = frame(Some((self.stream, seq)), Some("message"), json);
+        if self.ring.len() == REPLAY_FRAMES {
+            self.ring.pop_front();
+        }
+        self.ring.push_back((seq, f.clone()));
+        f
     }
 }
 
+/// Everything a streaming body needs.
+pub struct EventStream {
+    /// Where messages come from.
+    pub rx: mpsc::Receiver<Outbound>,
+    /// Ends the stream when cancelled.
+    pub end: CancellationToken,
+    /// Interval of keep-alive comments.
+    pub keep_alive: Duration,
+    /// Frames sent before any message.
+    pub prelude: Vec<Bytes>,
+    /// Responses after which the stream ends (request streams: 1, or a batch's size); 0 for
+    /// streams that only end with their session.
+    pub responses: usize,
+    /// Event ids, for resumable streams (parked on early disconnect).
+    pub ids: Option<EventIds>,
+    /// Dropped with the body (e.g. a guard that ends a legacy session): never read, only
+    /// owned.
+    #[allow(dead_code)]
+    pub on_drop: Option<Box<dyn Send>>,
+}
+
 struct State {
-    rx: mpsc::Receiver<Outbound>,
-    /// A frame to send before anything from `rx`.
-    first: Option<Bytes>,
-    end: CancellationToken,
+    s: EventStream,
+    rx: Option<mpsc::Receiver<Outbound>>,
     keep_alive: tokio::time::Interval,
     done: bool,
 }
 
-/// A streaming SSE response fed by `rx`, starting with `first` if given.
-pub fn response(
-    rx: mpsc::Receiver<Outbound>,
-    end: CancellationToken,
-    keep_alive: Duration,
-    first: Option<Bytes>,
-) -> Response {
-    let start = tokio::time::Instant::now() + keep_alive;
-    let mut keep_alive = tokio::time::interval_at(start, keep_alive);
-    keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let state = State {
-        rx,
-        first,
-        end,
-        keep_alive,
-        done: false,
-    };
-    let body = stream::unfold(state, |mut s| async move {
-        if let Some(first) = s.first.take() {
-            return Some((Ok(first), s));
-        }
-        if s.done {
-            return None;
-        }
-        // Cancel safety: `recv` and `tick` lose nothing when another branch wins; `biased`
-        // drains queued messages before noticing the end.
-        let chunk = tokio::select! {
-            biased;
-            m = s.rx.recv() => {
-                let m = m?;
-                s.done = m.last;
-                s.keep_alive.reset();
-                frame(&m.json)
-            }
-            _ = s.end.cancelled() => return None,
-            _ = s.keep_alive.tick() => Bytes::from_static(KEEP_ALIVE_COMMENT),
-        };
-        Some((Ok::<_, Infallible>(chunk), s))
-    });
-    event_stream_response(Body::from_stream(body))
+impl State {
+    /// Marks the stream as ended normally (nothing to park) and ends the body.
+    fn finish(&mut self) -> Option<(Result<Bytes, Infallible>, State)> {
+        self.done = true;
+        None
+    }
 }
 
-/// A complete SSE response holding the given events (an answer the bridge gives itself).
-pub fn complete(events: &[&[u8]]) -> Response {
-    let body: Vec<u8> = events.iter().flat_map(|e| frame(e).to_vec()).collect();
-    event_stream_response(Body::from(body))
+impl Drop for State {
+    /// A stream dropped before its end lost its client: park it for resumption.
+    fn drop(&mut self) {
+        if self.done || self.s.end.is_cancelled() {
+            return;
+        }
+        if let (Some(ids), Some(rx)) = (self.s.ids.take(), self.rx.take()) {
+            let parked = Parked {
+                stream: ids.stream,
+                rx,
+                ring: ids.ring,
+                next_seq: ids.next_seq,
+                responses: self.s.responses,
+            };
+            tracing::debug!(session = %ids.session.id, stream = parked.stream, "stream parked");
+            ids.session.park(parked);
+        }
+    }
+}
+
+impl EventStream {
+    /// A stream of `rx` with nothing before it, no ids, ending when `end` is cancelled.
+    pub fn new(rx: mpsc::Receiver<Outbound>, end: CancellationToken, keep_alive: Duration) -> Self {
+        EventStream {
+            rx,
+            end,
+            keep_alive,
+            prelude: Vec::new(),
+            responses: 0,
+            ids: None,
+            on_drop: None,
+        }
+    }
+
+    /// Resumes a parked stream after the frame `after` the client saw last.
+    pub fn resume(session: Arc<Session>, p: Parked, after: u64, keep_alive: Duration) -> Self {
+        let prelude = p
+            .ring
+            .iter()
+            .filter(|(seq, _)| *seq > after)
+            .map(|(_, f)| f.clone())
+            .collect();
+        let end = session.cancel.clone();
+        let ids = EventIds {
+            session,
+            stream: p.stream,
+            next_seq: p.next_seq,
+            ring: p.ring,
+        };
+        EventStream {
+            prelude,
+            responses: p.responses,
+            ids: Some(ids),
+            ..EventStream::new(p.rx, end, keep_alive)
+        }
+    }
+
+    fn frame(&mut self, m: &Outbound) -> Bytes {
+        match &mut self.ids {
+            Some(ids) => ids.message(&m.json),
+            None => frame(None, Some("message"), &m.json),
+        }
+    }
+
+    /// The streaming response.
+    pub fn into_response(mut self) -> Response {
+        let start = tokio::time::Instant::now() + self.keep_alive;
+        let mut keep_alive = tokio::time::interval_at(start, self.keep_alive);
+        keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        self.prelude.reverse();
+        let rx = Some(std::mem::replace(&mut self.rx, mpsc::channel(1).1));
+        let state = State {
+            s: self,
+            rx,
+            keep_alive,
+            done: false,
+        };
+        let body = stream::unfold(state, |mut st| async move {
+            if let Some(f) = st.s.prelude.pop() {
+                return Some((Ok::<_, Infallible>(f), st));
+            }
+            if st.done {
+                return None;
+            }
+            let rx = st.rx.as_mut()?;
+            // Cancel safety: `recv` and `tick` lose nothing when another branch wins; `biased`
+            // drains queued messages before noticing the end.
+            let chunk = tokio::select! {
+                biased;
+                m = rx.recv() => match m {
+                    Some(m) => {
+                        if m.last && st.s.responses > 0 {
+                            st.s.responses -= 1;
+                            st.done = st.s.responses == 0;
+                        }
+                        st.keep_alive.reset();
+                        st.s.frame(&m)
+                    }
+                    None => return st.finish(),
+                },
+                _ = st.s.end.cancelled() => return st.finish(),
+                _ = st.keep_alive.tick() => Bytes::from_static(KEEP_ALIVE_COMMENT),
+            };
+            Some((Ok(chunk), st))
+        });
+        event_stream_response(Body::from_stream(body))
+    }
+}
+
+/// Whether streams of this session start with a priming event (revision 2025-11-25 on; older
+/// clients would try to parse its empty data as JSON).
+fn primes(session: &Session) -> bool {
+    session.protocol_version() >= "2025-11-25"
+}
+
+/// The SSE reply to one request of a Streamable HTTP session: complete when its response comes
+/// quickly, streaming otherwise (progress, server requests, slow calls).
+pub async fn request_reply(
+    session: &Arc<Session>,
+    mut rx: mpsc::Receiver<Outbound>,
+    responses: usize,
+    keep_alive: Duration,
+) -> Response {
+    let mut ids = EventIds::new(session.clone());
+    let mut prelude = Vec::with_capacity(2);
+    if primes(session) {
+        prelude.push(ids.priming());
+    }
+    let first = tokio::select! {
+        biased;
+        m = rx.recv() => m,
+        _ = tokio::time::sleep(FIRST_MESSAGE_WAIT) => None,
+    };
+    let mut responses = responses;
+    match first {
+        Some(m) if m.last && responses == 1 => {
+            prelude.push(ids.message(&m.json));
+            return complete(prelude);
+        }
+        Some(m) => {
+            responses -= usize::from(m.last);
+            prelude.push(ids.message(&m.json));
+        }
+        // Cancelled before anything was sent: an empty stream.
+        None if rx.is_closed() && rx.is_empty() => return complete(prelude),
+        None => {}
+    }
+    EventStream {
+        prelude,
+        responses,
+        ids: Some(ids),
+        ..EventStream::new(rx, session.cancel.clone(), keep_alive)
+    }
+    .into_response()
+}
+
+/// A complete SSE response holding the given frames.
+pub fn complete(frames: Vec<Bytes>) -> Response {
+    event_stream_response(Body::from(frames.concat()))
 }
 
 fn event_stream_response(body: Body) -> Response {
@@ -120,4 +303,26 @@ fn event_stream_response(body: Body) -> Response {
     // Ask reverse proxies (nginx) not to buffer the stream.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_and_ids() {
+        assert_eq!(
+            &frame(Some((3, 7)), Some("message"), b"{}")[..],
+            b"id: 3-7\nevent: message\ndata: {}\n\n"
+        );
+        assert_eq!(
+            &frame(None, Some("endpoint"), b"/m?s=1")[..],
+            b"event: endpoint\ndata: /m?s=1\n\n"
+        );
+        assert_eq!(&frame(Some((1, 0)), None, b"")[..], b"id: 1-0\ndata: \n\n");
+        assert_eq!(parse_event_id("3-7"), Some((3, 7)));
+        for bad in ["", "3", "a-1", "1-b", "-1", "1-"] {
+            assert_eq!(parse_event_id(bad), None, "{bad}");
+        }
+    }
 }

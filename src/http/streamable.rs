@@ -1,5 +1,6 @@
 //! Streamable HTTP (revisions 2025-03-26 to 2025-11-25) on the MCP path: POST carries one
-//! JSON-RPC message, GET opens a session's standalone stream, DELETE ends a session.
+//! JSON-RPC message (or a 2025-03-26 batch), GET opens a session's standalone stream or resumes
+//! a stream with `Last-Event-ID`, DELETE ends a session.
 
 use std::sync::Arc;
 
@@ -13,41 +14,63 @@ use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::accept::{self, ReplyMode};
-use super::{sse, AppState};
+use super::sse::{self, EventStream};
+use super::{refused, AppState};
 use crate::error::{json_bytes_response, json_response, HttpError};
 use crate::jsonrpc::{self, Kind};
-use crate::router::{Outbound, Refused, Registration};
-use crate::session::Session;
+use crate::router::{Outbound, Registration};
+use crate::session::{Session, Transport};
 use crate::{dispatch, handshake};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
+const LAST_EVENT_ID: &str = "last-event-id";
+/// The only revision whose clients may send JSON-RPC batches.
+const BATCH_VERSION: &str = "2025-03-26";
 
 type Handled = Result<Response, HttpError>;
 
-/// POST: one JSON-RPC message from a client.
+/// POST: one JSON-RPC message, or a batch, from a client.
 pub async fn post(
     State(app): State<Arc<AppState>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Handled {
-    let body = body.map_err(|r| match r.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => HttpError::PayloadTooLarge(app.config.limits.max_body),
-        _ => HttpError::InvalidRequest(r.body_text()),
-    })?;
+    let body = super::read_body(&app, body)?;
     accept::check_content_type(&headers)?;
     let mode = accept::post_reply_mode(&headers)?;
-    let msg: Value =
-        serde_json::from_slice(&body).map_err(|e| HttpError::ParseError(e.to_string()))?;
-    let kind = jsonrpc::classify(&msg).map_err(|e| HttpError::InvalidRequest(e.to_string()))?;
+    let msg: Value = super::parse_json(&body)?;
+    if let Value::Array(batch) = msg {
+        let session = session_of(&app, &headers)?;
+        return post_batch(&app, &session, batch, mode).await;
+    }
+    let kind = super::classify(&msg)?;
     if kind == Kind::Request && jsonrpc::method(&msg) == "initialize" {
-        return initialize(&app, msg, mode);
+        return initialize(&app, &msg, mode);
     }
     let session = session_of(&app, &headers)?;
     match kind {
-        Kind::Request => forward_request(&app, &session, msg, mode).await,
-        Kind::Notification => forward_notification(&session, msg).await,
-        Kind::Response => forward_reply(&session, msg).await,
+        Kind::Request => {
+            let (tx, rx) = mpsc::channel(app.config.limits.stream_queue);
+            let reg = Registration {
+                stream: tx,
+                sse: mode == ReplyMode::Sse,
+            };
+            dispatch::request(&session, msg, reg)
+                .await
+                .map_err(refused)?;
+            Ok(reply(&app, &session, rx, 1, mode).await)
+        }
+        Kind::Notification => {
+            dispatch::notification(&session, msg)
+                .await
+                .map_err(refused)?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        Kind::Response => {
+            dispatch::reply(&session, msg).await.map_err(refused)?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
     }
 }
 
@@ -58,6 +81,9 @@ fn session_of(app: &AppState, headers: &HeaderMap) -> Result<Arc<Session>, HttpE
         .ok_or(HttpError::MissingSession)?;
     let id = id.to_str().map_err(|_| HttpError::SessionNotFound)?;
     let session = app.sessions.get(id).ok_or(HttpError::SessionNotFound)?;
+    if !matches!(session.transport, Transport::Streamable) {
+        return Err(HttpError::SessionNotFound);
+    }
     // Absent means 2025-03-26 (transports spec, "Protocol Version Header").
     if let Some(v) = headers.get(VERSION_HEADER) {
         let v = v.to_str().unwrap_or("");
@@ -68,81 +94,123 @@ fn session_of(app: &AppState, headers: &HeaderMap) -> Result<Arc<Session>, HttpE
     Ok(session)
 }
 
-/// `initialize` is answered by the bridge from the child's cached result; it creates a session.
-fn initialize(app: &AppState, msg: Value, mode: ReplyMode) -> Handled {
-    let (session, reply) =
-        dispatch::open_session(&app.sessions, &app.child, &app.root, &msg).map_err(refused)?;
-    let mut resp = answer(mode, jsonrpc::to_bytes(&reply));
+/// `initialize` creates a session and is answered by the bridge from the child's cached result.
+fn initialize(app: &AppState, msg: &Value, mode: ReplyMode) -> Handled {
+    let session =
+        dispatch::open_session(&app.sessions, &app.child, &app.root, Transport::Streamable)
+            .map_err(refused)?;
+    let reply = jsonrpc::to_bytes(&dispatch::initialize(&session, msg));
+    let mut resp = match mode {
+        ReplyMode::Sse => sse::complete(vec![sse::frame(None, Some("message"), &reply)]),
+        ReplyMode::Json => json_bytes_response(StatusCode::OK, reply),
+    };
     let sid = HeaderValue::from_str(&session.id).expect("session ids are hex");
     resp.headers_mut().insert(SESSION_HEADER, sid);
     Ok(resp)
 }
 
-/// A response the bridge gives itself, in the reply mode the client asked for.
-fn answer(mode: ReplyMode, json: Bytes) -> Response {
+/// The reply to a POST that carried `responses` requests, whose messages arrive on `rx`.
+async fn reply(
+    app: &AppState,
+    session: &Arc<Session>,
+    rx: mpsc::Receiver<Outbound>,
+    responses: usize,
+    mode: ReplyMode,
+) -> Response {
     match mode {
-        ReplyMode::Sse => sse::complete(&[&json]),
-        ReplyMode::Json => json_bytes_response(StatusCode::OK, json),
+        ReplyMode::Sse => sse::request_reply(session, rx, responses, app.config.keep_alive).await,
+        ReplyMode::Json => json_reply(rx, responses).await,
     }
 }
 
-async fn forward_request(
+/// JSON mode: the response (or a batch's responses as an array); related notifications
+/// cannot travel in a single JSON body and are left out.
+async fn json_reply(mut rx: mpsc::Receiver<Outbound>, responses: usize) -> Response {
+    let mut got = Vec::with_capacity(responses);
+    while got.len() < responses {
+        match rx.recv().await {
+            Some(Outbound { json, last: true }) => got.push(json),
+            Some(_) => {}
+            None => break,
+        }
+    }
+    match (got.len(), responses) {
+        // The request was cancelled or its session ended: no response will come.
+        (0, _) => StatusCode::NO_CONTENT.into_response(),
+        (1, 1) => json_bytes_response(StatusCode::OK, got.pop().expect("one response")),
+        _ => {
+            let items: Vec<&[u8]> = got.iter().map(|b| &b[..]).collect();
+            let body = [b"[".as_slice(), &items.join(b",".as_slice()), b"]"].concat();
+            json_bytes_response(StatusCode::OK, body.into())
+        }
+    }
+}
+
+/// A 2025-03-26 batch: notifications and responses are forwarded, requests share one reply.
+async fn post_batch(
     app: &AppState,
-    session: &Session,
-    msg: Value,
+    session: &Arc<Session>,
+    batch: Vec<Value>,
     mode: ReplyMode,
 ) -> Handled {
-    let (tx, rx) = mpsc::channel(app.config.limits.stream_queue);
-    let reg = Registration {
-        stream: tx,
-        sse: mode == ReplyMode::Sse,
-    };
-    dispatch::request(session, msg, reg)
-        .await
-        .map_err(refused)?;
-    match mode {
-        ReplyMode::Sse => {
-            Ok(sse::request_reply(rx, session.cancel.clone(), app.config.keep_alive).await)
+    if session.protocol_version() != BATCH_VERSION {
+        let why = format!(
+            "JSON-RPC batches are not part of revision {}",
+            session.protocol_version()
+        );
+        return Err(HttpError::InvalidRequest(why));
+    }
+    if batch.is_empty() {
+        return Err(HttpError::InvalidRequest("empty batch".into()));
+    }
+    let kinds = batch
+        .iter()
+        .map(super::classify)
+        .collect::<Result<Vec<_>, _>>()?;
+    if batch.iter().any(|m| jsonrpc::method(m) == "initialize") {
+        return Err(HttpError::InvalidRequest(
+            "initialize must not be part of a batch".into(),
+        ));
+    }
+    let requests = kinds.iter().filter(|k| **k == Kind::Request).count();
+    let (tx, rx) = mpsc::channel(app.config.limits.stream_queue.max(requests));
+    for (msg, kind) in batch.into_iter().zip(kinds) {
+        match kind {
+            Kind::Request => {
+                let reg = Registration {
+                    stream: tx.clone(),
+                    sse: mode == ReplyMode::Sse,
+                };
+                dispatch::request(session, msg, reg).await
+            }
+            Kind::Notification => dispatch::notification(session, msg).await,
+            Kind::Response => dispatch::reply(session, msg).await,
         }
-        ReplyMode::Json => Ok(await_json_reply(rx).await),
-    }
-}
-
-/// JSON mode: wait for the response; notifications cannot travel in a single JSON body.
-async fn await_json_reply(mut rx: mpsc::Receiver<Outbound>) -> Response {
-    while let Some(Outbound { json, last }) = rx.recv().await {
-        if last {
-            return json_bytes_response(StatusCode::OK, json);
-        }
-    }
-    // The request was cancelled or its session ended: no response will come.
-    StatusCode::NO_CONTENT.into_response()
-}
-
-fn refused(r: Refused) -> HttpError {
-    match r {
-        Refused::ChildGone => HttpError::ChildGone,
-        Refused::UnknownOwner => HttpError::SessionNotFound,
-        Refused::NoSuchServerRequest => HttpError::UnknownServerRequest,
-    }
-}
-
-async fn forward_notification(session: &Session, msg: Value) -> Handled {
-    dispatch::notification(session, msg)
-        .await
         .map_err(refused)?;
-    Ok(StatusCode::ACCEPTED.into_response())
+    }
+    drop(tx);
+    if requests == 0 {
+        return Ok(StatusCode::ACCEPTED.into_response());
+    }
+    Ok(reply(app, session, rx, requests, mode).await)
 }
 
-async fn forward_reply(session: &Session, msg: Value) -> Handled {
-    dispatch::reply(session, msg).await.map_err(refused)?;
-    Ok(StatusCode::ACCEPTED.into_response())
-}
-
-/// GET: the session's standalone stream, for server messages not tied to a request.
+/// GET: resumes the stream named by `Last-Event-ID`, or opens the session's standalone stream
+/// for server messages not tied to a request.
 pub async fn get(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Handled {
     accept::check_get_accept(&headers)?;
     let session = session_of(&app, &headers)?;
+    let keep_alive = app.config.keep_alive;
+    let last = headers
+        .get(LAST_EVENT_ID)
+        .and_then(|v| v.to_str().ok())
+        .and_then(sse::parse_event_id);
+    if let Some((stream, seq)) = last {
+        if let Some(parked) = session.unpark(stream) {
+            debug!(session = %session.id, stream, after = seq, "stream resumed");
+            return Ok(EventStream::resume(session, parked, seq, keep_alive).into_response());
+        }
+    }
     let (tx, rx) = mpsc::channel(app.config.limits.stream_queue);
     session
         .child
@@ -150,8 +218,18 @@ pub async fn get(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Handle
         .set_standalone(&session.id, tx)
         .map_err(refused)?;
     debug!(session = %session.id, "standalone stream opened");
-    let end = session.cancel.clone();
-    Ok(sse::response(rx, end, app.config.keep_alive, None))
+    let ids = sse::EventIds::new(session.clone());
+    let prelude = if session.protocol_version() >= "2025-11-25" {
+        vec![ids.priming()]
+    } else {
+        vec![]
+    };
+    let stream = EventStream {
+        prelude,
+        ids: Some(ids),
+        ..EventStream::new(rx, session.cancel.clone(), keep_alive)
+    };
+    Ok(stream.into_response())
 }
 
 /// DELETE: ends the session; its running requests are cancelled at the child.

@@ -1,3 +1,5 @@
+use std::time::Duration;
+
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -238,11 +240,121 @@ async fn health_and_unknown_paths() {
 
 #[tokio::test]
 async fn custom_mcp_path() {
-    let bridge = TestBridge::start_with(|c| c.mcp_path = "/v1/tools".into()).await;
+    let bridge = TestBridge::start_with(|c| c.mcp_path = Some("/v1/tools".into())).await;
     assert!(bridge.url.ends_with("/v1/tools"));
     let c = bridge.client().await;
     assert_eq!(
         text(&c.call(json!(1), "echo", json!({"text": "x"})).await),
         "x"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_stream_resumes_with_last_event_id() {
+    let bridge = TestBridge::start().await;
+    let c = bridge.client().await;
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "progress", "arguments": {"n": 30, "ms": 10}, "_meta": {"progressToken": "t"}}});
+    let mut events = SseReader::new(c.post(BOTH).json(&call).send().await.unwrap());
+    let priming = events.next_event().await.unwrap();
+    assert!(
+        priming.data.is_empty() && !priming.id.is_empty(),
+        "a priming event first: {priming:?}"
+    );
+    let stream_no = priming.id.split('-').next().unwrap().to_owned();
+    let mut last_id = priming.id;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        let e = events.next_event().await.unwrap();
+        let m: Value = serde_json::from_str(&e.data).unwrap();
+        seen.push(m["params"]["progress"].as_u64().unwrap());
+        last_id = e.id;
+    }
+    drop(events);
+    // The bridge parks the stream once it notices the disconnect; resume as a client would.
+    let mut resumed = within("resume", async {
+        loop {
+            let get = c
+                .http
+                .get(&c.url)
+                .header("accept", "text/event-stream")
+                .header("mcp-session-id", c.session.as_deref().unwrap())
+                .header("last-event-id", &last_id);
+            let mut r = SseReader::new(get.send().await.unwrap());
+            let first = r.next_event().await.unwrap();
+            if first.id.starts_with(&format!("{stream_no}-")) {
+                return (r, first);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let mut messages = vec![serde_json::from_str::<Value>(&resumed.1.data).unwrap()];
+    while let Some(m) = resumed.0.next().await {
+        messages.push(m);
+    }
+    let (result, progress) = messages.split_last().unwrap();
+    seen.extend(
+        progress
+            .iter()
+            .map(|m| m["params"]["progress"].as_u64().unwrap()),
+    );
+    assert_eq!(
+        seen,
+        (1..=30).collect::<Vec<_>>(),
+        "every progress exactly once, in order"
+    );
+    assert_eq!(
+        (result["id"].clone(), text(result)),
+        (json!(1), "progress done 30")
+    );
+}
+
+#[tokio::test]
+async fn batches_from_2025_03_26_clients() {
+    let bridge = TestBridge::start().await;
+    let mut c = Client::new(&bridge.url);
+    let init = c.send(BOTH, &initialize_msg(json!(0), "2025-03-26")).await;
+    c.session = Some(init.headers["mcp-session-id"].to_str().unwrap().to_owned());
+    let call = |id: u64, text: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+        "params": {"name": "echo", "arguments": {"text": text, "ms": 5 - id}}})
+    };
+    let batch = json!([{"jsonrpc": "2.0", "method": "notifications/initialized"}, call(1, "one"), call(2, "two")]);
+    for accept in [BOTH, JSON_ONLY] {
+        let body = serde_json::to_vec(&batch).unwrap();
+        let r = c
+            .post(accept)
+            .header("mcp-protocol-version", "2025-03-26")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let is_sse = r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream");
+        let body = r.text().await.unwrap();
+        let replies = if is_sse {
+            parse_events(&body)
+        } else {
+            serde_json::from_str::<Vec<Value>>(&body).unwrap()
+        };
+        let mut got: Vec<(u64, String)> = replies
+            .iter()
+            .map(|m| (m["id"].as_u64().unwrap(), text(m).to_owned()))
+            .collect();
+        got.sort();
+        assert_eq!(got, vec![(1, "one".into()), (2, "two".into())], "{accept}");
+    }
+    let only_notes = json!([{"jsonrpc": "2.0", "method": "notifications/initialized"}]);
+    assert_eq!(c.send(BOTH, &only_notes).await.status, 202);
+    // A later revision's session may not batch.
+    let modern = bridge.client().await;
+    let r = modern.send(BOTH, &json!([call(1, "x")])).await;
+    assert_eq!(
+        (r.status, r.last()["error"]["code"].as_i64()),
+        (400, Some(-32600))
     );
 }

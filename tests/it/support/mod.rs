@@ -38,6 +38,8 @@ pub struct TestBridge {
     pub url: String,
     /// `http://host:port`.
     pub base: String,
+    /// The legacy SSE endpoint.
+    pub sse_url: String,
     shutdown: CancellationToken,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -55,7 +57,8 @@ impl TestBridge {
         tweak(&mut config);
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let path = config.mcp_path.clone();
+        let path = config.mcp_path.clone().unwrap_or_default();
+        let sse_path = config.sse_path.clone();
         let bridge = within("bridge start", Bridge::start(config))
             .await
             .expect("bridge starts");
@@ -64,6 +67,7 @@ impl TestBridge {
         TestBridge {
             url: format!("http://{addr}{path}"),
             base: format!("http://{addr}"),
+            sse_url: format!("http://{addr}{}", sse_path.unwrap_or_default()),
             shutdown,
             task: Some(task),
         }
@@ -279,18 +283,43 @@ async fn read_reply(resp: reqwest::Response) -> Reply {
     }
 }
 
-/// The JSON data of each event in a complete SSE body (events without data are skipped).
-pub fn parse_events(body: &str) -> Vec<Value> {
+/// One SSE event: its `event` name (empty for the default) and its data.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub event: String,
+    pub id: String,
+    pub data: String,
+}
+
+/// The events of a complete SSE body (comments and empty events skipped).
+pub fn raw_events(body: &str) -> Vec<Event> {
     body.split("\n\n")
-        .filter_map(|event| {
-            let data: Vec<&str> = event
-                .lines()
-                .filter_map(|l| l.strip_prefix("data:"))
-                .map(str::trim_start)
-                .collect();
-            (!data.is_empty() && !data.concat().is_empty())
-                .then(|| serde_json::from_str(&data.join("\n")).unwrap())
+        .filter_map(|block| {
+            let field = |name: &str| -> Vec<&str> {
+                block
+                    .lines()
+                    .filter_map(|l| l.strip_prefix(name))
+                    .map(|v| v.strip_prefix(' ').unwrap_or(v))
+                    .collect()
+            };
+            let data = field("data:");
+            let event = field("event:").concat();
+            let id = field("id:").concat();
+            (!data.is_empty() || !event.is_empty()).then(|| Event {
+                event,
+                id,
+                data: data.join("\n"),
+            })
         })
+        .collect()
+}
+
+/// The JSON messages of a complete SSE body (events without data, like priming, skipped).
+pub fn parse_events(body: &str) -> Vec<Value> {
+    raw_events(body)
+        .into_iter()
+        .filter(|e| !e.data.is_empty())
+        .map(|e| serde_json::from_str(&e.data).unwrap_or_else(|err| panic!("{err}: {}", e.data)))
         .collect()
 }
 
@@ -308,14 +337,14 @@ impl SseReader {
         }
     }
 
-    /// The next event's JSON data, or `None` when the stream ended.
-    pub async fn next(&mut self) -> Option<Value> {
+    /// The next event, or `None` when the stream ended.
+    pub async fn next_event(&mut self) -> Option<Event> {
         within("SSE event", async {
             loop {
                 while let Some(pos) = self.buf.find("\n\n") {
-                    let event: String = self.buf.drain(..pos + 2).collect();
-                    if let Some(v) = parse_events(&event).pop() {
-                        return Some(v);
+                    let block: String = self.buf.drain(..pos + 2).collect();
+                    if let Some(e) = raw_events(&block).pop() {
+                        return Some(e);
                     }
                 }
                 match self.stream.next().await {
@@ -327,7 +356,19 @@ impl SseReader {
         .await
     }
 
-    /// The next event that is a request or notification with this method.
+    /// The next JSON message, or `None` when the stream ended.
+    pub async fn next(&mut self) -> Option<Value> {
+        loop {
+            let e = self.next_event().await?;
+            if !e.data.is_empty() {
+                return Some(
+                    serde_json::from_str(&e.data).unwrap_or_else(|err| panic!("{err}: {}", e.data)),
+                );
+            }
+        }
+    }
+
+    /// The next message that is a request or notification with this method.
     pub async fn next_method(&mut self, method: &str) -> Value {
         loop {
             let m = self
@@ -338,6 +379,89 @@ impl SseReader {
                 return m;
             }
         }
+    }
+
+    /// The next message that is a response with this id.
+    pub async fn next_response(&mut self, id: &Value) -> Value {
+        loop {
+            let m = self
+                .next()
+                .await
+                .unwrap_or_else(|| panic!("stream ended before response {id}"));
+            if m.get("method").is_none() && m["id"] == *id {
+                return m;
+            }
+        }
+    }
+}
+
+/// A legacy HTTP+SSE client: one GET stream, POSTs to the endpoint it names.
+pub struct LegacyClient {
+    pub http: reqwest::Client,
+    pub stream: SseReader,
+    /// The absolute message URL from the `endpoint` event.
+    pub endpoint: String,
+}
+
+impl LegacyClient {
+    /// Opens the stream and reads the `endpoint` event.
+    pub async fn open(bridge: &TestBridge) -> LegacyClient {
+        let http = reqwest::Client::new();
+        let resp = within(
+            "GET /sse",
+            http.get(&bridge.sse_url)
+                .header("accept", "text/event-stream")
+                .send(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(resp.status(), 200);
+        let mut stream = SseReader::new(resp);
+        let first = stream.next_event().await.expect("an endpoint event");
+        assert_eq!(first.event, "endpoint");
+        assert!(first.data.starts_with("/message?sessionId="), "{first:?}");
+        LegacyClient {
+            http,
+            stream,
+            endpoint: format!("{}{}", bridge.base, first.data),
+        }
+    }
+
+    /// Opens and initializes a session.
+    pub async fn start(bridge: &TestBridge) -> LegacyClient {
+        let mut c = Self::open(bridge).await;
+        assert_eq!(c.post(&initialize_msg(json!(0), "2024-11-05")).await, 202);
+        let init = c.stream.next_response(&json!(0)).await;
+        assert_eq!(init["result"]["protocolVersion"], "2024-11-05");
+        assert_eq!(
+            c.post(&json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+                .await,
+            202
+        );
+        c
+    }
+
+    /// POSTs one message; returns the status.
+    pub async fn post(&self, msg: &Value) -> u16 {
+        self.post_raw(serde_json::to_vec(msg).unwrap()).await.0
+    }
+
+    /// POSTs a raw body; returns the status and the body.
+    pub async fn post_raw(&self, body: Vec<u8>) -> (u16, String) {
+        let req = self
+            .http
+            .post(&self.endpoint)
+            .header("content-type", "application/json")
+            .body(body);
+        let resp = within("POST message", req.send()).await.unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    }
+
+    /// `tools/call`, answered on the stream.
+    pub async fn call(&mut self, id: Value, name: &str, args: Value) -> Value {
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": args}});
+        assert_eq!(self.post(&msg).await, 202);
+        self.stream.next_response(&id).await
     }
 }
 

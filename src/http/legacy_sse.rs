@@ -1,0 +1,133 @@
+//! The legacy HTTP+SSE transport (revision 2024-11-05): `GET` on the SSE path opens a session
+//! whose first event, `endpoint`, names the message URL; clients POST each message there and
+//! every reply arrives as a `message` event on that one stream. The session ends with it.
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::sync::mpsc;
+use tracing::{debug, info};
+
+use super::sse::{self, EventStream};
+use super::{accept, refused, AppState};
+use crate::dispatch;
+use crate::error::HttpError;
+use crate::jsonrpc::{self, Kind};
+use crate::router::{Outbound, Registration};
+use crate::session::{Session, Transport};
+
+type Handled = Result<Response, HttpError>;
+
+/// Ends the session when its stream's body is dropped (client gone, or shutdown).
+struct EndSessionOnDrop {
+    app: Arc<AppState>,
+    session: Arc<Session>,
+}
+
+impl Drop for EndSessionOnDrop {
+    fn drop(&mut self) {
+        let Some(session) = self.app.sessions.remove(&self.session.id) else {
+            return;
+        };
+        info!(session = %session.id, "legacy SSE stream closed; session ended");
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move { dispatch::end_session(&session).await });
+        }
+    }
+}
+
+/// GET on the SSE path: a new session and its stream, starting with the `endpoint` event.
+pub async fn open(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Handled {
+    accept::check_get_accept(&headers)?;
+    let message_path = app
+        .config
+        .message_path
+        .clone()
+        .ok_or(HttpError::SessionNotFound)?;
+    let (tx, rx) = mpsc::channel(app.config.limits.stream_queue);
+    let transport = Transport::LegacySse(tx.clone());
+    let session =
+        dispatch::open_session(&app.sessions, &app.child, &app.root, transport).map_err(refused)?;
+    // Messages not tied to a request (broadcasts, logging) go on the same stream.
+    session
+        .child
+        .routes()
+        .set_standalone(&session.id, tx)
+        .map_err(refused)?;
+    info!(session = %session.id, "legacy SSE session opened");
+    let endpoint = format!("{message_path}?sessionId={}", session.id);
+    let guard = EndSessionOnDrop {
+        app: app.clone(),
+        session: session.clone(),
+    };
+    let stream = EventStream {
+        prelude: vec![sse::frame(None, Some("endpoint"), endpoint.as_bytes())],
+        on_drop: Some(Box::new(guard)),
+        ..EventStream::new(rx, session.cancel.clone(), app.config.keep_alive)
+    };
+    Ok(stream.into_response())
+}
+
+/// The session named in the query (`sessionId`, or `session_id` as some SDKs write it).
+fn session_of(
+    app: &AppState,
+    query: Option<&str>,
+) -> Result<(Arc<Session>, mpsc::Sender<Outbound>), HttpError> {
+    let id = query
+        .unwrap_or("")
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, _)| *k == "sessionId" || *k == "session_id")
+        .map(|(_, v)| v)
+        .ok_or(HttpError::MissingSession)?;
+    let session = app.sessions.get(id).ok_or(HttpError::SessionNotFound)?;
+    match &session.transport {
+        Transport::LegacySse(tx) => {
+            let tx = tx.clone();
+            Ok((session, tx))
+        }
+        Transport::Streamable => Err(HttpError::SessionNotFound),
+    }
+}
+
+/// POST on the message path: one JSON-RPC message; the reply goes on the session's stream.
+pub async fn message(
+    State(app): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Handled {
+    let body = super::read_body(&app, body)?;
+    let (session, stream) = session_of(&app, query.as_deref())?;
+    accept::check_content_type(&headers)?;
+    let msg = super::parse_json(&body)?;
+    match super::classify(&msg)? {
+        Kind::Request if jsonrpc::method(&msg) == "initialize" => {
+            let reply = dispatch::initialize(&session, &msg);
+            let out = Outbound {
+                json: jsonrpc::to_bytes(&reply),
+                last: true,
+            };
+            stream
+                .send(out)
+                .await
+                .map_err(|_| HttpError::SessionNotFound)?;
+        }
+        Kind::Request => {
+            let reg = Registration { stream, sse: true };
+            dispatch::request(&session, msg, reg)
+                .await
+                .map_err(refused)?;
+        }
+        Kind::Notification => dispatch::notification(&session, msg)
+            .await
+            .map_err(refused)?,
+        Kind::Response => dispatch::reply(&session, msg).await.map_err(refused)?,
+    }
+    debug!(session = %session.id, "message accepted");
+    Ok(StatusCode::ACCEPTED.into_response())
+}
