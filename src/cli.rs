@@ -59,6 +59,10 @@ pub struct Cli {
     /// Interval of SSE keep-alive comments on open streams.
     #[arg(long, default_value = "15s", value_parser = parse_duration, value_name = "DURATION")]
     pub keep_alive: Duration,
+    /// End sessions whose client has sent nothing for this long (open streams do not count as
+    /// activity; a request in flight does).
+    #[arg(long, default_value = "30m", value_parser = parse_duration, value_name = "DURATION")]
+    pub session_timeout: Duration,
     /// The stdio MCP server to run, after `--`.
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -94,8 +98,10 @@ impl Cli {
         if (1..paths.len()).any(|i| paths[..i].contains(&paths[i])) {
             return Err(usage(format!("endpoint paths must differ (got {paths:?})")));
         }
-        if self.keep_alive.is_zero() {
-            return Err(usage("--keep-alive must be greater than zero".into()));
+        if self.keep_alive.is_zero() || self.session_timeout.is_zero() {
+            return Err(usage(
+                "--keep-alive and --session-timeout must be greater than zero".into(),
+            ));
         }
         let mut command = self.command.into_iter();
         let program = command.next().expect("clap requires a command");
@@ -106,6 +112,7 @@ impl Cli {
         config.init_timeout = self.init_timeout;
         config.shutdown_grace = self.shutdown_grace;
         config.keep_alive = self.keep_alive;
+        config.session_timeout = self.session_timeout;
         config.limits = Limits {
             max_body: self.max_body,
             max_line: self.max_line,

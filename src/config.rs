@@ -58,6 +58,8 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Interval of SSE keep-alive comments.
     pub keep_alive: Duration,
+    /// A session whose client sends nothing for this long (and has no request in flight) ends.
+    pub session_timeout: Duration,
     /// Resource bounds.
     pub limits: Limits,
 }
@@ -75,6 +77,8 @@ impl Config {
     pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
     /// Default `keep_alive`.
     pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
+    /// Default `session_timeout`.
+    pub const SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 
     /// A configuration with every default, fronting `command args...`.
     pub fn new(
@@ -90,6 +94,7 @@ impl Config {
             init_timeout: Self::INIT_TIMEOUT,
             shutdown_grace: Self::SHUTDOWN_GRACE,
             keep_alive: Self::KEEP_ALIVE,
+            session_timeout: Self::SESSION_TIMEOUT,
             limits: Limits::default(),
         }
     }

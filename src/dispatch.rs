@@ -11,7 +11,7 @@ use tracing::{debug, info};
 use crate::child::ChildHandle;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
-use crate::router::{Outbound, Refused, Registration};
+use crate::router::{task_not_found, Outbound, Refused, Registration};
 use crate::session::{Session, Sessions, Transport};
 
 /// Creates a session bound to `child`, attached to its routes.
@@ -62,14 +62,13 @@ impl Drop for Unregister<'_> {
 }
 
 /// Handles a client request: answered by the bridge (`logging/setLevel`, repeated
-/// subscriptions) or registered and forwarded. Either way the response arrives on
-/// `reg.stream`, after any messages related to the request.
+/// subscriptions, another session's task) or registered and forwarded. Either way the response
+/// arrives on `reg.stream`, after any messages related to the request.
 ///
 /// # Errors
 /// `ChildGone` or `UnknownOwner` (the session ended).
 pub async fn request(session: &Session, mut msg: Value, reg: Registration) -> Result<(), Refused> {
-    if let Some(result) = answer_locally(session, &msg).await? {
-        let reply = jsonrpc::result_value(jsonrpc::id(&msg), result);
+    if let Some(reply) = answer_locally(session, &msg).await? {
         // The receiver is the caller's own; it is still there.
         let _ = reg.stream.try_send(Outbound {
             json: jsonrpc::to_bytes(&reply),
@@ -93,10 +92,11 @@ pub async fn request(session: &Session, mut msg: Value, reg: Registration) -> Re
     Ok(())
 }
 
-/// The bridge's own answer to requests that concern the shared child's per-session state, or
-/// `None` when the child must answer.
+/// The bridge's own response to requests that concern the shared child's per-session state,
+/// or `None` when the child must answer.
 async fn answer_locally(session: &Session, msg: &Value) -> Result<Option<Value>, Refused> {
     let child = &session.child;
+    let ok = || Ok(Some(jsonrpc::result_value(jsonrpc::id(msg), json!({}))));
     let uri = || {
         jsonrpc::param(msg, "uri")
             .and_then(Value::as_str)
@@ -116,14 +116,15 @@ async fn answer_locally(session: &Session, msg: &Value) -> Result<Option<Value>,
                     .await
                     .map_err(|_| Refused::ChildGone)?;
             }
-            Ok(Some(json!({})))
+            ok()
         }
         // The child is subscribed once for all sessions; later subscribers are only recorded.
-        "resources/subscribe" => {
-            Ok((!child.routes().subscribe(&session.id, uri())).then(|| json!({})))
-        }
-        "resources/unsubscribe" => {
-            Ok((!child.routes().unsubscribe(&session.id, uri())).then(|| json!({})))
+        "resources/subscribe" if !child.routes().subscribe(&session.id, uri()) => ok(),
+        "resources/unsubscribe" if !child.routes().unsubscribe(&session.id, uri()) => ok(),
+        "tasks/get" | "tasks/result" | "tasks/cancel"
+            if !child.routes().may_use_task(&session.id, msg) =>
+        {
+            Ok(Some(task_not_found(jsonrpc::id(msg))))
         }
         _ => Ok(None),
     }

@@ -48,7 +48,7 @@ pub mod session;
 pub mod shutdown;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use axum::serve::ListenerExt;
@@ -106,6 +106,7 @@ impl Bridge {
             .with_graceful_shutdown(root.clone().cancelled_owned());
         let server = tokio::spawn(async move { server.await });
 
+        tokio::spawn(reap_idle_sessions(state.clone()));
         let child_exited = tokio::select! {
             _ = shutdown.cancelled() => false,
             _ = handle.gone() => true,
@@ -126,6 +127,28 @@ impl Bridge {
             return Err(anyhow!("the MCP server exited ({status})"));
         }
         Ok(())
+    }
+}
+
+/// Ends sessions idle for longer than the configured timeout, checking a few times per
+/// timeout (at most once a minute), until shutdown.
+async fn reap_idle_sessions(state: Arc<http::AppState>) {
+    let timeout = state.config.session_timeout;
+    let mut tick = tokio::time::interval(
+        (timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(60)),
+    );
+    loop {
+        tokio::select! {
+            _ = state.root.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        for session in state
+            .sessions
+            .take_expired(tokio::time::Instant::now(), timeout)
+        {
+            info!(session = %session.id, ?timeout, "session expired (idle)");
+            dispatch::end_session(&session).await;
+        }
     }
 }
 

@@ -5,9 +5,11 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::child::ChildHandle;
@@ -56,6 +58,8 @@ pub struct Session {
     /// Its transport.
     pub transport: Transport,
     next_stream: AtomicU64,
+    /// When the client last sent anything (a request, notification, reply or GET).
+    last_seen: Mutex<Instant>,
     // Lock: taken alone, for a push or a take.
     parked: Mutex<VecDeque<Parked>>,
 }
@@ -74,6 +78,7 @@ impl Session {
             cancel: parent.child_token(),
             transport,
             next_stream: AtomicU64::new(1),
+            last_seen: Mutex::new(Instant::now()),
             parked: Mutex::new(VecDeque::new()),
         }
     }
@@ -89,6 +94,16 @@ impl Session {
     /// Records the revision negotiated at `initialize` (the first one sticks).
     pub fn set_protocol_version(&self, v: &'static str) {
         let _ = self.version.set(v);
+    }
+
+    /// Records activity from the client.
+    pub fn touch(&self) {
+        *self.last_seen.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+    }
+
+    /// How long the client has been silent at `now`.
+    pub fn idle_for(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(*self.last_seen.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// A fresh stream number, unique within the session.
@@ -158,6 +173,26 @@ impl Sessions {
     /// Whether there is no live session.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Removes and returns the sessions silent for longer than `timeout` at `now`. A session
+    /// with a request in flight is not idle: its clock restarts instead.
+    pub fn take_expired(&self, now: Instant, timeout: Duration) -> Vec<Arc<Session>> {
+        let idle: Vec<Arc<Session>> = self
+            .map()
+            .values()
+            .filter(|s| s.idle_for(now) > timeout)
+            .cloned()
+            .collect();
+        let mut expired = Vec::new();
+        for s in idle {
+            if s.child.routes().has_pending(&s.id) {
+                s.touch();
+            } else if let Some(s) = self.remove(&s.id) {
+                expired.push(s);
+            }
+        }
+        expired
     }
 
     /// Removes every session (shutdown).

@@ -85,6 +85,7 @@ fn session_of(
         .map(|(_, v)| v)
         .ok_or(HttpError::MissingSession)?;
     let session = app.sessions.get(id).ok_or(HttpError::SessionNotFound)?;
+    session.touch();
     match &session.transport {
         Transport::LegacySse(tx) => {
             let tx = tx.clone();

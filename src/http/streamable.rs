@@ -81,6 +81,7 @@ fn session_of(app: &AppState, headers: &HeaderMap) -> Result<Arc<Session>, HttpE
         .ok_or(HttpError::MissingSession)?;
     let id = id.to_str().map_err(|_| HttpError::SessionNotFound)?;
     let session = app.sessions.get(id).ok_or(HttpError::SessionNotFound)?;
+    session.touch();
     if !matches!(session.transport, Transport::Streamable) {
         return Err(HttpError::SessionNotFound);
     }

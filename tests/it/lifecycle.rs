@@ -142,3 +142,21 @@ async fn shutdown_ends_open_streams_and_returns_ok() {
         "child {pid} is gone"
     );
 }
+
+#[tokio::test]
+async fn idle_sessions_expire_even_with_an_open_stream_but_not_mid_call() {
+    let bridge = TestBridge::start_with(|c| c.session_timeout = Duration::from_millis(300)).await;
+    let idle = bridge.client().await;
+    let mut stream = idle.open_stream().await;
+    let busy = bridge.client().await;
+    // A call longer than the timeout keeps its session alive.
+    let r = busy.call(json!(1), "slow", json!({"ms": 900})).await;
+    assert_eq!(text(&r), "slept 900");
+    assert!(
+        stream.next().await.is_none(),
+        "the expired session's stream ended"
+    );
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
+    assert_eq!(idle.send(BOTH, &ping).await.status, 404);
+    assert_eq!(busy.send(BOTH, &ping).await.status, 200);
+}

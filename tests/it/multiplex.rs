@@ -214,3 +214,31 @@ async fn delete_cancels_in_flight_requests_at_the_child() {
     assert!(r.messages.iter().all(|m: &Value| m.get("result").is_none()));
     assert_eq!(bridge.health().await["pendingRequests"], 0);
 }
+
+#[tokio::test]
+async fn a_task_belongs_to_the_session_that_created_it() {
+    let bridge = TestBridge::start().await;
+    let a = bridge.client().await;
+    let b = bridge.client().await;
+    let mut a_stream = a.open_stream().await;
+    let create = a.request(json!(1), "tools/call", json!({"name": "echo", "arguments": {"text": "from a task", "ms": 20}, "task": {"ttl": 60000}})).await;
+    let task_id = create.last()["result"]["task"]["taskId"]
+        .as_str()
+        .expect("a task")
+        .to_owned();
+    let params = json!({"taskId": task_id});
+    // Another session cannot see, await or cancel it.
+    for method in ["tasks/get", "tasks/result", "tasks/cancel"] {
+        let r = b.request(json!(2), method, params.clone()).await;
+        assert_eq!(r.last()["error"]["code"], -32602, "{method}: {r:?}");
+    }
+    let listed = b.request(json!(3), "tasks/list", json!({})).await;
+    assert_eq!(listed.last()["result"]["tasks"], json!([]));
+    // Its creator can.
+    let result = a.request(json!(4), "tasks/result", params.clone()).await;
+    assert_eq!(text(result.last()), "from a task");
+    let listed = a.request(json!(5), "tasks/list", json!({})).await;
+    assert_eq!(listed.last()["result"]["tasks"][0]["taskId"], task_id);
+    let status = a_stream.next_method("notifications/tasks/status").await;
+    assert_eq!(status["params"]["taskId"], task_id);
+}

@@ -535,3 +535,67 @@ fn an_unregistered_request_leaves_no_route() {
         Action::Drop { .. }
     ));
 }
+
+#[test]
+fn tasks_belong_to_the_session_that_created_them() {
+    let mut r = routes_with(&["a", "b"]);
+    let mut standalone = HashMap::new();
+    for who in ["a", "b"] {
+        let (tx, rx) = stream();
+        r.set_standalone(&owner(who), tx).unwrap();
+        standalone.insert(who, rx);
+    }
+    // a creates a task.
+    let (bid, mut rxa) = reg(&mut r, "a", json!(1), true);
+    let created = json!({"jsonrpc": "2.0", "id": bid, "result": {"task": {"taskId": "t1", "status": "working"}}});
+    send(r.from_child(created));
+    assert_eq!(recv(&mut rxa).0["result"]["task"]["taskId"], "t1");
+    let get = |id: &str| json!({"jsonrpc": "2.0", "id": 5, "method": "tasks/get", "params": {"taskId": id}});
+    assert!(r.may_use_task(&owner("a"), &get("t1")));
+    assert!(
+        !r.may_use_task(&owner("b"), &get("t1")),
+        "another session's task"
+    );
+    assert!(
+        !r.may_use_task(&owner("a"), &get("nobody's")),
+        "a task the bridge never saw"
+    );
+    // tasks/list results are filtered per session.
+    for (who, want) in [("a", vec!["t1"]), ("b", vec![])] {
+        let (tx, mut rx) = stream();
+        let mut list = request(json!(9), "tasks/list");
+        let bid = r
+            .register(
+                &owner(who),
+                &mut list,
+                Registration {
+                    stream: tx,
+                    sse: true,
+                },
+            )
+            .unwrap();
+        let all = json!({"jsonrpc": "2.0", "id": bid, "result": {"tasks": [{"taskId": "t1"}, {"taskId": "t2"}]}});
+        send(r.from_child(all));
+        let got: Vec<String> = recv(&mut rx).0["result"]["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["taskId"].as_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(got, want, "{who}");
+    }
+    // Status notifications reach the owner only; related-task requests go to the owner too.
+    let status = json!({"jsonrpc": "2.0", "method": "notifications/tasks/status", "params": {"taskId": "t1", "status": "completed"}});
+    send(r.from_child(status));
+    assert!(standalone.get_mut("a").unwrap().try_recv().is_ok());
+    assert!(standalone.get_mut("b").unwrap().try_recv().is_err());
+    let elicit = json!({"jsonrpc": "2.0", "id": "c1", "method": "elicitation/create",
+        "params": {"_meta": {"io.modelcontextprotocol/related-task": {"taskId": "t1"}}}});
+    send(r.from_child(elicit));
+    assert!(standalone.get_mut("a").unwrap().try_recv().is_ok());
+    let unknown = json!({"jsonrpc": "2.0", "method": "notifications/tasks/status", "params": {"taskId": "zz"}});
+    assert!(matches!(r.from_child(unknown), Action::Drop { .. }));
+    // When a's session ends, its tasks are nobody's.
+    r.detach(&owner("a"));
+    assert!(!r.may_use_task(&owner("a"), &get("t1")));
+}

@@ -13,6 +13,12 @@ use tokio::sync::mpsc;
 use crate::jsonrpc::{self, Kind};
 use crate::loglevel::LogLevel;
 
+mod owners;
+mod server_requests;
+mod tasks;
+
+pub use tasks::task_not_found;
+
 /// The key of whoever owns a request: a session id, as far as this module knows.
 pub type Owner = Arc<str>;
 
@@ -39,6 +45,8 @@ struct Pending {
     progress: Option<Value>,
     /// True when the stream is SSE, so it can carry notifications and server requests.
     sse: bool,
+    /// True for `tasks/list`: the result is filtered to the owner's tasks.
+    lists_tasks: bool,
 }
 
 /// A request from the child forwarded to a client under a bridge id.
@@ -121,6 +129,8 @@ pub struct Routes {
     attached: HashMap<Owner, Attached>,
     /// The level the child was last told (the most verbose any owner asked for).
     child_log_level: Option<LogLevel>,
+    /// Task id → the owner whose request created it.
+    tasks: HashMap<String, Owner>,
     closed: bool,
 }
 
@@ -149,22 +159,14 @@ impl Routes {
         self.closed
     }
 
+    /// Whether `owner` has a request at the child.
+    pub fn has_pending(&self, owner: &Owner) -> bool {
+        self.pending.values().any(|p| p.owner == *owner)
+    }
+
     /// Number of requests forwarded and not yet answered.
     pub fn pending_len(&self) -> usize {
         self.pending.len()
-    }
-
-    /// Sets the owner's standalone stream (GET), replacing (and so ending) a previous one.
-    ///
-    /// # Errors
-    /// `UnknownOwner` when the owner is not attached, `ChildGone` after the child exited.
-    pub fn set_standalone(&mut self, owner: &Owner, tx: StreamTx) -> Result<(), Refused> {
-        if self.closed {
-            return Err(Refused::ChildGone);
-        }
-        let a = self.attached.get_mut(owner).ok_or(Refused::UnknownOwner)?;
-        a.standalone = Some(tx);
-        Ok(())
     }
 
     /// Registers a client request: allocates its bridge id, rewrites `msg`'s id (and progress
@@ -198,6 +200,7 @@ impl Routes {
                 stream: Some(reg.stream),
                 progress,
                 sse: reg.sse,
+                lists_tasks: jsonrpc::method(msg) == "tasks/list",
             },
         );
         assert!(prev.is_none(), "bridge id {id} allocated twice");
@@ -216,17 +219,10 @@ impl Routes {
                 stream: None,
                 progress: None,
                 sse: false,
+                lists_tasks: false,
             },
         );
         id
-    }
-
-    /// A `logging/setLevel` request from the bridge itself, registered.
-    pub fn set_level_request(&mut self, level: LogLevel) -> Value {
-        let mut msg = json!({"jsonrpc": "2.0", "id": 0, "method": "logging/setLevel",
-                             "params": {"level": level.as_str()}});
-        self.register_internal(&mut msg);
-        msg
     }
 
     /// Forgets a registration whose line never reached the child (the handler was dropped).
@@ -304,6 +300,10 @@ impl Routes {
                 warn: false,
             };
         };
+        self.record_task(&p.owner, &msg);
+        if p.lists_tasks {
+            self.filter_task_list(&p.owner, &mut msg);
+        }
         jsonrpc::replace_id(&mut msg, p.client_id);
         Action::Deliver {
             to,
@@ -337,13 +337,28 @@ impl Routes {
                 let to = self.standalone_where(|_| true);
                 Action::Broadcast { to, msg }
             }
-            _ => match self.sole_owner() {
-                Ok((_, to)) => Action::Deliver {
+            _ => match self
+                .task_route(&msg, false)
+                .map(|(_, s)| s.ok_or("task owner has no open stream"))
+            {
+                Some(Ok(to)) => Action::Deliver {
                     to,
                     msg,
                     last: false,
                 },
-                Err(why) => Action::Drop { why, warn: true },
+                Some(Err(why)) => Action::Drop { why, warn: false },
+                None if tasks::task_of(&msg).is_some() => Action::Drop {
+                    why: "notification about a task no session owns",
+                    warn: false,
+                },
+                None => match self.sole_owner() {
+                    Ok((_, to)) => Action::Deliver {
+                        to,
+                        msg,
+                        last: false,
+                    },
+                    Err(why) => Action::Drop { why, warn: true },
+                },
             },
         }
     }
@@ -395,174 +410,6 @@ impl Routes {
         }
     }
 
-    fn child_request(&mut self, mut msg: Value) -> Action {
-        let child_id = jsonrpc::id(&msg);
-        if jsonrpc::method(&msg) == "ping" {
-            return Action::ToChild {
-                msg: jsonrpc::result_value(child_id, json!({})),
-                refused: None,
-            };
-        }
-        match self.sole_owner() {
-            Ok((owner, stream)) => {
-                let id = self.alloc();
-                jsonrpc::replace_id(&mut msg, json!(id));
-                self.server_requests.insert(
-                    id,
-                    ServerRequest {
-                        owner,
-                        child_id,
-                        stream: stream.clone(),
-                    },
-                );
-                Action::Deliver {
-                    to: stream,
-                    msg,
-                    last: false,
-                }
-            }
-            Err(why) => Action::ToChild {
-                msg: jsonrpc::error_value(child_id, jsonrpc::UNROUTABLE_SERVER_REQUEST, why),
-                refused: Some(why),
-            },
-        }
-    }
-
-    /// The one session a message not tied to a request can belong to, and the stream to use:
-    /// the only session with requests in flight (its newest live SSE request stream), or, with
-    /// none in flight, the only session (its standalone stream). Never a guess between two.
-    fn sole_owner(&self) -> Result<(Owner, StreamTx), &'static str> {
-        let mut owner: Option<&Owner> = None;
-        for p in self.pending.values().filter(|p| !p.owner.is_empty()) {
-            match owner {
-                Some(o) if *o != p.owner => {
-                    return Err("more than one session has requests in flight")
-                }
-                _ => owner = Some(&p.owner),
-            }
-        }
-        if let Some(owner) = owner {
-            let newest = self
-                .pending
-                .iter()
-                .filter(|(_, p)| p.owner == *owner && p.sse && p.stream.is_some())
-                .max_by_key(|(&id, _)| id)
-                .and_then(|(_, p)| p.stream.clone());
-            return match newest {
-                Some(s) => Ok((owner.clone(), s)),
-                None => Err("the session's requests have no open event stream"),
-            };
-        }
-        let mut sessions = self.attached.iter();
-        match (sessions.next(), sessions.next()) {
-            (Some((o, a)), None) => match &a.standalone {
-                Some(s) if !s.is_closed() => Ok((o.clone(), s.clone())),
-                _ => Err("the only session has no open standalone stream"),
-            },
-            (None, _) => Err("no session is connected"),
-            _ => Err("no request in flight and more than one session connected"),
-        }
-    }
-
-    fn standalone_where(&self, keep: impl Fn(&Attached) -> bool) -> Vec<StreamTx> {
-        self.attached
-            .values()
-            .filter(|a| keep(a))
-            .filter_map(|a| a.standalone.clone())
-            .filter(|s| !s.is_closed())
-            .collect()
-    }
-
-    /// Records `owner`'s subscription to `uri`. True when it is the first owner to subscribe,
-    /// so the child must be told; otherwise the bridge answers the client itself.
-    pub fn subscribe(&mut self, owner: &Owner, uri: &str) -> bool {
-        let first = !self
-            .attached
-            .values()
-            .any(|a| a.subscriptions.contains(uri));
-        if let Some(a) = self.attached.get_mut(owner) {
-            a.subscriptions.insert(uri.to_owned());
-        }
-        first
-    }
-
-    /// Drops `owner`'s subscription to `uri`. True when it was the last one, so the child must
-    /// be told to unsubscribe.
-    pub fn unsubscribe(&mut self, owner: &Owner, uri: &str) -> bool {
-        let removed = self
-            .attached
-            .get_mut(owner)
-            .is_some_and(|a| a.subscriptions.remove(uri));
-        removed
-            && !self
-                .attached
-                .values()
-                .any(|a| a.subscriptions.contains(uri))
-    }
-
-    /// Records `owner`'s logging level. Returns the level to send the child when the most
-    /// verbose level wanted by any owner changed.
-    pub fn set_log_level(&mut self, owner: &Owner, level: LogLevel) -> Option<LogLevel> {
-        if let Some(a) = self.attached.get_mut(owner) {
-            a.log_level = Some(level);
-        }
-        self.recompute_log_level()
-    }
-
-    fn recompute_log_level(&mut self) -> Option<LogLevel> {
-        let want = self.attached.values().filter_map(|a| a.log_level).min();
-        if want.is_some() && want != self.child_log_level {
-            self.child_log_level = want;
-            return want;
-        }
-        None
-    }
-
-    /// Removes an owner (its session ended). Returns the lines the child must get: a
-    /// `notifications/cancelled` for each of its requests still running, and an error for each
-    /// server request it will now never answer.
-    pub fn detach(&mut self, owner: &Owner) -> Vec<Value> {
-        let Some(gone) = self.attached.remove(owner) else {
-            return Vec::new();
-        };
-        let mut to_child = Vec::new();
-        for uri in gone.subscriptions {
-            if !self
-                .attached
-                .values()
-                .any(|a| a.subscriptions.contains(&uri))
-            {
-                let mut msg = json!({"jsonrpc": "2.0", "id": 0, "method": "resources/unsubscribe",
-                                     "params": {"uri": uri}});
-                self.register_internal(&mut msg);
-                to_child.push(msg);
-            }
-        }
-        if let Some(level) = self.recompute_log_level() {
-            to_child.push(self.set_level_request(level));
-        }
-        self.pending.retain(|&id, p| {
-            if p.owner != *owner {
-                return true;
-            }
-            to_child.push(jsonrpc::cancelled(json!(id), "the client session ended"));
-            false
-        });
-        self.server_requests.retain(|_, r| {
-            if r.owner != *owner {
-                return true;
-            }
-            let msg = "the client session ended before answering";
-            to_child.push(jsonrpc::error_value(
-                r.child_id.clone(),
-                jsonrpc::INTERNAL_ERROR,
-                msg,
-            ));
-            false
-        });
-        to_child
-    }
-
     /// Marks the child gone: returns every request still waiting (its stream and the client's
     /// id) so each gets an error, ends standalone streams, and refuses all later registrations.
     pub fn close(&mut self) -> Vec<(StreamTx, Value)> {
@@ -579,5 +426,4 @@ impl Routes {
 }
 
 #[cfg(test)]
-#[path = "router_tests.rs"]
 mod tests;

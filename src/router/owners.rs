@@ -1,0 +1,131 @@
+//! What each owner (session) told this child's routing about itself: its standalone stream,
+//! resource subscriptions and logging level; and what its departure means for the child.
+
+use serde_json::{json, Value};
+
+use super::{Attached, Owner, Refused, Routes, StreamTx};
+use crate::jsonrpc;
+use crate::loglevel::LogLevel;
+
+impl Routes {
+    /// Sets the owner's standalone stream (GET), replacing (and so ending) a previous one.
+    ///
+    /// # Errors
+    /// `UnknownOwner` when the owner is not attached, `ChildGone` after the child exited.
+    pub fn set_standalone(&mut self, owner: &Owner, tx: StreamTx) -> Result<(), Refused> {
+        if self.closed {
+            return Err(Refused::ChildGone);
+        }
+        let a = self.attached.get_mut(owner).ok_or(Refused::UnknownOwner)?;
+        a.standalone = Some(tx);
+        Ok(())
+    }
+
+    /// A `logging/setLevel` request from the bridge itself, registered.
+    pub fn set_level_request(&mut self, level: LogLevel) -> Value {
+        let mut msg = json!({"jsonrpc": "2.0", "id": 0, "method": "logging/setLevel",
+                             "params": {"level": level.as_str()}});
+        self.register_internal(&mut msg);
+        msg
+    }
+
+    pub(super) fn standalone_where(&self, keep: impl Fn(&Attached) -> bool) -> Vec<StreamTx> {
+        self.attached
+            .values()
+            .filter(|a| keep(a))
+            .filter_map(|a| a.standalone.clone())
+            .filter(|s| !s.is_closed())
+            .collect()
+    }
+
+    /// Records `owner`'s subscription to `uri`. True when it is the first owner to subscribe,
+    /// so the child must be told; otherwise the bridge answers the client itself.
+    pub fn subscribe(&mut self, owner: &Owner, uri: &str) -> bool {
+        let first = !self
+            .attached
+            .values()
+            .any(|a| a.subscriptions.contains(uri));
+        if let Some(a) = self.attached.get_mut(owner) {
+            a.subscriptions.insert(uri.to_owned());
+        }
+        first
+    }
+
+    /// Drops `owner`'s subscription to `uri`. True when it was the last one, so the child must
+    /// be told to unsubscribe.
+    pub fn unsubscribe(&mut self, owner: &Owner, uri: &str) -> bool {
+        let removed = self
+            .attached
+            .get_mut(owner)
+            .is_some_and(|a| a.subscriptions.remove(uri));
+        removed
+            && !self
+                .attached
+                .values()
+                .any(|a| a.subscriptions.contains(uri))
+    }
+
+    /// Records `owner`'s logging level. Returns the level to send the child when the most
+    /// verbose level wanted by any owner changed.
+    pub fn set_log_level(&mut self, owner: &Owner, level: LogLevel) -> Option<LogLevel> {
+        if let Some(a) = self.attached.get_mut(owner) {
+            a.log_level = Some(level);
+        }
+        self.recompute_log_level()
+    }
+
+    fn recompute_log_level(&mut self) -> Option<LogLevel> {
+        let want = self.attached.values().filter_map(|a| a.log_level).min();
+        if want.is_some() && want != self.child_log_level {
+            self.child_log_level = want;
+            return want;
+        }
+        None
+    }
+
+    /// Removes an owner (its session ended). Returns the lines the child must get: a
+    /// `notifications/cancelled` for each of its requests still running, and an error for each
+    /// server request it will now never answer.
+    pub fn detach(&mut self, owner: &Owner) -> Vec<Value> {
+        let Some(gone) = self.attached.remove(owner) else {
+            return Vec::new();
+        };
+        self.forget_tasks(owner);
+        let mut to_child = Vec::new();
+        for uri in gone.subscriptions {
+            if !self
+                .attached
+                .values()
+                .any(|a| a.subscriptions.contains(&uri))
+            {
+                let mut msg = json!({"jsonrpc": "2.0", "id": 0, "method": "resources/unsubscribe",
+                                     "params": {"uri": uri}});
+                self.register_internal(&mut msg);
+                to_child.push(msg);
+            }
+        }
+        if let Some(level) = self.recompute_log_level() {
+            to_child.push(self.set_level_request(level));
+        }
+        self.pending.retain(|&id, p| {
+            if p.owner != *owner {
+                return true;
+            }
+            to_child.push(jsonrpc::cancelled(json!(id), "the client session ended"));
+            false
+        });
+        self.server_requests.retain(|_, r| {
+            if r.owner != *owner {
+                return true;
+            }
+            let msg = "the client session ended before answering";
+            to_child.push(jsonrpc::error_value(
+                r.child_id.clone(),
+                jsonrpc::INTERNAL_ERROR,
+                msg,
+            ));
+            false
+        });
+        to_child
+    }
+}
