@@ -82,10 +82,17 @@ impl EventIds {
         frame(Some((self.stream, 0)), None, b"")
     }
 
-    fn message(&mut self, json: &[u8]) -> Bytes {
+    /// The next message frame, not kept for replay (a complete body needs none).
+    fn next_frame(&mut self, json: &[u8]) -> Bytes {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let f = frame(Some((self.stream, seq)), Some("message"), json);
+        frame(Some((self.stream, seq)), Some("message"), json)
+    }
+
+    /// The next message frame, kept for replay.
+    fn message(&mut self, json: &[u8]) -> Bytes {
+        let f = self.next_frame(json);
+        let seq = self.next_seq - 1;
         if self.ring.len() == REPLAY_FRAMES {
             self.ring.pop_front();
         }
@@ -266,7 +273,7 @@ pub async fn request_reply(
     let mut responses = responses;
     match first {
         Some(m) if m.last && responses == 1 => {
-            prelude.push(ids.message(&m.json));
+            prelude.push(ids.next_frame(&m.json));
             return complete(prelude);
         }
         Some(m) => {
