@@ -122,6 +122,8 @@ pub struct Spawned {
 pub async fn spawn(config: &Config) -> anyhow::Result<Spawned> {
     let mut cmd = Command::new(&config.command);
     cmd.args(&config.args)
+        // The bridge's own credentials are never the child's.
+        .env_remove(crate::cli::TOKEN_ENV)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -159,7 +161,10 @@ pub async fn spawn(config: &Config) -> anyhow::Result<Spawned> {
         pid,
         init,
         writer,
-        routes: Mutex::new(Routes::new(handshake::FIRST_CLIENT_ID)),
+        routes: Mutex::new(Routes::new(
+            handshake::FIRST_CLIENT_ID,
+            config.limits.max_requests_per_session,
+        )),
         gone: CancellationToken::new(),
         exited: CancellationToken::new(),
         exit: Mutex::new(None),

@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 
+use crate::access::{parse_tokens, Access};
 use crate::config::{Config, Limits};
 
 /// Serve a stdio MCP server to many clients over Streamable HTTP.
@@ -63,6 +64,32 @@ pub struct Cli {
     /// activity; a request in flight does).
     #[arg(long, default_value = "30m", value_parser = parse_duration, value_name = "DURATION")]
     pub session_timeout: Duration,
+    /// Also allow browser requests from this Origin (`scheme://host[:port]`; repeatable; `*`
+    /// allows any). Allowed by default: the bridge's own loopback origins.
+    #[arg(long, value_name = "ORIGIN")]
+    pub allowed_origin: Vec<String>,
+    /// Also accept this Host name while bound to loopback (repeatable; DNS-rebinding
+    /// protection answers 421 to other names).
+    #[arg(long, value_name = "HOST")]
+    pub allowed_host: Vec<String>,
+    /// Bearer tokens, one `name:token` per line; every MCP request must then carry
+    /// `Authorization: Bearer <token>`. The environment variable MCP_HTTP_BRIDGE_TOKEN adds one
+    /// more, named `env`.
+    #[arg(long, value_name = "PATH")]
+    pub tokens_file: Option<std::path::PathBuf>,
+    /// Serve a non-loopback address without any token (anyone who can reach it may use the
+    /// server).
+    #[arg(long)]
+    pub allow_unauthenticated: bool,
+    /// Live sessions at most; more get 503.
+    #[arg(long, default_value_t = Limits::MAX_SESSIONS, value_name = "N")]
+    pub max_sessions: usize,
+    /// Requests one session may have in flight; more get a JSON-RPC error (-32052).
+    #[arg(long, default_value_t = Limits::MAX_REQUESTS_PER_SESSION, value_name = "N")]
+    pub max_requests_per_session: usize,
+    /// Messages queued for one client stream before that client counts as not reading.
+    #[arg(long, default_value_t = Limits::STREAM_QUEUE, value_name = "N")]
+    pub stream_queue: usize,
     /// The stdio MCP server to run, after `--`.
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -98,6 +125,27 @@ impl Cli {
         if (1..paths.len()).any(|i| paths[..i].contains(&paths[i])) {
             return Err(usage(format!("endpoint paths must differ (got {paths:?})")));
         }
+        if [
+            self.max_sessions,
+            self.max_requests_per_session,
+            self.stream_queue,
+        ]
+        .contains(&0)
+        {
+            return Err(usage(
+                "--max-sessions, --max-requests-per-session and --stream-queue must be at least 1"
+                    .into(),
+            ));
+        }
+        let tokens = self.tokens().map_err(usage)?;
+        if tokens.is_empty() && !self.allow_unauthenticated && !is_loopback_host(&self.host) {
+            return Err(usage(format!(
+                "refusing to serve {} without authentication: anyone who can reach it could use the MCP server. \
+                 Set {TOKEN_ENV}=<a long random secret> or pass --tokens-file PATH (lines of name:token), \
+                 or pass --allow-unauthenticated if this is really what you want",
+                self.host
+            )));
+        }
         if self.keep_alive.is_zero() || self.session_timeout.is_zero() {
             return Err(usage(
                 "--keep-alive and --session-timeout must be greater than zero".into(),
@@ -116,10 +164,47 @@ impl Cli {
         config.limits = Limits {
             max_body: self.max_body,
             max_line: self.max_line,
+            max_sessions: self.max_sessions,
+            max_requests_per_session: self.max_requests_per_session,
+            stream_queue: self.stream_queue,
             ..Limits::default()
+        };
+        config.access = Access {
+            allowed_origins: self.allowed_origin,
+            allowed_hosts: self.allowed_host,
+            tokens,
         };
         Ok(config)
     }
+}
+
+/// The environment variable holding a bearer token (named `env`).
+pub const TOKEN_ENV: &str = "MCP_HTTP_BRIDGE_TOKEN";
+
+impl Cli {
+    /// The tokens from `--tokens-file` and `MCP_HTTP_BRIDGE_TOKEN`.
+    fn tokens(&self) -> Result<Vec<(String, String)>, String> {
+        let mut tokens = match &self.tokens_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| format!("--tokens-file {}: {e}", path.display()))?;
+                parse_tokens(&text).map_err(|e| format!("--tokens-file {}: {e}", path.display()))?
+            }
+            None => Vec::new(),
+        };
+        if let Ok(token) = std::env::var(TOKEN_ENV) {
+            if token.trim().len() < 16 {
+                return Err(format!("{TOKEN_ENV} must hold at least 16 characters"));
+            }
+            tokens.push(("env".into(), token.trim().to_owned()));
+        }
+        Ok(tokens)
+    }
+}
+
+/// Whether `--host` names loopback.
+fn is_loopback_host(host: &str) -> bool {
+    crate::access::is_loopback_name(host.trim_start_matches('[').trim_end_matches(']'))
 }
 
 /// An endpoint path from its flag: `none` disables it; others must start with '/' and must
@@ -212,6 +297,21 @@ mod tests {
             let cli = Cli::try_parse_from(["b"].iter().chain(bad).chain(&["--", "srv"])).unwrap();
             assert!(cli.into_config().is_err(), "{bad:?}");
         }
+        let public = Cli::try_parse_from(["b", "--host", "0.0.0.0", "--", "srv"]).unwrap();
+        let err = public.into_config().unwrap_err().to_string();
+        assert!(
+            err.contains("MCP_HTTP_BRIDGE_TOKEN") && err.contains("--tokens-file"),
+            "{err}"
+        );
+        let open = Cli::try_parse_from([
+            "b",
+            "--host",
+            "0.0.0.0",
+            "--allow-unauthenticated",
+            "--",
+            "srv",
+        ]);
+        assert!(open.unwrap().into_config().is_ok());
         let cli = Cli::try_parse_from(["b", "--sse-path", "none", "--", "srv"]).unwrap();
         let config = cli.into_config().unwrap();
         assert_eq!((config.sse_path, config.message_path), (None, None));

@@ -15,6 +15,10 @@ pub struct Limits {
     pub stream_queue: usize,
     /// Lines queued for the child's stdin before HTTP handlers wait.
     pub child_queue: usize,
+    /// Live sessions at most (more → 503).
+    pub max_sessions: usize,
+    /// Requests one session may have in flight at the child (more → a JSON-RPC error).
+    pub max_requests_per_session: usize,
 }
 
 impl Limits {
@@ -26,6 +30,10 @@ impl Limits {
     pub const STREAM_QUEUE: usize = 1024;
     /// Default `child_queue`.
     pub const CHILD_QUEUE: usize = 4096;
+    /// Default `max_sessions`.
+    pub const MAX_SESSIONS: usize = 10_000;
+    /// Default `max_requests_per_session`.
+    pub const MAX_REQUESTS_PER_SESSION: usize = 256;
 }
 
 impl Default for Limits {
@@ -35,6 +43,8 @@ impl Default for Limits {
             max_line: Self::MAX_LINE,
             stream_queue: Self::STREAM_QUEUE,
             child_queue: Self::CHILD_QUEUE,
+            max_sessions: Self::MAX_SESSIONS,
+            max_requests_per_session: Self::MAX_REQUESTS_PER_SESSION,
         }
     }
 }
@@ -62,6 +72,8 @@ pub struct Config {
     pub session_timeout: Duration,
     /// Resource bounds.
     pub limits: Limits,
+    /// Origins, hosts and tokens.
+    pub access: crate::access::Access,
 }
 
 impl Config {
@@ -96,6 +108,7 @@ impl Config {
             keep_alive: Self::KEEP_ALIVE,
             session_timeout: Self::SESSION_TIMEOUT,
             limits: Limits::default(),
+            access: crate::access::Access::default(),
         }
     }
 }

@@ -5,31 +5,40 @@
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::child::ChildHandle;
+use crate::http::AppState;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 use crate::router::{task_not_found, Outbound, Refused, Registration};
-use crate::session::{Session, Sessions, Transport};
+use crate::session::{Session, Transport};
 
-/// Creates a session bound to `child`, attached to its routes.
+/// Creates a session bound to the child, attached to its routes, owned by `principal`.
 ///
 /// # Errors
-/// `ChildGone` when the child is not running.
+/// `ChildGone` when the child is not running, `TooManySessions` at the limit.
 pub fn open_session(
-    sessions: &Sessions,
-    child: &Arc<ChildHandle>,
-    parent: &CancellationToken,
+    app: &AppState,
     transport: Transport,
+    principal: Option<Arc<str>>,
 ) -> Result<Arc<Session>, Refused> {
+    let (sessions, child) = (&app.sessions, &app.child);
     if !child.is_running() {
         return Err(Refused::ChildGone);
     }
-    let session = Arc::new(Session::new(child.clone(), parent, transport));
+    if sessions.len() >= app.config.limits.max_sessions {
+        warn!(
+            max = app.config.limits.max_sessions,
+            "session refused: limit reached"
+        );
+        return Err(Refused::TooManySessions);
+    }
+    let session = Arc::new(Session::new(child.clone(), &app.root, transport, principal));
     child.routes().attach(session.id.clone());
     sessions.insert(session.clone());
+    let token = session.principal.as_deref().unwrap_or("-");
+    info!(session = %session.id, token = %token, "session created");
     Ok(session)
 }
 
@@ -78,7 +87,19 @@ pub async fn request(session: &Session, mut msg: Value, reg: Registration) -> Re
     }
     let child = &session.child;
     // Lock: register before the line is queued, so a fast response always finds its route.
-    let id = child.routes().register(&session.id, &mut msg, reg)?;
+    let registered = child.routes().register(&session.id, &mut msg, reg.clone());
+    let id = match registered {
+        Err(Refused::TooManyRequests) => {
+            let why = "too many requests in flight for this session; retry when some complete";
+            let reply = jsonrpc::error_value(jsonrpc::id(&msg), jsonrpc::TOO_MANY_REQUESTS, why);
+            let _ = reg.stream.try_send(Outbound {
+                json: jsonrpc::to_bytes(&reply),
+                last: true,
+            });
+            return Ok(());
+        }
+        other => other?,
+    };
     let mut guard = Unregister {
         child,
         id: Some(id),

@@ -30,6 +30,14 @@ pub enum HttpError {
     UnknownServerRequest,
     /// The MCP server process is not running (503).
     ChildGone,
+    /// The `Origin` header names an origin that is not allowed (403).
+    ForbiddenOrigin,
+    /// The `Host` header names a host that is not allowed (421, DNS-rebinding protection).
+    MisdirectedHost,
+    /// No valid bearer token (401 with `WWW-Authenticate: Bearer`).
+    Unauthorized,
+    /// The session limit is reached (503).
+    TooManySessions,
 }
 
 impl HttpError {
@@ -87,6 +95,26 @@ impl HttpError {
                 jsonrpc::CHILD_EXITED,
                 "the MCP server process is not running".into(),
             ),
+            ForbiddenOrigin => (
+                StatusCode::FORBIDDEN,
+                jsonrpc::BAD_REQUEST,
+                "Forbidden: Origin not allowed".into(),
+            ),
+            MisdirectedHost => (
+                StatusCode::MISDIRECTED_REQUEST,
+                jsonrpc::BAD_REQUEST,
+                "Misdirected Request: Host not allowed".into(),
+            ),
+            Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                jsonrpc::BAD_REQUEST,
+                "Unauthorized: a valid bearer token is required".into(),
+            ),
+            TooManySessions => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                jsonrpc::BAD_REQUEST,
+                "Service Unavailable: too many sessions".into(),
+            ),
         }
     }
 }
@@ -95,7 +123,12 @@ impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let (status, code, message) = self.parts();
         tracing::debug!(%status, message, "request refused");
-        json_response(status, &jsonrpc::error_value(Value::Null, code, &message))
+        let mut resp = json_response(status, &jsonrpc::error_value(Value::Null, code, &message));
+        if matches!(self, HttpError::Unauthorized) {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        resp
     }
 }
 

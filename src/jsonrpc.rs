@@ -23,6 +23,8 @@ pub const SESSION_NOT_FOUND: i64 = -32001;
 pub const CHILD_EXITED: i64 = -32050;
 /// A request from the child that the bridge cannot route to exactly one session.
 pub const UNROUTABLE_SERVER_REQUEST: i64 = -32051;
+/// The session has too many requests in flight.
+pub const TOO_MANY_REQUESTS: i64 = -32052;
 /// The bridge is shutting down.
 pub const SHUTTING_DOWN: i64 = -32053;
 

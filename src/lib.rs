@@ -33,6 +33,7 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod access;
 pub mod child;
 pub mod cli;
 pub mod config;
@@ -86,7 +87,9 @@ impl Bridge {
     ) -> anyhow::Result<()> {
         let root = CancellationToken::new();
         let handle = self.child.handle.clone();
+        let policy = access::Policy::new(&self.config.access, listener.local_addr()?);
         let state = Arc::new(http::AppState {
+            policy,
             config: self.config.clone(),
             sessions: session::Sessions::default(),
             child: handle.clone(),

@@ -57,6 +57,8 @@ pub struct Session {
     pub cancel: CancellationToken,
     /// Its transport.
     pub transport: Transport,
+    /// The name of the token that created it; only that token may use it.
+    pub principal: Option<Arc<str>>,
     next_stream: AtomicU64,
     /// When the client last sent anything (a request, notification, reply or GET).
     last_seen: Mutex<Instant>,
@@ -70,8 +72,10 @@ impl Session {
         child: Arc<ChildHandle>,
         parent: &CancellationToken,
         transport: Transport,
+        principal: Option<Arc<str>>,
     ) -> Session {
         Session {
+            principal,
             id: new_session_id(),
             child,
             version: OnceLock::new(),

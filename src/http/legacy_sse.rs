@@ -9,9 +9,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
+use super::guard::Principal;
 use super::sse::{self, EventStream};
 use super::{accept, refused, AppState};
 use crate::dispatch;
@@ -41,7 +43,11 @@ impl Drop for EndSessionOnDrop {
 }
 
 /// GET on the SSE path: a new session and its stream, starting with the `endpoint` event.
-pub async fn open(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Handled {
+pub async fn open(
+    State(app): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+) -> Handled {
     accept::check_get_accept(&headers)?;
     let message_path = app
         .config
@@ -50,8 +56,7 @@ pub async fn open(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Handl
         .ok_or(HttpError::SessionNotFound)?;
     let (tx, rx) = mpsc::channel(app.config.limits.stream_queue);
     let transport = Transport::LegacySse(tx.clone());
-    let session =
-        dispatch::open_session(&app.sessions, &app.child, &app.root, transport).map_err(refused)?;
+    let session = dispatch::open_session(&app, transport, principal.0).map_err(refused)?;
     // Messages not tied to a request (broadcasts, logging) go on the same stream.
     session
         .child
@@ -76,6 +81,7 @@ pub async fn open(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Handl
 fn session_of(
     app: &AppState,
     query: Option<&str>,
+    principal: &Principal,
 ) -> Result<(Arc<Session>, mpsc::Sender<Outbound>), HttpError> {
     let id = query
         .unwrap_or("")
@@ -84,8 +90,7 @@ fn session_of(
         .find(|(k, _)| *k == "sessionId" || *k == "session_id")
         .map(|(_, v)| v)
         .ok_or(HttpError::MissingSession)?;
-    let session = app.sessions.get(id).ok_or(HttpError::SessionNotFound)?;
-    session.touch();
+    let session = super::session_for(app, id, principal)?;
     match &session.transport {
         Transport::LegacySse(tx) => {
             let tx = tx.clone();
@@ -98,12 +103,13 @@ fn session_of(
 /// POST on the message path: one JSON-RPC message; the reply goes on the session's stream.
 pub async fn message(
     State(app): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Handled {
     let body = super::read_body(&app, body)?;
-    let (session, stream) = session_of(&app, query.as_deref())?;
+    let (session, stream) = session_of(&app, query.as_deref(), &principal)?;
     accept::check_content_type(&headers)?;
     let msg = super::parse_json(&body)?;
     match super::classify(&msg)? {

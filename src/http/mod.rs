@@ -1,6 +1,7 @@
 //! The HTTP side: `app(state)` builds the router; `AppState` is what every handler shares.
 
 mod accept;
+mod guard;
 mod legacy_sse;
 mod sse;
 mod streamable;
@@ -18,13 +19,15 @@ use axum::Router;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use crate::access::Policy;
 use crate::child::ChildHandle;
 use crate::config::Config;
 use crate::error::json_response;
 use crate::error::HttpError;
 use crate::jsonrpc::{self, Kind};
 use crate::router::Refused;
-use crate::session::Sessions;
+use crate::session::{Session, Sessions};
+use guard::Principal;
 
 /// What every handler shares.
 pub struct AppState {
@@ -38,6 +41,8 @@ pub struct AppState {
     pub started: Instant,
     /// Cancelled at shutdown; every session token is its child.
     pub root: CancellationToken,
+    /// Host, Origin and token rules for the address the bridge listens on.
+    pub policy: Policy,
 }
 
 /// The bridge's HTTP router.
@@ -60,6 +65,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .fallback(not_found)
         // The handlers read the body themselves and answer 413 with a JSON-RPC body.
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            guard::guard,
+        ))
         .with_state(state)
 }
 
@@ -86,6 +95,17 @@ async fn health(State(app): State<Arc<AppState>>) -> Response {
     json_response(status, &body)
 }
 
+/// The live session `id` if `principal` may use it (the token that created it), touched.
+fn session_for(app: &AppState, id: &str, principal: &Principal) -> Result<Arc<Session>, HttpError> {
+    let session = app.sessions.get(id).ok_or(HttpError::SessionNotFound)?;
+    if session.principal != principal.0 {
+        tracing::warn!(session = %session.id, token = principal.0.as_deref(), "session used with another token");
+        return Err(HttpError::SessionNotFound);
+    }
+    session.touch();
+    Ok(session)
+}
+
 /// The body, or 413 with a JSON-RPC body when it exceeds the limit.
 fn read_body(app: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, HttpError> {
     body.map_err(|r| match r.status() {
@@ -110,6 +130,9 @@ fn refused(r: Refused) -> HttpError {
         Refused::ChildGone => HttpError::ChildGone,
         Refused::UnknownOwner => HttpError::SessionNotFound,
         Refused::NoSuchServerRequest => HttpError::UnknownServerRequest,
+        Refused::TooManySessions => HttpError::TooManySessions,
+        // Answered in-band by `dispatch::request`; never an HTTP error.
+        Refused::TooManyRequests => HttpError::TooManySessions,
     }
 }
 

@@ -9,11 +9,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use serde_json::Value;
 use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::accept::{self, ReplyMode};
+use super::guard::Principal;
 use super::sse::{self, EventStream};
 use super::{refused, AppState};
 use crate::error::{json_bytes_response, json_response, HttpError};
@@ -33,6 +35,7 @@ type Handled = Result<Response, HttpError>;
 /// POST: one JSON-RPC message, or a batch, from a client.
 pub async fn post(
     State(app): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Handled {
@@ -41,14 +44,14 @@ pub async fn post(
     let mode = accept::post_reply_mode(&headers)?;
     let msg: Value = super::parse_json(&body)?;
     if let Value::Array(batch) = msg {
-        let session = session_of(&app, &headers)?;
+        let session = session_of(&app, &headers, &principal)?;
         return post_batch(&app, &session, batch, mode).await;
     }
     let kind = super::classify(&msg)?;
     if kind == Kind::Request && jsonrpc::method(&msg) == "initialize" {
-        return initialize(&app, &msg, mode);
+        return initialize(&app, &msg, mode, principal);
     }
-    let session = session_of(&app, &headers)?;
+    let session = session_of(&app, &headers, &principal)?;
     match kind {
         Kind::Request => {
             let (tx, rx) = mpsc::channel(app.config.limits.stream_queue);
@@ -75,13 +78,16 @@ pub async fn post(
 }
 
 /// The session named by `Mcp-Session-Id`, after checking `MCP-Protocol-Version`.
-fn session_of(app: &AppState, headers: &HeaderMap) -> Result<Arc<Session>, HttpError> {
+fn session_of(
+    app: &AppState,
+    headers: &HeaderMap,
+    principal: &Principal,
+) -> Result<Arc<Session>, HttpError> {
     let id = headers
         .get(SESSION_HEADER)
         .ok_or(HttpError::MissingSession)?;
     let id = id.to_str().map_err(|_| HttpError::SessionNotFound)?;
-    let session = app.sessions.get(id).ok_or(HttpError::SessionNotFound)?;
-    session.touch();
+    let session = super::session_for(app, id, principal)?;
     if !matches!(session.transport, Transport::Streamable) {
         return Err(HttpError::SessionNotFound);
     }
@@ -96,10 +102,9 @@ fn session_of(app: &AppState, headers: &HeaderMap) -> Result<Arc<Session>, HttpE
 }
 
 /// `initialize` creates a session and is answered by the bridge from the child's cached result.
-fn initialize(app: &AppState, msg: &Value, mode: ReplyMode) -> Handled {
+fn initialize(app: &AppState, msg: &Value, mode: ReplyMode, principal: Principal) -> Handled {
     let session =
-        dispatch::open_session(&app.sessions, &app.child, &app.root, Transport::Streamable)
-            .map_err(refused)?;
+        dispatch::open_session(app, Transport::Streamable, principal.0).map_err(refused)?;
     let reply = jsonrpc::to_bytes(&dispatch::initialize(&session, msg));
     let mut resp = match mode {
         ReplyMode::Sse => sse::complete(vec![sse::frame(None, Some("message"), &reply)]),
@@ -198,9 +203,13 @@ async fn post_batch(
 
 /// GET: resumes the stream named by `Last-Event-ID`, or opens the session's standalone stream
 /// for server messages not tied to a request.
-pub async fn get(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Handled {
+pub async fn get(
+    State(app): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+) -> Handled {
     accept::check_get_accept(&headers)?;
-    let session = session_of(&app, &headers)?;
+    let session = session_of(&app, &headers, &principal)?;
     let keep_alive = app.config.keep_alive;
     let last = headers
         .get(LAST_EVENT_ID)
@@ -234,8 +243,12 @@ pub async fn get(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Handle
 }
 
 /// DELETE: ends the session; its running requests are cancelled at the child.
-pub async fn delete(State(app): State<Arc<AppState>>, headers: HeaderMap) -> Handled {
-    let session = session_of(&app, &headers)?;
+pub async fn delete(
+    State(app): State<Arc<AppState>>,
+    Extension(principal): Extension<Principal>,
+    headers: HeaderMap,
+) -> Handled {
+    let session = session_of(&app, &headers, &principal)?;
     let Some(session) = app.sessions.remove(&session.id) else {
         return Err(HttpError::SessionNotFound);
     };

@@ -61,6 +61,8 @@ struct ServerRequest {
 #[derive(Debug, Default)]
 struct Attached {
     standalone: Option<StreamTx>,
+    /// Requests of this owner at the child.
+    in_flight: usize,
     log_level: Option<LogLevel>,
     subscriptions: HashSet<String>,
 }
@@ -81,6 +83,10 @@ pub enum Refused {
     ChildGone,
     /// The owner is not attached to this child (session ended).
     UnknownOwner,
+    /// The owner already has the maximum number of requests in flight.
+    TooManyRequests,
+    /// The session limit is reached.
+    TooManySessions,
     /// A response names no server request sent to this owner.
     NoSuchServerRequest,
 }
@@ -124,6 +130,8 @@ pub enum Action {
 #[derive(Debug, Default)]
 pub struct Routes {
     next_id: u64,
+    /// Requests one owner may have in flight.
+    max_in_flight: usize,
     pending: HashMap<u64, Pending>,
     server_requests: HashMap<u64, ServerRequest>,
     attached: HashMap<Owner, Attached>,
@@ -135,10 +143,12 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// An empty table whose first bridge id is `first_id` (ids below are the bridge's own).
-    pub fn new(first_id: u64) -> Self {
+    /// An empty table whose first bridge id is `first_id` (ids below are the bridge's own),
+    /// allowing each owner `max_in_flight` requests at once.
+    pub fn new(first_id: u64, max_in_flight: usize) -> Self {
         Routes {
             next_id: first_id,
+            max_in_flight,
             ..Routes::default()
         }
     }
@@ -161,7 +171,16 @@ impl Routes {
 
     /// Whether `owner` has a request at the child.
     pub fn has_pending(&self, owner: &Owner) -> bool {
-        self.pending.values().any(|p| p.owner == *owner)
+        self.attached.get(owner).is_some_and(|a| a.in_flight > 0)
+    }
+
+    /// Removes a pending request, keeping its owner's count right.
+    fn remove_pending(&mut self, id: u64) -> Option<Pending> {
+        let p = self.pending.remove(&id)?;
+        if let Some(a) = self.attached.get_mut(&p.owner) {
+            a.in_flight -= 1;
+        }
+        Some(p)
     }
 
     /// Number of requests forwarded and not yet answered.
@@ -183,10 +202,13 @@ impl Routes {
         if self.closed {
             return Err(Refused::ChildGone);
         }
-        let (owner, _) = self
+        let (owner, a) = self
             .attached
             .get_key_value(owner)
             .ok_or(Refused::UnknownOwner)?;
+        if a.in_flight >= self.max_in_flight {
+            return Err(Refused::TooManyRequests);
+        }
         let owner = owner.clone();
         let id = self.alloc();
         let client_id = jsonrpc::replace_id(msg, json!(id));
@@ -204,6 +226,9 @@ impl Routes {
             },
         );
         assert!(prev.is_none(), "bridge id {id} allocated twice");
+        if let Some(a) = self.attached.get_mut(&self.pending[&id].owner) {
+            a.in_flight += 1;
+        }
         Ok(id)
     }
 
@@ -227,7 +252,7 @@ impl Routes {
 
     /// Forgets a registration whose line never reached the child (the handler was dropped).
     pub fn unregister(&mut self, id: u64) {
-        self.pending.remove(&id);
+        self.remove_pending(id);
     }
 
     /// Rewrites a client's `notifications/cancelled` to the child's id for that request and
@@ -246,7 +271,7 @@ impl Routes {
         let Some(id) = found else {
             return false;
         };
-        self.pending.remove(&id);
+        self.remove_pending(id);
         jsonrpc::replace_param(msg, "requestId", json!(id));
         true
     }
@@ -281,7 +306,7 @@ impl Routes {
 
     fn child_response(&mut self, mut msg: Value) -> Action {
         let id = jsonrpc::as_bridge_id(&jsonrpc::id(&msg));
-        let Some(p) = id.and_then(|id| self.pending.remove(&id)) else {
+        let Some(p) = id.and_then(|id| self.remove_pending(id)) else {
             return match id {
                 // An id we issued and forgot: its request was cancelled or its session ended.
                 Some(id) if id < self.next_id => Action::Drop {

@@ -12,7 +12,7 @@ fn stream() -> (StreamTx, Receiver<Outbound>) {
 }
 
 fn routes_with(owners: &[&str]) -> Routes {
-    let mut r = Routes::new(1);
+    let mut r = Routes::new(1, 8);
     for o in owners {
         r.attach(owner(o));
     }
@@ -598,4 +598,32 @@ fn tasks_belong_to_the_session_that_created_them() {
     // When a's session ends, its tasks are nobody's.
     r.detach(&owner("a"));
     assert!(!r.may_use_task(&owner("a"), &get("t1")));
+}
+
+#[test]
+fn in_flight_requests_are_bounded_per_owner() {
+    let mut r = routes_with(&["a", "b"]);
+    let ids: Vec<u64> = (0..8).map(|i| reg(&mut r, "a", json!(i), true).0).collect();
+    let mut msg = request(json!(99), "x");
+    let refused = r.register(
+        &owner("a"),
+        &mut msg,
+        Registration {
+            stream: stream().0,
+            sse: true,
+        },
+    );
+    assert_eq!(refused.err(), Some(Refused::TooManyRequests));
+    assert_eq!(msg["id"], json!(99), "a refused message is unchanged");
+    reg(&mut r, "b", json!(1), true); // others are not affected
+                                      // A response, a cancellation and an unregistration each free a slot.
+    let _ = r.from_child(response(ids[0], ""));
+    let mut cancel =
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}});
+    assert!(r.cancel_from_client(&owner("a"), &mut cancel));
+    r.unregister(ids[2]);
+    for i in 0..3 {
+        reg(&mut r, "a", json!(100 + i), true);
+    }
+    assert!(r.has_pending(&owner("a")));
 }

@@ -169,3 +169,66 @@ async fn exits_1_when_the_child_dies() {
     assert_eq!(r.last()["error"]["code"], -32050);
     assert_eq!(b.wait().code(), Some(1));
 }
+
+#[test]
+fn a_public_address_without_a_token_is_refused_with_advice() {
+    let out = bridge(&["--host", "0.0.0.0", "--port", "0", "--", FIXTURE])
+        .env_remove("MCP_HTTP_BRIDGE_TOKEN")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("MCP_HTTP_BRIDGE_TOKEN") && err.contains("--tokens-file"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn the_token_stays_out_of_logs_health_and_the_childs_environment() {
+    const TOKEN: &str = "a-very-secret-token-for-this-test";
+    let mut child = bridge(&["--port", "0", "--log-level", "trace", "--", FIXTURE])
+        .env("MCP_HTTP_BRIDGE_TOKEN", TOKEN)
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let logs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
+    let mut running = Running {
+        child,
+        url: line.trim_end().to_owned(),
+    };
+    let mut c = Client::new(&running.url);
+    c.http = reqwest::Client::builder()
+        .default_headers(headers(&[("authorization", &format!("Bearer {TOKEN}"))]))
+        .build()
+        .unwrap();
+    c.initialize().await;
+    let r = c
+        .call(json!(1), "env", json!({"name": "MCP_HTTP_BRIDGE_TOKEN"}))
+        .await;
+    assert_eq!(text(&r), "", "the child does not inherit the token");
+    let wrong = reqwest::Client::new()
+        .post(&running.url)
+        .header("authorization", "Bearer nope-nope-nope-nope")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
+    let health = reqwest::get(running.url.replace("/mcp", "/health"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!health.contains(TOKEN));
+    running.signal("-TERM");
+    assert_eq!(running.wait().code(), Some(0));
+    let logs = logs.join().unwrap();
+    assert!(logs.contains("token=env"), "token names are logged");
+    assert!(!logs.contains(TOKEN), "token values are not");
+}

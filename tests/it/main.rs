@@ -11,5 +11,7 @@ mod legacy_sse;
 mod lifecycle;
 /// Many sessions on one child: colliding ids, progress, cancellation, server requests.
 mod multiplex;
+/// Host and Origin checks, CORS, bearer tokens, limits.
+mod security;
 /// Streamable HTTP: handshake, reply modes, status codes, sessions, bad input.
 mod streamable;
