@@ -81,6 +81,12 @@ pub struct Cli {
     /// server).
     #[arg(long)]
     pub allow_unauthenticated: bool,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, value_name = "PEM", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "PEM", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Live sessions at most; more get 503.
     #[arg(long, default_value_t = Limits::MAX_SESSIONS, value_name = "N")]
     pub max_sessions: usize,
@@ -169,6 +175,9 @@ impl Cli {
             stream_queue: self.stream_queue,
             ..Limits::default()
         };
+        if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
+            config.tls = Some(crate::tls::TlsFiles { cert, key });
+        }
         config.access = Access {
             allowed_origins: self.allowed_origin,
             allowed_hosts: self.allowed_host,

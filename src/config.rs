@@ -74,6 +74,8 @@ pub struct Config {
     pub limits: Limits,
     /// Origins, hosts and tokens.
     pub access: crate::access::Access,
+    /// Serve HTTPS with this certificate and key.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 impl Config {
@@ -109,6 +111,7 @@ impl Config {
             session_timeout: Self::SESSION_TIMEOUT,
             limits: Limits::default(),
             access: crate::access::Access::default(),
+            tls: None,
         }
     }
 }

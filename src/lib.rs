@@ -47,6 +47,7 @@ pub mod loglevel;
 pub mod router;
 pub mod session;
 pub mod shutdown;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -63,6 +64,7 @@ pub use config::{Config, Limits};
 pub struct Bridge {
     config: Config,
     child: child::Spawned,
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Bridge {
@@ -71,8 +73,15 @@ impl Bridge {
     /// # Errors
     /// When the command cannot be spawned or does not complete `initialize` in time.
     pub async fn start(config: Config) -> anyhow::Result<Bridge> {
+        // Certificate problems are reported before any child is started.
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let child = child::spawn(&config).await?;
-        Ok(Bridge { config, child })
+        Ok(Bridge { config, child, tls })
+    }
+
+    /// Whether the bridge serves HTTPS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// Serves HTTP on `listener` until `shutdown` is cancelled (then returns `Ok`) or the child
@@ -98,16 +107,23 @@ impl Bridge {
         });
         let c = &self.config;
         info!(addr = %listener.local_addr()?, mcp = ?c.mcp_path, sse = ?c.sse_path, "listening");
-        // Streamed replies are written as several small frames; without TCP_NODELAY, Nagle's
-        // algorithm and delayed ACKs add ~40 ms to every SSE reply.
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                warn!(err = %e, "cannot set TCP_NODELAY");
+        let app = http::app(state.clone());
+        let server = match &self.tls {
+            Some(acceptor) => {
+                let tls = tls::TlsListener::new(listener, acceptor.clone(), root.clone())?;
+                spawn_server(tls, app, root.clone())
             }
-        });
-        let server = axum::serve(listener, http::app(state.clone()))
-            .with_graceful_shutdown(root.clone().cancelled_owned());
-        let server = tokio::spawn(async move { server.await });
+            None => {
+                // Streamed replies are written as several small frames; without TCP_NODELAY,
+                // Nagle's algorithm and delayed ACKs add ~40 ms to every SSE reply.
+                let tcp = listener.tap_io(|tcp| {
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        warn!(err = %e, "cannot set TCP_NODELAY");
+                    }
+                });
+                spawn_server(tcp, app, root.clone())
+            }
+        };
 
         tokio::spawn(reap_idle_sessions(state.clone()));
         let child_exited = tokio::select! {
@@ -131,6 +147,20 @@ impl Bridge {
         }
         Ok(())
     }
+}
+
+/// Serves `app` on `listener` in a task until `stop` is cancelled, then drains connections.
+fn spawn_server<L>(
+    listener: L,
+    app: axum::Router,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<std::io::Result<()>>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
+    let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
+    tokio::spawn(async move { server.await })
 }
 
 /// Ends sessions idle for longer than the configured timeout, checking a few times per

@@ -65,7 +65,8 @@ async fn serve(host: String, port: u16, config: Config) -> anyhow::Result<()> {
     };
     let mut out = std::io::stdout().lock();
     // The one line on stdout: scripts read the endpoint from it.
-    writeln!(out, "http://{addr}{path}")
+    let scheme = if bridge.is_tls() { "https" } else { "http" };
+    writeln!(out, "{scheme}://{addr}{path}")
         .and_then(|()| out.flush())
         .ok();
     drop(out);

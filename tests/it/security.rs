@@ -198,3 +198,61 @@ async fn session_and_in_flight_limits() {
         "again"
     );
 }
+
+#[tokio::test]
+async fn https_with_a_certificate_the_test_generates() {
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["127.0.0.1".into(), "localhost".into()]).unwrap();
+    let dir = std::env::temp_dir().join(format!("mcp-bridge-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (cert_path, key_path) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
+    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    let files = mcp_http_bridge::tls::TlsFiles {
+        cert: cert_path.clone(),
+        key: key_path.clone(),
+    };
+    let bridge = TestBridge::start_with(|c| c.tls = Some(files)).await;
+    assert!(bridge.url.starts_with("https://127.0.0.1:"));
+
+    let trusted = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let mut c = Client::new(&bridge.url);
+    c.http = trusted;
+    c.initialize().await;
+    assert_eq!(
+        text(&c.call(json!(1), "add", json!({"a": 20, "b": 22})).await),
+        "42"
+    );
+    let mut events = c.open_stream().await;
+    c.call(json!(2), "list_changed", json!({})).await;
+    events.next_method("notifications/tools/list_changed").await;
+
+    // A client that does not trust the certificate is refused; plain HTTP gets nothing useful.
+    assert!(reqwest::Client::new()
+        .post(&bridge.url)
+        .json(&ping())
+        .send()
+        .await
+        .is_err());
+    let plain = bridge.url.replace("https://", "http://");
+    let r = reqwest::Client::new()
+        .post(&plain)
+        .json(&ping())
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await;
+    assert!(r.is_err() || !r.unwrap().status().is_success());
+    // A key that does not exist is a clear start-up error.
+    let missing = mcp_http_bridge::tls::TlsFiles {
+        cert: cert_path,
+        key: dir.join("nope.pem"),
+    };
+    let mut config = mcp_http_bridge::Config::new(FIXTURE, Vec::<String>::new());
+    config.tls = Some(missing);
+    let err = mcp_http_bridge::Bridge::start(config).await.err().unwrap();
+    assert!(format!("{err:#}").contains("--tls-key"), "{err:#}");
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -58,6 +58,11 @@ impl TestBridge {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let path = config.mcp_path.clone().unwrap_or_default();
+        let scheme = if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         let sse_path = config.sse_path.clone();
         let bridge = within("bridge start", Bridge::start(config))
             .await
@@ -65,9 +70,9 @@ impl TestBridge {
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(bridge.serve(listener, shutdown.clone()));
         TestBridge {
-            url: format!("http://{addr}{path}"),
-            base: format!("http://{addr}"),
-            sse_url: format!("http://{addr}{}", sse_path.unwrap_or_default()),
+            url: format!("{scheme}://{addr}{path}"),
+            base: format!("{scheme}://{addr}"),
+            sse_url: format!("{scheme}://{addr}{}", sse_path.unwrap_or_default()),
             shutdown,
             task: Some(task),
         }
