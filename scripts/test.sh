@@ -18,4 +18,11 @@ fi
 
 # Last, so that its summary closes the output.
 echo "== cargo test"
-cargo test --quiet 2>&1 | grep -v -E '^[0-9T:.-]+Z +(INFO|DEBUG)' || exit "${PIPESTATUS[0]}"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+cargo test --lib --tests 2>&1 | grep -v -E '^[0-9T:.-]+Z +(INFO|DEBUG)' | tee "$log"
+status=${PIPESTATUS[0]}
+# One closing line for the whole Rust suite (unit, integration and black-box tests).
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "rust tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
