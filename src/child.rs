@@ -18,7 +18,7 @@ use crate::config::Config;
 use crate::handshake::{self, ChildInit};
 use crate::jsonrpc;
 use crate::lines::{Line, LineReader};
-use crate::router::{Action, Outbound, Routes};
+use crate::router::{Action, Outbound, Routes, StreamTx};
 
 /// The child stopped accepting lines (it exited or is shutting down).
 #[derive(Debug, Clone, Copy)]
@@ -261,27 +261,30 @@ async fn run_reader(mut lines: LineReader<ChildStdout>, child: Arc<ChildHandle>)
     child.gone.cancel();
 }
 
-/// Carries out a routing decision. Never waits: a stream whose queue is full loses the
-/// message (its client is not reading) and the reader goes on serving everyone else.
+/// Carries out a routing decision. Never waits: a stream whose queue is full belongs to a
+/// client that stopped reading; that stream is ended and its requests are cancelled at the
+/// child, and the reader goes on serving everyone else.
 fn perform(child: &ChildHandle, action: Action) {
     match action {
         Action::Deliver { to, msg, last } => {
-            if let Err(e) = to.try_send(Outbound {
+            let out = Outbound {
                 json: jsonrpc::to_bytes(&msg),
                 last,
-            }) {
-                log_undelivered(&e, jsonrpc::method(&msg));
-            }
+            };
+            deliver(child, &to, out, jsonrpc::method(&msg));
         }
         Action::Broadcast { to, msg } => {
             let json = jsonrpc::to_bytes(&msg);
             for tx in to {
-                if let Err(e) = tx.try_send(Outbound {
-                    json: json.clone(),
-                    last: false,
-                }) {
-                    log_undelivered(&e, jsonrpc::method(&msg));
-                }
+                deliver(
+                    child,
+                    &tx,
+                    Outbound {
+                        json: json.clone(),
+                        last: false,
+                    },
+                    jsonrpc::method(&msg),
+                );
             }
         }
         Action::ToChild { msg, refused } => {
@@ -298,16 +301,23 @@ fn perform(child: &ChildHandle, action: Action) {
     }
 }
 
-fn log_undelivered<T>(e: &mpsc::error::TrySendError<T>, method: &str) {
-    match e {
-        mpsc::error::TrySendError::Full(_) => {
+fn deliver(child: &ChildHandle, to: &StreamTx, out: Outbound, method: &str) {
+    match to.try_send(out) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            debug!(method, "client stream closed; message dropped")
+        }
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            to.stop();
+            let cancels = child.routes().drop_stream(to);
             warn!(
                 method,
-                "client stream queue full (client not reading); message dropped"
-            )
-        }
-        mpsc::error::TrySendError::Closed(_) => {
-            debug!(method, "client stream closed; message dropped")
+                cancelled = cancels.len(),
+                "client not reading its stream (queue full): stream closed"
+            );
+            for line in cancels {
+                child.send_soon(jsonrpc::to_bytes(&line));
+            }
         }
     }
 }

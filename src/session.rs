@@ -8,12 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::child::ChildHandle;
-use crate::router::{Outbound, StreamTx};
+use crate::router::{StreamRx, StreamTx};
 
 /// A session id as sent in `Mcp-Session-Id` (or the legacy `sessionId` query parameter).
 pub type SessionId = Arc<str>;
@@ -32,7 +31,7 @@ pub struct Parked {
     /// The stream's number within the session (the first part of its event ids).
     pub stream: u64,
     /// Messages not yet sent.
-    pub rx: mpsc::Receiver<Outbound>,
+    pub rx: StreamRx,
     /// The last frames sent, with their sequence numbers, for replay.
     pub ring: VecDeque<(u64, Bytes)>,
     /// Sequence number of the next frame.

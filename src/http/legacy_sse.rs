@@ -10,7 +10,6 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
-use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::guard::Principal;
@@ -19,7 +18,7 @@ use super::{accept, refused, AppState};
 use crate::dispatch;
 use crate::error::HttpError;
 use crate::jsonrpc::{self, Kind};
-use crate::router::{Outbound, Registration};
+use crate::router::{stream_channel, Outbound, Registration, StreamTx};
 use crate::session::{Session, Transport};
 
 type Handled = Result<Response, HttpError>;
@@ -54,7 +53,7 @@ pub async fn open(
         .message_path
         .clone()
         .ok_or(HttpError::SessionNotFound)?;
-    let (tx, rx) = mpsc::channel(app.config.limits.stream_queue);
+    let (tx, rx) = stream_channel(app.config.limits.stream_queue);
     let transport = Transport::LegacySse(tx.clone());
     let session = dispatch::open_session(&app, transport, principal.0).map_err(refused)?;
     // Messages not tied to a request (broadcasts, logging) go on the same stream.
@@ -82,7 +81,7 @@ fn session_of(
     app: &AppState,
     query: Option<&str>,
     principal: &Principal,
-) -> Result<(Arc<Session>, mpsc::Sender<Outbound>), HttpError> {
+) -> Result<(Arc<Session>, StreamTx), HttpError> {
     let id = query
         .unwrap_or("")
         .split('&')
@@ -119,9 +118,9 @@ pub async fn message(
                 json: jsonrpc::to_bytes(&reply),
                 last: true,
             };
+            // A full queue here means the client is not reading its stream.
             stream
-                .send(out)
-                .await
+                .try_send(out)
                 .map_err(|_| HttpError::SessionNotFound)?;
         }
         Kind::Request => {

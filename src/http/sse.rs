@@ -15,10 +15,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream;
-use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::router::Outbound;
+use crate::router::{stream_channel, Outbound, StreamRx};
 use crate::session::{Parked, Session};
 
 const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
@@ -104,7 +103,7 @@ impl EventIds {
 /// Everything a streaming body needs.
 pub struct EventStream {
     /// Where messages come from.
-    pub rx: mpsc::Receiver<Outbound>,
+    pub rx: StreamRx,
     /// Ends the stream when cancelled.
     pub end: CancellationToken,
     /// Interval of keep-alive comments.
@@ -124,7 +123,7 @@ pub struct EventStream {
 
 struct State {
     s: EventStream,
-    rx: Option<mpsc::Receiver<Outbound>>,
+    rx: Option<StreamRx>,
     keep_alive: tokio::time::Interval,
     done: bool,
 }
@@ -159,7 +158,7 @@ impl Drop for State {
 
 impl EventStream {
     /// A stream of `rx` with nothing before it, no ids, ending when `end` is cancelled.
-    pub fn new(rx: mpsc::Receiver<Outbound>, end: CancellationToken, keep_alive: Duration) -> Self {
+    pub fn new(rx: StreamRx, end: CancellationToken, keep_alive: Duration) -> Self {
         EventStream {
             rx,
             end,
@@ -207,7 +206,7 @@ impl EventStream {
         let mut keep_alive = tokio::time::interval_at(start, self.keep_alive);
         keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.prelude.reverse();
-        let rx = Some(std::mem::replace(&mut self.rx, mpsc::channel(1).1));
+        let rx = Some(std::mem::replace(&mut self.rx, stream_channel(1).1));
         let state = State {
             s: self,
             rx,
@@ -226,7 +225,7 @@ impl EventStream {
             // drains queued messages before noticing the end.
             let chunk = tokio::select! {
                 biased;
-                m = rx.recv() => match m {
+                m = rx.rx.recv() => match m {
                     Some(m) => {
                         if m.last && st.s.responses > 0 {
                             st.s.responses -= 1;
@@ -238,6 +237,8 @@ impl EventStream {
                     None => return st.finish(),
                 },
                 _ = st.s.end.cancelled() => return st.finish(),
+                // The client stopped reading: end now, nothing to park.
+                _ = rx.stop.cancelled() => return st.finish(),
                 _ = st.keep_alive.tick() => Bytes::from_static(KEEP_ALIVE_COMMENT),
             };
             Some((Ok(chunk), st))
@@ -256,7 +257,7 @@ fn primes(session: &Session) -> bool {
 /// quickly, streaming otherwise (progress, server requests, slow calls).
 pub async fn request_reply(
     session: &Arc<Session>,
-    mut rx: mpsc::Receiver<Outbound>,
+    mut rx: StreamRx,
     responses: usize,
     keep_alive: Duration,
 ) -> Response {
@@ -267,7 +268,7 @@ pub async fn request_reply(
     }
     let first = tokio::select! {
         biased;
-        m = rx.recv() => m,
+        m = rx.rx.recv() => m,
         _ = tokio::time::sleep(FIRST_MESSAGE_WAIT) => None,
     };
     let mut responses = responses;
@@ -281,7 +282,7 @@ pub async fn request_reply(
             prelude.push(ids.message(&m.json));
         }
         // Cancelled before anything was sent: an empty stream.
-        None if rx.is_closed() && rx.is_empty() => return complete(prelude),
+        None if rx.rx.is_closed() && rx.rx.is_empty() => return complete(prelude),
         None => {}
     }
     EventStream {

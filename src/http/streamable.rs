@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde_json::Value;
-use tokio::sync::mpsc;
 use tracing::{debug, info};
 
 use super::accept::{self, ReplyMode};
@@ -20,7 +19,7 @@ use super::sse::{self, EventStream};
 use super::{refused, AppState};
 use crate::error::{json_bytes_response, json_response, HttpError};
 use crate::jsonrpc::{self, Kind};
-use crate::router::{Outbound, Registration};
+use crate::router::{stream_channel, Outbound, Registration, StreamRx};
 use crate::session::{Session, Transport};
 use crate::{dispatch, handshake};
 
@@ -54,7 +53,7 @@ pub async fn post(
     let session = session_of(&app, &headers, &principal)?;
     match kind {
         Kind::Request => {
-            let (tx, rx) = mpsc::channel(app.config.limits.stream_queue);
+            let (tx, rx) = stream_channel(app.config.limits.stream_queue);
             let reg = Registration {
                 stream: tx,
                 sse: mode == ReplyMode::Sse,
@@ -119,7 +118,7 @@ fn initialize(app: &AppState, msg: &Value, mode: ReplyMode, principal: Principal
 async fn reply(
     app: &AppState,
     session: &Arc<Session>,
-    rx: mpsc::Receiver<Outbound>,
+    rx: StreamRx,
     responses: usize,
     mode: ReplyMode,
 ) -> Response {
@@ -131,10 +130,14 @@ async fn reply(
 
 /// JSON mode: the response (or a batch's responses as an array); related notifications
 /// cannot travel in a single JSON body and are left out.
-async fn json_reply(mut rx: mpsc::Receiver<Outbound>, responses: usize) -> Response {
+async fn json_reply(mut rx: StreamRx, responses: usize) -> Response {
     let mut got = Vec::with_capacity(responses);
     while got.len() < responses {
-        match rx.recv().await {
+        let next = tokio::select! {
+            m = rx.rx.recv() => m,
+            _ = rx.stop.cancelled() => None,
+        };
+        match next {
             Some(Outbound { json, last: true }) => got.push(json),
             Some(_) => {}
             None => break,
@@ -179,7 +182,7 @@ async fn post_batch(
         ));
     }
     let requests = kinds.iter().filter(|k| **k == Kind::Request).count();
-    let (tx, rx) = mpsc::channel(app.config.limits.stream_queue.max(requests));
+    let (tx, rx) = stream_channel(app.config.limits.stream_queue.max(requests));
     for (msg, kind) in batch.into_iter().zip(kinds) {
         match kind {
             Kind::Request => {
@@ -221,7 +224,7 @@ pub async fn get(
             return Ok(EventStream::resume(session, parked, seq, keep_alive).into_response());
         }
     }
-    let (tx, rx) = mpsc::channel(app.config.limits.stream_queue);
+    let (tx, rx) = stream_channel(app.config.limits.stream_queue);
     session
         .child
         .routes()

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::jsonrpc::{self, Kind};
 use crate::loglevel::LogLevel;
@@ -32,7 +33,63 @@ pub struct Outbound {
 }
 
 /// The sending end of a client stream (a POST's reply or a session's standalone stream).
-pub type StreamTx = mpsc::Sender<Outbound>;
+/// Besides the bounded queue it carries a `stop` token: a stream whose client does not read
+/// is stopped, which ends its body at once.
+#[derive(Debug, Clone)]
+pub struct StreamTx {
+    tx: mpsc::Sender<Outbound>,
+    stop: CancellationToken,
+}
+
+/// The receiving end of a client stream.
+#[derive(Debug)]
+pub struct StreamRx {
+    /// Queued messages.
+    pub rx: mpsc::Receiver<Outbound>,
+    /// Cancelled when the stream is to end now (its client stopped reading).
+    pub stop: CancellationToken,
+}
+
+/// A client stream holding at most `capacity` queued messages.
+pub fn stream_channel(capacity: usize) -> (StreamTx, StreamRx) {
+    let (tx, rx) = mpsc::channel(capacity);
+    let stop = CancellationToken::new();
+    (
+        StreamTx {
+            tx,
+            stop: stop.clone(),
+        },
+        StreamRx { rx, stop },
+    )
+}
+
+impl StreamTx {
+    /// Queues a message without waiting.
+    ///
+    /// # Errors
+    /// `Full` when the client is not reading, `Closed` when the stream has ended.
+    pub fn try_send(&self, m: Outbound) -> Result<(), mpsc::error::TrySendError<Outbound>> {
+        if self.stop.is_cancelled() {
+            return Err(mpsc::error::TrySendError::Closed(m));
+        }
+        self.tx.try_send(m)
+    }
+
+    /// Whether the stream has ended or was stopped.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed() || self.stop.is_cancelled()
+    }
+
+    /// Ends the stream now.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Whether two handles feed the same stream.
+    pub fn same_stream(&self, other: &StreamTx) -> bool {
+        self.tx.same_channel(&other.tx)
+    }
+}
 
 /// A client request forwarded to the child, waiting for its response.
 #[derive(Debug)]
@@ -433,6 +490,44 @@ impl Routes {
             msg,
             last: false,
         }
+    }
+
+    /// Forgets a stream whose client stopped reading: its requests are cancelled at the child
+    /// (the returned lines), server requests sent on it are refused, and an owner's standalone
+    /// slot holding it is emptied.
+    pub fn drop_stream(&mut self, stream: &StreamTx) -> Vec<Value> {
+        let on_it = |s: &Option<StreamTx>| s.as_ref().is_some_and(|s| s.same_stream(stream));
+        let ids: Vec<u64> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| on_it(&p.stream))
+            .map(|(&id, _)| id)
+            .collect();
+        let mut to_child: Vec<Value> = ids
+            .into_iter()
+            .filter_map(|id| {
+                self.remove_pending(id)
+                    .map(|_| jsonrpc::cancelled(json!(id), "the client stopped reading"))
+            })
+            .collect();
+        self.server_requests.retain(|_, r| {
+            if !r.stream.same_stream(stream) {
+                return true;
+            }
+            let why = "the client stopped reading its stream";
+            to_child.push(jsonrpc::error_value(
+                r.child_id.clone(),
+                jsonrpc::INTERNAL_ERROR,
+                why,
+            ));
+            false
+        });
+        for a in self.attached.values_mut() {
+            if on_it(&a.standalone) {
+                a.standalone = None;
+            }
+        }
+        to_child
     }
 
     /// Marks the child gone: returns every request still waiting (its stream and the client's

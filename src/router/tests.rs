@@ -8,7 +8,8 @@ fn owner(s: &str) -> Owner {
 }
 
 fn stream() -> (StreamTx, Receiver<Outbound>) {
-    mpsc::channel(16)
+    let (tx, rx) = stream_channel(16);
+    (tx, rx.rx)
 }
 
 fn routes_with(owners: &[&str]) -> Routes {
@@ -626,4 +627,43 @@ fn in_flight_requests_are_bounded_per_owner() {
         reg(&mut r, "a", json!(100 + i), true);
     }
     assert!(r.has_pending(&owner("a")));
+}
+
+#[test]
+fn a_stream_whose_client_stopped_reading_is_dropped_and_its_requests_cancelled() {
+    let mut r = routes_with(&["a", "b"]);
+    let (tx, _rx) = stream();
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let mut msg = request(json!(i), "tools/call");
+        ids.push(
+            r.register(
+                &owner("a"),
+                &mut msg,
+                Registration {
+                    stream: tx.clone(),
+                    sse: true,
+                },
+            )
+            .unwrap(),
+        );
+    }
+    let (other, mut other_rx) = reg(&mut r, "b", json!(0), true);
+    r.set_standalone(&owner("a"), tx.clone()).unwrap();
+    let mut lines = r.drop_stream(&tx);
+    lines.sort_by_key(|m| m["params"]["requestId"].as_u64());
+    let cancelled: Vec<u64> = lines
+        .iter()
+        .map(|m| m["params"]["requestId"].as_u64().unwrap())
+        .collect();
+    assert_eq!(cancelled, ids);
+    assert!(!r.has_pending(&owner("a")));
+    send(r.from_child(response(other, "b")));
+    assert_eq!(
+        recv(&mut other_rx).0["result"]["m"],
+        "b",
+        "other sessions are untouched"
+    );
+    tx.stop();
+    assert!(tx.is_closed());
 }

@@ -160,3 +160,42 @@ async fn idle_sessions_expire_even_with_an_open_stream_but_not_mid_call() {
     assert_eq!(idle.send(BOTH, &ping).await.status, 404);
     assert_eq!(busy.send(BOTH, &ping).await.status, 200);
 }
+
+#[tokio::test]
+async fn a_client_that_stops_reading_loses_its_stream_not_the_others() {
+    let bridge = TestBridge::start_with(|c| c.limits.stream_queue = 16).await;
+    let a = bridge.client().await;
+    let b = bridge.client().await;
+    // a asks for far more progress than sockets buffer, and does not read.
+    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+        "params": {"name": "progress", "arguments": {"n": 200_000}, "_meta": {"progressToken": 1}}});
+    let stalled = within("headers", a.post(BOTH).json(&call).send())
+        .await
+        .unwrap();
+    for i in 0..20 {
+        let r = b
+            .call(json!(i), "echo", json!({"text": format!("b{i}")}))
+            .await;
+        assert_eq!(text(&r), format!("b{i}"));
+    }
+    // The stalled stream is closed and its request forgotten (cancelled at the child).
+    within("stream dropped", async {
+        while bridge.health().await["pendingRequests"] != 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    let body = within("stalled body", stalled.text())
+        .await
+        .expect("the body ends cleanly");
+    assert!(
+        parse_events(&body)
+            .iter()
+            .all(|m| m.get("result").is_none()),
+        "no result on a dropped stream"
+    );
+    assert_eq!(
+        text(&a.call(json!(2), "echo", json!({"text": "a again"})).await),
+        "a again"
+    );
+}
