@@ -66,6 +66,21 @@ impl ChildHandle {
         }
     }
 
+    /// Refuses all further requests and answers every request still waiting with a JSON-RPC
+    /// error. Returns how many were answered.
+    pub fn fail_waiting(&self, code: i64, message: &str) -> usize {
+        let waiting = self.routes().close();
+        for (tx, client_id) in &waiting {
+            let msg = jsonrpc::error_value(client_id.clone(), code, message);
+            // The client may have gone; nothing else to do then.
+            let _ = tx.try_send(Outbound {
+                json: jsonrpc::to_bytes(&msg),
+                last: true,
+            });
+        }
+        waiting.len()
+    }
+
     /// A future that completes once the child is gone and its waiting requests were failed.
     pub fn gone(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.gone.cancelled()
@@ -86,16 +101,23 @@ impl ChildHandle {
         *self.exit.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Sends `sig` to the child's whole process group (grandchildren included).
-    pub fn signal_group(&self, sig: i32) {
-        signal_group(self.pid, sig);
+    /// Sends `sig` to the child's whole process group (grandchildren included). False when
+    /// the group has no process left.
+    pub fn signal_group(&self, sig: i32) -> bool {
+        signal_group(self.pid, sig)
+    }
+
+    /// Whether any process of the child's group is still alive (not counting zombies, which
+    /// hold no resources and wait only to be reaped).
+    pub fn group_alive(&self) -> bool {
+        group_has_live_members(self.pid)
     }
 }
 
 #[allow(unsafe_code)]
-fn signal_group(pgid: u32, sig: i32) {
+fn signal_group(pgid: u32, sig: i32) -> bool {
     let Ok(pgid) = i32::try_from(pgid) else {
-        return;
+        return false;
     };
     // SAFETY: killpg only sends a signal; it touches no memory of ours. The group id is the
     // child's pid, which is its own group leader (spawned with process_group(0)).
@@ -103,6 +125,28 @@ fn signal_group(pgid: u32, sig: i32) {
     if rc != 0 {
         debug!(pgid, sig, err = %std::io::Error::last_os_error(), "killpg");
     }
+    rc == 0
+}
+
+/// Whether a process of group `pgid` is alive, from `/proc` (Linux); elsewhere, whether the
+/// group can be signalled at all.
+fn group_has_live_members(pgid: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return signal_group(pgid, 0);
+    };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .any(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // After the command's closing parenthesis: state, ppid, pgrp, ...
+            let mut rest = stat
+                .rsplit_once(')')
+                .map_or("", |(_, r)| r)
+                .split_whitespace();
+            let state = rest.next();
+            let group = rest.nth(1).and_then(|g| g.parse::<u32>().ok());
+            group == Some(pgid) && state != Some("Z")
+        })
 }
 
 /// Everything started for one child: its handle, and the token that stops its writer (closing
@@ -124,12 +168,16 @@ pub async fn spawn(config: &Config) -> anyhow::Result<Spawned> {
     cmd.args(&config.args)
         // The bridge's own credentials are never the child's.
         .env_remove(crate::cli::TOKEN_ENV)
+        .envs(config.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // A terminal's Ctrl-C reaches only the bridge, which then ends the child in order.
         .process_group(0)
         .kill_on_drop(true);
+    if let Some(dir) = &config.cwd {
+        cmd.current_dir(dir);
+    }
     let mut child = cmd
         .spawn()
         .with_context(|| format!("cannot spawn {:?}", config.command))?;
@@ -244,20 +292,8 @@ async fn run_reader(mut lines: LineReader<ChildStdout>, child: Arc<ChildHandle>)
             }
         }
     }
-    let waiting = child.routes().close();
-    info!(failed = waiting.len(), "child output ended");
-    for (tx, client_id) in waiting {
-        let msg = jsonrpc::error_value(
-            client_id,
-            jsonrpc::CHILD_EXITED,
-            "the MCP server process exited",
-        );
-        // The client may have gone; nothing else to do then.
-        let _ = tx.try_send(Outbound {
-            json: jsonrpc::to_bytes(&msg),
-            last: true,
-        });
-    }
+    let failed = child.fail_waiting(jsonrpc::CHILD_EXITED, "the MCP server process exited");
+    info!(failed, "child output ended");
     child.gone.cancel();
 }
 
@@ -346,4 +382,28 @@ async fn watch_exit(mut child: Child, handle: Arc<ChildHandle>) {
         Err(e) => error!(err = %e, "waiting for child"),
     }
     handle.exited.cancel();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::process::CommandExt;
+
+    #[test]
+    fn group_liveness_follows_its_members() {
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .unwrap();
+        let pgid = sleeper.id();
+        assert!(group_has_live_members(pgid));
+        assert!(signal_group(pgid, libc::SIGKILL));
+        sleeper.wait().unwrap();
+        assert!(!group_has_live_members(pgid));
+        assert!(
+            !signal_group(pgid, libc::SIGTERM),
+            "an empty group cannot be signalled"
+        );
+    }
 }

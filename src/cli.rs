@@ -87,6 +87,16 @@ pub struct Cli {
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "PEM", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// Set a variable in the child's environment (repeatable; wins over --env-file). The
+    /// child otherwise inherits the bridge's environment, less MCP_HTTP_BRIDGE_TOKEN.
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_key_value)]
+    pub env: Vec<(String, String)>,
+    /// Read variables for the child from a file of KEY=VALUE lines (`#` comments).
+    #[arg(long, value_name = "PATH")]
+    pub env_file: Option<std::path::PathBuf>,
+    /// Start the child in this directory.
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<std::path::PathBuf>,
     /// Live sessions at most; more get 503.
     #[arg(long, default_value_t = Limits::MAX_SESSIONS, value_name = "N")]
     pub max_sessions: usize,
@@ -175,6 +185,22 @@ impl Cli {
             stream_queue: self.stream_queue,
             ..Limits::default()
         };
+        if let Some(path) = &self.env_file {
+            let text = std::fs::read_to_string(path)
+                .map_err(|e| usage(format!("--env-file {}: {e}", path.display())))?;
+            for (i, line) in text
+                .lines()
+                .enumerate()
+                .filter(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+            {
+                let kv = parse_key_value(line.trim()).map_err(|e| {
+                    usage(format!("--env-file {} line {}: {e}", path.display(), i + 1))
+                })?;
+                config.env.push(kv);
+            }
+        }
+        config.env.extend(self.env);
+        config.cwd = self.cwd;
         if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
             config.tls = Some(crate::tls::TlsFiles { cert, key });
         }
@@ -224,6 +250,16 @@ fn endpoint_path(flag: &str, value: &str) -> Result<Option<String>, String> {
         "/health" => Err(format!("{flag} cannot be /health (the health endpoint)")),
         p if p.starts_with('/') && p.len() > 1 => Ok(Some(p.to_owned())),
         p => Err(format!("{flag} must start with '/' (got {p:?})")),
+    }
+}
+
+/// Parses `KEY=VALUE` (the value may be empty or hold `=`).
+fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
+            Ok((k.to_owned(), v.to_owned()))
+        }
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
     }
 }
 
@@ -278,6 +314,17 @@ mod tests {
         assert!(parse_size("0").is_err());
         assert!(parse_size("4 parsecs").is_err());
         assert!(parse_size("MiB").is_err());
+    }
+
+    #[test]
+    fn key_values() {
+        assert_eq!(parse_key_value("A=b=c"), Ok(("A".into(), "b=c".into())));
+        assert_eq!(
+            parse_key_value("EMPTY="),
+            Ok(("EMPTY".into(), String::new()))
+        );
+        assert!(parse_key_value("=x").is_err());
+        assert!(parse_key_value("novalue").is_err());
     }
 
     #[test]

@@ -76,6 +76,10 @@ pub struct Config {
     pub access: crate::access::Access,
     /// Serve HTTPS with this certificate and key.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// Variables set in the child's environment (on top of the bridge's own).
+    pub env: Vec<(String, String)>,
+    /// The child's working directory (default: the bridge's).
+    pub cwd: Option<std::path::PathBuf>,
 }
 
 impl Config {
@@ -112,6 +116,8 @@ impl Config {
             limits: Limits::default(),
             access: crate::access::Access::default(),
             tls: None,
+            env: Vec::new(),
+            cwd: None,
         }
     }
 }

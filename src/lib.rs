@@ -95,6 +95,8 @@ impl Bridge {
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
         let root = CancellationToken::new();
+        // Cancelled first at shutdown: no new connections; open ones finish their requests.
+        let stop_accepting = root.child_token();
         let handle = self.child.handle.clone();
         let policy = access::Policy::new(&self.config.access, listener.local_addr()?);
         let state = Arc::new(http::AppState {
@@ -111,7 +113,7 @@ impl Bridge {
         let server = match &self.tls {
             Some(acceptor) => {
                 let tls = tls::TlsListener::new(listener, acceptor.clone(), root.clone())?;
-                spawn_server(tls, app, root.clone())
+                spawn_server(tls, app, stop_accepting.clone())
             }
             None => {
                 // Streamed replies are written as several small frames; without TCP_NODELAY,
@@ -121,7 +123,7 @@ impl Bridge {
                         warn!(err = %e, "cannot set TCP_NODELAY");
                     }
                 });
-                spawn_server(tcp, app, root.clone())
+                spawn_server(tcp, app, stop_accepting.clone())
             }
         };
 
@@ -130,6 +132,10 @@ impl Bridge {
             _ = shutdown.cancelled() => false,
             _ = handle.gone() => true,
         };
+        if !child_exited {
+            stop_accepting.cancel();
+            drain(&handle, self.config.shutdown_grace).await;
+        }
         root.cancel();
         state.sessions.drain();
         shutdown::stop_child(&self.child, self.config.shutdown_grace).await;
@@ -146,6 +152,28 @@ impl Bridge {
             return Err(anyhow!("the MCP server exited ({status})"));
         }
         Ok(())
+    }
+}
+
+/// Gives the requests in flight up to `grace` to finish, then answers the rest with an error.
+async fn drain(child: &child::ChildHandle, grace: Duration) {
+    let waiting = child.routes().waiting_clients();
+    if waiting == 0 {
+        return;
+    }
+    info!(waiting, ?grace, "waiting for requests in flight");
+    let finished = tokio::time::timeout(grace, async {
+        while child.routes().waiting_clients() > 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    if finished.is_err() {
+        let failed = child.fail_waiting(jsonrpc::SHUTTING_DOWN, "the bridge is shutting down");
+        warn!(
+            failed,
+            "requests still in flight after the grace period were answered with an error"
+        );
     }
 }
 

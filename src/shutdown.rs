@@ -38,13 +38,19 @@ pub async fn stop_child(child: &Spawned, grace: Duration) {
             "child still running after stdin closed; sending SIGTERM to its group"
         );
     }
-    handle.signal_group(libc::SIGTERM);
-    if tokio::time::timeout(TERM_GRACE, handle.exited())
-        .await
-        .is_err()
-    {
-        warn!("child ignored SIGTERM; sending SIGKILL to its group");
+    // The whole group, grandchildren included, gets SIGTERM, then SIGKILL if it lingers.
+    if !handle.signal_group(libc::SIGTERM) {
+        return;
     }
-    handle.signal_group(libc::SIGKILL);
-    let _ = tokio::time::timeout(TERM_GRACE, handle.exited()).await;
+    let gone = tokio::time::timeout(TERM_GRACE, async {
+        handle.exited().await;
+        while handle.group_alive() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    if gone.await.is_err() {
+        warn!("processes of the child's group ignored SIGTERM; sending SIGKILL");
+        handle.signal_group(libc::SIGKILL);
+        let _ = tokio::time::timeout(TERM_GRACE, handle.exited()).await;
+    }
 }

@@ -240,6 +240,11 @@ impl Routes {
         Some(p)
     }
 
+    /// Number of client requests forwarded and not yet answered.
+    pub fn waiting_clients(&self) -> usize {
+        self.pending.values().filter(|p| p.stream.is_some()).count()
+    }
+
     /// Number of requests forwarded and not yet answered.
     pub fn pending_len(&self) -> usize {
         self.pending.len()

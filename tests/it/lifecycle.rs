@@ -199,3 +199,91 @@ async fn a_client_that_stops_reading_loses_its_stream_not_the_others() {
         "a again"
     );
 }
+
+#[tokio::test]
+async fn the_child_gets_its_environment_and_directory() {
+    let dir = std::env::temp_dir();
+    let bridge = TestBridge::start_with(|c| {
+        c.env = vec![("FIXTURE_GREETING".into(), "hello=world".into())];
+        c.cwd = Some(dir.clone());
+    })
+    .await;
+    let c = bridge.client().await;
+    let r = c
+        .call(json!(1), "env", json!({"name": "FIXTURE_GREETING"}))
+        .await;
+    assert_eq!(text(&r), "hello=world");
+    let r = c.call(json!(2), "cwd", json!({})).await;
+    assert_eq!(
+        std::fs::canonicalize(text(&r)).unwrap(),
+        std::fs::canonicalize(&dir).unwrap()
+    );
+}
+
+async fn call_during_shutdown(grace: Duration, ms: u64) -> serde_json::Value {
+    let bridge = TestBridge::start_with(|c| c.shutdown_grace = grace).await;
+    let c = bridge.client().await;
+    let call = tokio::spawn(async move { c.call(json!(1), "slow", json!({"ms": ms})).await });
+    within("in flight", async {
+        while bridge.health().await["pendingRequests"] != 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    within("stop", bridge.stop()).await.unwrap();
+    within("call", call).await.unwrap()
+}
+
+#[tokio::test]
+async fn shutdown_lets_requests_in_flight_finish_within_the_grace_period() {
+    let r = call_during_shutdown(Duration::from_secs(5), 300).await;
+    assert_eq!(text(&r), "slept 300");
+}
+
+#[tokio::test]
+async fn requests_beyond_the_grace_period_get_an_error() {
+    let r = call_during_shutdown(Duration::from_millis(200), 20_000).await;
+    assert_eq!(r["error"]["code"], -32053, "{r}");
+}
+
+/// Live (not zombie) processes whose process group is `pgid` (from /proc).
+fn group_members(pgid: u64) -> Vec<u64> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u64>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // Fields after the command's closing parenthesis: state, ppid, pgrp, ...
+            let rest: Vec<&str> = stat
+                .rsplit_once(')')
+                .map(|(_, r)| r)
+                .unwrap_or("")
+                .split_whitespace()
+                .collect();
+            rest.get(2).and_then(|g| g.parse::<u64>().ok()) == Some(pgid)
+                && rest.first() != Some(&"Z")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn shutdown_ends_a_grandchild_that_ignores_sigterm() {
+    let script = format!("trap '' TERM; sleep 1000 & exec {FIXTURE}");
+    let bridge = TestBridge::start_with(|c| {
+        c.command = "sh".into();
+        c.args = vec!["-c".into(), script.into()];
+        c.shutdown_grace = Duration::from_millis(200);
+    })
+    .await;
+    let pgid = bridge.health().await["child"]["pid"].as_u64().unwrap();
+    assert!(
+        group_members(pgid).len() >= 2,
+        "the server and its sleeping grandchild"
+    );
+    within("stop", bridge.stop()).await.unwrap();
+    assert_eq!(
+        group_members(pgid),
+        Vec::<u64>::new(),
+        "nothing of the group is left"
+    );
+}
