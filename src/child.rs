@@ -37,6 +37,10 @@ pub struct ChildHandle {
     /// Cancelled once the process has exited and `exit` holds its status.
     exited: CancellationToken,
     exit: Mutex<Option<ExitStatus>>,
+    /// Cancel to close the child's stdin (its writer stops).
+    close_stdin: CancellationToken,
+    /// When it was spawned (supervision tells fast failures from long runs).
+    pub started: std::time::Instant,
 }
 
 impl ChildHandle {
@@ -89,6 +93,11 @@ impl ChildHandle {
     /// Whether the child is still running.
     pub fn is_running(&self) -> bool {
         !self.gone.is_cancelled()
+    }
+
+    /// Closes the child's stdin: the MCP way to ask a stdio server to exit.
+    pub fn close_stdin(&self) {
+        self.close_stdin.cancel();
     }
 
     /// A future that completes once the process has exited.
@@ -149,26 +158,17 @@ fn group_has_live_members(pgid: u32) -> bool {
         })
 }
 
-/// Everything started for one child: its handle, and the token that stops its writer (closing
-/// its stdin).
-pub struct Spawned {
-    /// The shared front.
-    pub handle: Arc<ChildHandle>,
-    /// Cancel to close the child's stdin.
-    pub close_stdin: CancellationToken,
-}
-
 /// Spawns the child, initializes it once, then starts its pipe tasks.
 ///
 /// # Errors
 /// When the command cannot be spawned (naming it and the OS error), or the child does not
 /// answer `initialize` in time.
-pub async fn spawn(config: &Config) -> anyhow::Result<Spawned> {
+pub async fn spawn(config: &Config, extra_env: &[(String, String)]) -> anyhow::Result<Arc<ChildHandle>> {
     let mut cmd = Command::new(&config.command);
     cmd.args(&config.args)
         // The bridge's own credentials are never the child's.
         .env_remove(crate::cli::TOKEN_ENV)
-        .envs(config.env.iter().map(|(k, v)| (k, v)))
+        .envs(config.env.iter().chain(extra_env).map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -182,6 +182,7 @@ pub async fn spawn(config: &Config) -> anyhow::Result<Spawned> {
         .spawn()
         .with_context(|| format!("cannot spawn {:?}", config.command))?;
     let pid = child.id().context("child has no pid")?;
+    let started = std::time::Instant::now();
     info!(pid, command = ?config.command, args = ?config.args, "child spawned");
     let span = tracing::info_span!("child", pid);
 
@@ -216,15 +217,14 @@ pub async fn spawn(config: &Config) -> anyhow::Result<Spawned> {
         gone: CancellationToken::new(),
         exited: CancellationToken::new(),
         exit: Mutex::new(None),
+        close_stdin: CancellationToken::new(),
+        started,
     });
-    let close_stdin = CancellationToken::new();
-    tokio::spawn(run_writer(stdin, rx, close_stdin.clone()).instrument(span.clone()));
+    let close = handle.close_stdin.clone();
+    tokio::spawn(run_writer(stdin, rx, close).instrument(span.clone()));
     tokio::spawn(run_reader(stdout, handle.clone()).instrument(span.clone()));
     tokio::spawn(watch_exit(child, handle.clone()).instrument(span));
-    Ok(Spawned {
-        handle,
-        close_stdin,
-    })
+    Ok(handle)
 }
 
 /// Owns the child's stdin: writes queued lines, batching whatever is already queued into one

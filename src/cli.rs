@@ -7,6 +7,7 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 
 use crate::access::{parse_tokens, Access};
+use crate::children::{Isolation, Restart, Supervision};
 use crate::config::{Config, Limits};
 
 /// Serve a stdio MCP server to many clients over Streamable HTTP.
@@ -97,6 +98,26 @@ pub struct Cli {
     /// Start the child in this directory.
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<std::path::PathBuf>,
+    /// `shared`: all sessions share one child (or a --pool); `session`: each session gets its
+    /// own child, started at initialize and ended with the session.
+    #[arg(long, default_value = "shared", value_parser = ["shared", "session"], value_name = "MODE")]
+    pub isolation: String,
+    /// When a shared child that exited is restarted: `on-failure` (non-zero exit or signal),
+    /// `always`, or `never` (the bridge then exits 1). After 5 failures in a row within 10 s of
+    /// starting, the bridge gives up and exits 1.
+    #[arg(long, default_value = "on-failure", value_parser = ["on-failure", "always", "never"], value_name = "WHEN")]
+    pub restart: String,
+    /// Shared isolation: run N children; each session is pinned to the least loaded one at
+    /// initialize (for servers that handle one request at a time).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub pool: usize,
+    /// Session isolation: children at most (more sessions get 503).
+    #[arg(long, default_value_t = Supervision::MAX_CHILDREN, value_name = "N")]
+    pub max_children: usize,
+    /// Session isolation: copy this request header of a session's initialize into its child's
+    /// environment as VAR (repeatable), e.g. `--header-env X-Api-Key=API_KEY`.
+    #[arg(long, value_name = "HEADER=VAR", value_parser = parse_key_value)]
+    pub header_env: Vec<(String, String)>,
     /// Live sessions at most; more get 503.
     #[arg(long, default_value_t = Limits::MAX_SESSIONS, value_name = "N")]
     pub max_sessions: usize,
@@ -200,6 +221,27 @@ impl Cli {
             }
         }
         config.env.extend(self.env);
+        let isolation = if self.isolation == "session" { Isolation::Session } else { Isolation::Shared };
+        if isolation == Isolation::Session && self.pool != 1 {
+            return Err(usage("--pool applies to --isolation shared only".into()));
+        }
+        if isolation == Isolation::Shared && !self.header_env.is_empty() {
+            return Err(usage("--header-env needs --isolation session (a shared child has one environment)".into()));
+        }
+        if self.pool == 0 || self.max_children == 0 {
+            return Err(usage("--pool and --max-children must be at least 1".into()));
+        }
+        config.supervision = Supervision {
+            isolation,
+            restart: match self.restart.as_str() {
+                "always" => Restart::Always,
+                "never" => Restart::Never,
+                _ => Restart::OnFailure,
+            },
+            pool: self.pool,
+            max_children: self.max_children,
+            header_env: self.header_env.into_iter().map(|(h, v)| (h.to_ascii_lowercase(), v)).collect(),
+        };
         config.cwd = self.cwd;
         if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
             config.tls = Some(crate::tls::TlsFiles { cert, key });

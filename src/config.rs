@@ -80,6 +80,8 @@ pub struct Config {
     pub env: Vec<(String, String)>,
     /// The child's working directory (default: the bridge's).
     pub cwd: Option<std::path::PathBuf>,
+    /// Isolation, restarts, pool.
+    pub supervision: crate::children::Supervision,
 }
 
 impl Config {
@@ -118,6 +120,7 @@ impl Config {
             tls: None,
             env: Vec::new(),
             cwd: None,
+            supervision: crate::children::Supervision::default(),
         }
     }
 }

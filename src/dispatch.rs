@@ -18,15 +18,13 @@ use crate::session::{Session, Transport};
 ///
 /// # Errors
 /// `ChildGone` when the child is not running, `TooManySessions` at the limit.
-pub fn open_session(
+pub async fn open_session(
     app: &AppState,
     transport: Transport,
     principal: Option<Arc<str>>,
+    extra_env: &[(String, String)],
 ) -> Result<Arc<Session>, Refused> {
-    let (sessions, child) = (&app.sessions, &app.child);
-    if !child.is_running() {
-        return Err(Refused::ChildGone);
-    }
+    let sessions = &app.sessions;
     if sessions.len() >= app.config.limits.max_sessions {
         warn!(
             max = app.config.limits.max_sessions,
@@ -34,9 +32,18 @@ pub fn open_session(
         );
         return Err(Refused::TooManySessions);
     }
+    let child = app.children.for_session(extra_env).await?;
     let session = Arc::new(Session::new(child.clone(), &app.root, transport, principal));
     child.routes().attach(session.id.clone());
     sessions.insert(session.clone());
+    // A session dies with its child: its streams end and its next request gets 404.
+    let (cancel, watched) = (session.cancel.clone(), child.clone());
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = watched.gone() => cancel.cancel(),
+            _ = cancel.cancelled() => {}
+        }
+    });
     let token = session.principal.as_deref().unwrap_or("-");
     info!(session = %session.id, token = %token, "session created");
     Ok(session)
@@ -197,11 +204,12 @@ pub async fn reply(session: &Session, mut msg: Value) -> Result<(), Refused> {
 
 /// Ends a session already removed from the registry: its streams close, its requests are
 /// cancelled at the child, its subscriptions and logging level are released.
-pub async fn end_session(session: &Session) {
+pub async fn end_session(app: &AppState, session: &Arc<Session>) {
     session.cancel.cancel();
     let to_child = session.child.routes().detach(&session.id);
     for msg in to_child {
         // The child may be gone already; then there is nothing left to cancel.
         let _ = session.child.send(jsonrpc::to_bytes(&msg)).await;
     }
+    app.children.release(&session.child);
 }

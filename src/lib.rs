@@ -35,6 +35,7 @@
 
 pub mod access;
 pub mod child;
+pub mod children;
 pub mod cli;
 pub mod config;
 pub mod dispatch;
@@ -63,7 +64,7 @@ pub use config::{Config, Limits};
 /// A bridge whose child is running and initialized, ready to serve.
 pub struct Bridge {
     config: Config,
-    child: child::Spawned,
+    children: Arc<children::Children>,
     tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
@@ -75,8 +76,8 @@ impl Bridge {
     pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         // Certificate problems are reported before any child is started.
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-        let child = child::spawn(&config).await?;
-        Ok(Bridge { config, child, tls })
+        let children = children::Children::start(config.clone()).await?;
+        Ok(Bridge { config, children, tls })
     }
 
     /// Whether the bridge serves HTTPS.
@@ -97,13 +98,13 @@ impl Bridge {
         let root = CancellationToken::new();
         // Cancelled first at shutdown: no new connections; open ones finish their requests.
         let stop_accepting = root.child_token();
-        let handle = self.child.handle.clone();
+        let children = self.children.clone();
         let policy = access::Policy::new(&self.config.access, listener.local_addr()?);
         let state = Arc::new(http::AppState {
             policy,
             config: self.config.clone(),
             sessions: session::Sessions::default(),
-            child: handle.clone(),
+            children: children.clone(),
             started: Instant::now(),
             root: root.clone(),
         });
@@ -128,17 +129,18 @@ impl Bridge {
         };
 
         tokio::spawn(reap_idle_sessions(state.clone()));
+        children.supervise();
         let child_exited = tokio::select! {
             _ = shutdown.cancelled() => false,
-            _ = handle.gone() => true,
+            _ = children.fatal() => true,
         };
         if !child_exited {
             stop_accepting.cancel();
-            drain(&handle, self.config.shutdown_grace).await;
+            drain(&children.all(), self.config.shutdown_grace).await;
         }
         root.cancel();
         state.sessions.drain();
-        shutdown::stop_child(&self.child, self.config.shutdown_grace).await;
+        children.stop_all().await;
         match tokio::time::timeout(self.config.shutdown_grace, server).await {
             Ok(Ok(Ok(()))) => info!("server stopped"),
             Ok(Ok(Err(e))) => warn!(err = %e, "server error"),
@@ -146,30 +148,28 @@ impl Bridge {
             Err(_) => warn!("open connections did not finish within the grace period"),
         }
         if child_exited {
-            let status = handle
-                .exit_status()
-                .map_or("unknown status".into(), |s| s.to_string());
-            return Err(anyhow!("the MCP server exited ({status})"));
+            return Err(anyhow!(children.fatal_reason()));
         }
         Ok(())
     }
 }
 
 /// Gives the requests in flight up to `grace` to finish, then answers the rest with an error.
-async fn drain(child: &child::ChildHandle, grace: Duration) {
-    let waiting = child.routes().waiting_clients();
-    if waiting == 0 {
+async fn drain(children: &[Arc<child::ChildHandle>], grace: Duration) {
+    let waiting = || children.iter().map(|c| c.routes().waiting_clients()).sum::<usize>();
+    if waiting() == 0 {
         return;
     }
-    info!(waiting, ?grace, "waiting for requests in flight");
+    info!(waiting = waiting(), ?grace, "waiting for requests in flight");
     let finished = tokio::time::timeout(grace, async {
-        while child.routes().waiting_clients() > 0 {
+        while waiting() > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await;
     if finished.is_err() {
-        let failed = child.fail_waiting(jsonrpc::SHUTTING_DOWN, "the bridge is shutting down");
+        let message = "the bridge is shutting down";
+        let failed: usize = children.iter().map(|c| c.fail_waiting(jsonrpc::SHUTTING_DOWN, message)).sum();
         warn!(
             failed,
             "requests still in flight after the grace period were answered with an error"
@@ -208,7 +208,7 @@ async fn reap_idle_sessions(state: Arc<http::AppState>) {
             .take_expired(tokio::time::Instant::now(), timeout)
         {
             info!(session = %session.id, ?timeout, "session expired (idle)");
-            dispatch::end_session(&session).await;
+            dispatch::end_session(&state, &session).await;
         }
     }
 }

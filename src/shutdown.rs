@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use crate::child::Spawned;
+use crate::child::ChildHandle;
 
 /// How long the child's group gets between SIGTERM and SIGKILL.
 const TERM_GRACE: Duration = Duration::from_secs(2);
@@ -29,9 +29,8 @@ pub async fn signal() -> std::io::Result<()> {
 /// Ends the child: closes its stdin, waits up to `grace` for it to exit, then signals its
 /// process group with SIGTERM and, `TERM_GRACE` later, SIGKILL. Grandchildren left in the group
 /// after the child exits are ended the same way.
-pub async fn stop_child(child: &Spawned, grace: Duration) {
-    let handle = &child.handle;
-    child.close_stdin.cancel();
+pub async fn stop_child(handle: &ChildHandle, grace: Duration) {
+    handle.close_stdin();
     if tokio::time::timeout(grace, handle.exited()).await.is_err() {
         warn!(
             ?grace,
@@ -42,15 +41,15 @@ pub async fn stop_child(child: &Spawned, grace: Duration) {
     if !handle.signal_group(libc::SIGTERM) {
         return;
     }
-    let gone = tokio::time::timeout(TERM_GRACE, async {
+    let group_gone = || async {
         handle.exited().await;
         while handle.group_alive() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-    });
-    if gone.await.is_err() {
+    };
+    if tokio::time::timeout(TERM_GRACE, group_gone()).await.is_err() {
         warn!("processes of the child's group ignored SIGTERM; sending SIGKILL");
         handle.signal_group(libc::SIGKILL);
-        let _ = tokio::time::timeout(TERM_GRACE, handle.exited()).await;
+        let _ = tokio::time::timeout(TERM_GRACE, group_gone()).await;
     }
 }

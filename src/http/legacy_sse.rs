@@ -36,7 +36,8 @@ impl Drop for EndSessionOnDrop {
         };
         info!(session = %session.id, "legacy SSE stream closed; session ended");
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move { dispatch::end_session(&session).await });
+            let app = self.app.clone();
+            rt.spawn(async move { dispatch::end_session(&app, &session).await });
         }
     }
 }
@@ -55,7 +56,7 @@ pub async fn open(
         .ok_or(HttpError::SessionNotFound)?;
     let (tx, rx) = stream_channel(app.config.limits.stream_queue);
     let transport = Transport::LegacySse(tx.clone());
-    let session = dispatch::open_session(&app, transport, principal.0).map_err(refused)?;
+    let session = dispatch::open_session(&app, transport, principal.0, &[]).await.map_err(refused)?;
     // Messages not tied to a request (broadcasts, logging) go on the same stream.
     session
         .child

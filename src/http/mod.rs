@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use crate::access::Policy;
-use crate::child::ChildHandle;
+use crate::children::Children;
 use crate::config::Config;
 use crate::error::json_response;
 use crate::error::HttpError;
@@ -35,8 +35,8 @@ pub struct AppState {
     pub config: Config,
     /// Live sessions.
     pub sessions: Sessions,
-    /// The child new sessions are bound to.
-    pub child: Arc<ChildHandle>,
+    /// The children sessions are bound to.
+    pub children: Arc<Children>,
     /// When the bridge started serving.
     pub started: Instant,
     /// Cancelled at shutdown; every session token is its child.
@@ -73,19 +73,18 @@ pub fn app(state: Arc<AppState>) -> Router {
 }
 
 async fn health(State(app): State<Arc<AppState>>) -> Response {
-    let child = &app.child;
-    let running = child.is_running();
+    let shared = app.children.shared();
+    // Shared isolation is degraded while no shared child runs (e.g. during a restart).
+    let running = shared.is_empty() || shared.iter().any(|c| c.is_running());
+    let children = app.children.status();
+    let pending: usize = app.children.all().iter().map(|c| c.routes().pending_len()).sum();
     let body = json!({
         "status": if running { "ok" } else { "degraded" },
-        "child": {
-            "pid": child.pid,
-            "state": if running { "running" } else { "exited" },
-            "protocolVersion": child.init.protocol_version,
-            "server": child.init.result.get("serverInfo"),
-        },
+        "child": children["pool"].get(0),
+        "children": children,
         "uptimeSeconds": app.started.elapsed().as_secs(),
         "sessions": app.sessions.len(),
-        "pendingRequests": child.routes().pending_len(),
+        "pendingRequests": pending,
     });
     let status = if running {
         StatusCode::OK
@@ -98,6 +97,12 @@ async fn health(State(app): State<Arc<AppState>>) -> Response {
 /// The live session `id` if `principal` may use it (the token that created it), touched.
 fn session_for(app: &AppState, id: &str, principal: &Principal) -> Result<Arc<Session>, HttpError> {
     let session = app.sessions.get(id).ok_or(HttpError::SessionNotFound)?;
+    if session.cancel.is_cancelled() {
+        // Its child exited: the client must initialize again (and gets a new child).
+        app.sessions.remove(id);
+        app.children.release(&session.child);
+        return Err(HttpError::SessionNotFound);
+    }
     if session.principal != principal.0 {
         tracing::warn!(session = %session.id, token = principal.0.as_deref(), "session used with another token");
         return Err(HttpError::SessionNotFound);

@@ -48,7 +48,7 @@ pub async fn post(
     }
     let kind = super::classify(&msg)?;
     if kind == Kind::Request && jsonrpc::method(&msg) == "initialize" {
-        return initialize(&app, &msg, mode, principal);
+        return initialize(&app, &headers, &msg, mode, principal).await;
     }
     let session = session_of(&app, &headers, &principal)?;
     match kind {
@@ -101,9 +101,23 @@ fn session_of(
 }
 
 /// `initialize` creates a session and is answered by the bridge from the child's cached result.
-fn initialize(app: &AppState, msg: &Value, mode: ReplyMode, principal: Principal) -> Handled {
+async fn initialize(
+    app: &AppState,
+    headers: &HeaderMap,
+    msg: &Value,
+    mode: ReplyMode,
+    principal: Principal,
+) -> Handled {
+    // Session isolation: chosen request headers become the new child's environment.
+    let extra_env: Vec<(String, String)> = app
+        .config
+        .supervision
+        .header_env
+        .iter()
+        .filter_map(|(h, var)| Some((var.clone(), headers.get(h)?.to_str().ok()?.to_owned())))
+        .collect();
     let session =
-        dispatch::open_session(app, Transport::Streamable, principal.0).map_err(refused)?;
+        dispatch::open_session(app, Transport::Streamable, principal.0, &extra_env).await.map_err(refused)?;
     let reply = jsonrpc::to_bytes(&dispatch::initialize(&session, msg));
     let mut resp = match mode {
         ReplyMode::Sse => sse::complete(vec![sse::frame(None, Some("message"), &reply)]),
@@ -255,7 +269,7 @@ pub async fn delete(
     let Some(session) = app.sessions.remove(&session.id) else {
         return Err(HttpError::SessionNotFound);
     };
-    dispatch::end_session(&session).await;
+    dispatch::end_session(&app, &session).await;
     info!(session = %session.id, "session deleted");
     Ok(json_response(StatusCode::OK, &serde_json::json!({})))
 }

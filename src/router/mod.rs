@@ -226,6 +226,11 @@ impl Routes {
         self.closed
     }
 
+    /// Number of owners (sessions) attached.
+    pub fn attached_len(&self) -> usize {
+        self.attached.len()
+    }
+
     /// Whether `owner` has a request at the child.
     pub fn has_pending(&self, owner: &Owner) -> bool {
         self.attached.get(owner).is_some_and(|a| a.in_flight > 0)

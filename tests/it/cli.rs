@@ -155,8 +155,8 @@ async fn sigint_also_exits_0() {
 }
 
 #[tokio::test]
-async fn exits_1_when_the_child_dies() {
-    let mut b = Running::start(&[]);
+async fn exits_1_when_the_child_dies_and_restarts_are_off() {
+    let mut b = Running::start(&["--restart", "never"]);
     let mut c = Client::new(&b.url);
     c.initialize().await;
     let r = c

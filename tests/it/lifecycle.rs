@@ -1,5 +1,6 @@
 use std::time::Duration;
 
+use mcp_http_bridge::children::{Isolation, Restart};
 use mcp_http_bridge::{Bridge, Config};
 use serde_json::json;
 
@@ -7,7 +8,7 @@ use crate::support::*;
 
 #[tokio::test]
 async fn a_crash_fails_waiting_requests_at_once_and_ends_the_bridge_with_an_error() {
-    let mut bridge = TestBridge::start().await;
+    let mut bridge = TestBridge::start_with(|c| c.supervision.restart = Restart::Never).await;
     let a = bridge.client().await;
     let b = bridge.client().await;
     let waiting = tokio::spawn({

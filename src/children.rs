@@ -1,0 +1,309 @@
+//! Which child serves a session, and keeping children alive. Shared isolation runs one child
+//! (or a pool of them, each session pinned to the least loaded at `initialize`), restarted by a
+//! supervisor with exponential backoff. Session isolation runs one child per session, spawned
+//! at `initialize` and ended with the session.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+use crate::child::{self, ChildHandle};
+use crate::config::Config;
+use crate::router::Refused;
+use crate::shutdown;
+
+/// How sessions share children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// All sessions share one child (or a pool of `Supervision::pool` children).
+    Shared,
+    /// Each session gets its own child.
+    Session,
+}
+
+/// When a shared child that exited is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// After a non-zero exit or a signal.
+    OnFailure,
+    /// After any exit.
+    Always,
+    /// Never: the bridge exits when its child does.
+    Never,
+}
+
+/// Supervision settings.
+#[derive(Debug, Clone)]
+pub struct Supervision {
+    /// How sessions share children.
+    pub isolation: Isolation,
+    /// When a shared child is restarted.
+    pub restart: Restart,
+    /// Shared children in the pool (1: a single shared child).
+    pub pool: usize,
+    /// Children at most in session isolation (more sessions → 503).
+    pub max_children: usize,
+    /// Session isolation: (HTTP header, variable) pairs copied from a session's `initialize`
+    /// request into its child's environment.
+    pub header_env: Vec<(String, String)>,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Supervision {
+            isolation: Isolation::Shared,
+            restart: Restart::OnFailure,
+            pool: 1,
+            max_children: Self::MAX_CHILDREN,
+            header_env: Vec::new(),
+        }
+    }
+}
+
+impl Supervision {
+    /// Default `max_children`.
+    pub const MAX_CHILDREN: usize = 1000;
+    /// A run shorter than this counts as a fast failure.
+    pub const FAST_RUN: Duration = Duration::from_secs(10);
+    /// Fast failures in a row after which the bridge gives up and exits.
+    pub const MAX_FAST_FAILURES: u32 = 5;
+    /// First restart delay; it doubles with each fast failure in a row, up to `MAX_BACKOFF`.
+    pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+    /// Longest restart delay.
+    pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+    /// The delay before restart attempt `n` (1-based) of a run of fast failures.
+    pub fn backoff(n: u32) -> Duration {
+        let factor = 1u32 << n.saturating_sub(1).min(16);
+        (Self::FIRST_BACKOFF * factor).min(Self::MAX_BACKOFF)
+    }
+}
+
+/// The children of one bridge.
+pub struct Children {
+    config: Config,
+    /// Shared isolation: the current child of each pool slot.
+    slots: Mutex<Vec<Arc<ChildHandle>>>,
+    /// Session isolation: a child started ahead, for the next session.
+    spare: Mutex<Option<Arc<ChildHandle>>>,
+    /// Every child that may be running, by pid, for shutdown and limits.
+    live: Mutex<HashMap<u32, Arc<ChildHandle>>>,
+    restarts: AtomicU64,
+    /// Cancelled when supervision gives up: the bridge then exits with `fatal_reason`.
+    fatal: CancellationToken,
+    fatal_reason: Mutex<Option<String>>,
+    stopping: CancellationToken,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Children {
+    /// Starts the shared children (or, in session isolation, one spare child: the command is
+    /// known to work before the bridge says it is ready).
+    ///
+    /// # Errors
+    /// When a child cannot be spawned or initialized.
+    pub async fn start(config: Config) -> anyhow::Result<Arc<Children>> {
+        let sup = &config.supervision;
+        let first = if sup.isolation == Isolation::Shared { sup.pool.max(1) } else { 1 };
+        let mut started = Vec::with_capacity(first);
+        for _ in 0..first {
+            started.push(child::spawn(&config, &[]).await?);
+        }
+        let children = Children {
+            slots: Mutex::new(Vec::new()),
+            spare: Mutex::new(None),
+            live: Mutex::new(started.iter().map(|c| (c.pid, c.clone())).collect()),
+            restarts: AtomicU64::new(0),
+            fatal: CancellationToken::new(),
+            fatal_reason: Mutex::new(None),
+            stopping: CancellationToken::new(),
+            config,
+        };
+        match children.config.supervision.isolation {
+            Isolation::Shared => *lock(&children.slots) = started,
+            Isolation::Session => *lock(&children.spare) = started.pop(),
+        }
+        Ok(Arc::new(children))
+    }
+
+    /// Starts a supervisor per shared slot.
+    pub fn supervise(self: &Arc<Self>) {
+        for slot in 0..lock(&self.slots).len() {
+            tokio::spawn(self.clone().supervise_slot(slot));
+        }
+    }
+
+    /// The child for a new session: the least loaded running shared child, or a new child of
+    /// its own (with `extra_env`) in session isolation.
+    ///
+    /// # Errors
+    /// `ChildGone` when no child is running or one cannot be started; `TooManySessions` at
+    /// `max_children`.
+    pub async fn for_session(&self, extra_env: &[(String, String)]) -> Result<Arc<ChildHandle>, Refused> {
+        if self.config.supervision.isolation == Isolation::Shared {
+            let slots = lock(&self.slots);
+            let running = slots.iter().filter(|c| c.is_running());
+            return running.min_by_key(|c| c.routes().attached_len()).cloned().ok_or(Refused::ChildGone);
+        }
+        if lock(&self.live).len() >= self.config.supervision.max_children {
+            warn!(max = self.config.supervision.max_children, "session refused: child limit reached");
+            return Err(Refused::TooManySessions);
+        }
+        let spare = if extra_env.is_empty() { lock(&self.spare).take() } else { None };
+        let child = match spare.filter(|c| c.is_running()) {
+            Some(c) => c,
+            None => child::spawn(&self.config, extra_env).await.map_err(|e| {
+                error!(err = format!("{e:#}"), "cannot start a child for a new session");
+                Refused::ChildGone
+            })?,
+        };
+        lock(&self.live).insert(child.pid, child.clone());
+        Ok(child)
+    }
+
+    /// A session is done with `child`: in session isolation the child is ended.
+    pub fn release(&self, child: &Arc<ChildHandle>) {
+        if self.config.supervision.isolation == Isolation::Session {
+            lock(&self.live).remove(&child.pid);
+            let (child, grace) = (child.clone(), self.config.shutdown_grace);
+            tokio::spawn(async move { shutdown::stop_child(&child, grace).await });
+        }
+    }
+
+    /// Completes when supervision gave up; `fatal_reason` says why.
+    pub async fn fatal(&self) {
+        self.fatal.cancelled().await
+    }
+
+    /// Why supervision gave up.
+    pub fn fatal_reason(&self) -> String {
+        lock(&self.fatal_reason).clone().unwrap_or_else(|| "the MCP server exited".into())
+    }
+
+    /// The shared child of slot 0 (shared isolation), for status and shutdown draining.
+    pub fn shared(&self) -> Vec<Arc<ChildHandle>> {
+        lock(&self.slots).clone()
+    }
+
+    /// Every child that may be running.
+    pub fn all(&self) -> Vec<Arc<ChildHandle>> {
+        let mut all: Vec<_> = lock(&self.live).values().cloned().collect();
+        all.extend(lock(&self.spare).clone());
+        all
+    }
+
+    /// Stops supervision and ends every child (in parallel).
+    pub async fn stop_all(&self) {
+        self.stopping.cancel();
+        let grace = self.config.shutdown_grace;
+        let all = self.all();
+        futures_util::future::join_all(all.iter().map(|c| shutdown::stop_child(c, grace))).await;
+    }
+
+    /// Status for `/health`.
+    pub fn status(&self) -> Value {
+        let describe = |c: &Arc<ChildHandle>| {
+            json!({"pid": c.pid, "state": if c.is_running() { "running" } else { "exited" },
+                   "sessions": c.routes().attached_len(), "protocolVersion": c.init.protocol_version,
+                   "server": c.init.result.get("serverInfo")})
+        };
+        let sup = &self.config.supervision;
+        let slots: Vec<Value> = lock(&self.slots).iter().map(describe).collect();
+        json!({
+            "isolation": match sup.isolation { Isolation::Shared => "shared", Isolation::Session => "session" },
+            "restarts": self.restarts.load(Ordering::Relaxed),
+            "running": self.all().iter().filter(|c| c.is_running()).count(),
+            "pool": slots,
+        })
+    }
+
+    fn give_up(&self, reason: String) {
+        error!(reason, "giving up on the MCP server");
+        *lock(&self.fatal_reason) = Some(reason);
+        self.fatal.cancel();
+    }
+
+    /// Watches one shared slot: when its child exits, restarts it as the policy says, with
+    /// exponential backoff, and gives up after too many fast failures in a row.
+    async fn supervise_slot(self: Arc<Self>, slot: usize) {
+        let policy = self.config.supervision.restart;
+        let mut fast_failures = 0u32;
+        loop {
+            let child = lock(&self.slots)[slot].clone();
+            tokio::select! {
+                _ = child.gone() => {}
+                _ = self.stopping.cancelled() => return,
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(1), child.exited()).await;
+            if self.stopping.is_cancelled() {
+                return;
+            }
+            lock(&self.live).remove(&child.pid);
+            let status = child.exit_status();
+            let described = status.map_or("unknown status".into(), |s| s.to_string());
+            let failed = !status.is_some_and(|s| s.success());
+            let restart = match policy {
+                Restart::Never => false,
+                Restart::OnFailure => failed,
+                Restart::Always => true,
+            };
+            if !restart {
+                return self.give_up(format!("the MCP server exited ({described})"));
+            }
+            let ran = child.started.elapsed();
+            fast_failures = if ran < Supervision::FAST_RUN { fast_failures + 1 } else { 1 };
+            warn!(status = described, ?ran, "the MCP server exited; restarting");
+            let Some(new) = self.respawn(&mut fast_failures).await else { return };
+            info!(pid = new.pid, restarts = self.restarts.load(Ordering::Relaxed), "the MCP server restarted");
+            lock(&self.live).insert(new.pid, new.clone());
+            lock(&self.slots)[slot] = new;
+        }
+    }
+
+    /// Spawns a replacement after the backoff; `None` when giving up or stopping.
+    async fn respawn(&self, fast_failures: &mut u32) -> Option<Arc<ChildHandle>> {
+        loop {
+            if *fast_failures > Supervision::MAX_FAST_FAILURES {
+                let n = Supervision::MAX_FAST_FAILURES;
+                self.give_up(format!("the MCP server failed {n} times in a row within {:?} of starting", Supervision::FAST_RUN));
+                return None;
+            }
+            let delay = Supervision::backoff(*fast_failures);
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.stopping.cancelled() => return None,
+            }
+            match child::spawn(&self.config, &[]).await {
+                Ok(new) => {
+                    self.restarts.fetch_add(1, Ordering::Relaxed);
+                    return Some(new);
+                }
+                Err(e) => {
+                    error!(err = format!("{e:#}"), "restarting the MCP server failed");
+                    *fast_failures += 1;
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_a_cap() {
+        let delays: Vec<u64> = (1..=9).map(|n| Supervision::backoff(n).as_millis() as u64).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]);
+        assert_eq!(Supervision::backoff(0), Supervision::FIRST_BACKOFF);
+        assert_eq!(Supervision::backoff(u32::MAX), Supervision::MAX_BACKOFF);
+    }
+}
