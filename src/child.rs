@@ -163,7 +163,10 @@ fn group_has_live_members(pgid: u32) -> bool {
 /// # Errors
 /// When the command cannot be spawned (naming it and the OS error), or the child does not
 /// answer `initialize` in time.
-pub async fn spawn(config: &Config, extra_env: &[(String, String)]) -> anyhow::Result<Arc<ChildHandle>> {
+pub async fn spawn(
+    config: &Config,
+    extra_env: &[(String, String)],
+) -> anyhow::Result<Arc<ChildHandle>> {
     let mut cmd = Command::new(&config.command);
     cmd.args(&config.args)
         // The bridge's own credentials are never the child's.
@@ -382,6 +385,26 @@ async fn watch_exit(mut child: Child, handle: Arc<ChildHandle>) {
         Err(e) => error!(err = %e, "waiting for child"),
     }
     handle.exited.cancel();
+}
+
+/// A handle with no process behind it, for unit tests of what sits on top of children.
+#[cfg(test)]
+pub(crate) fn handle_for_tests() -> Arc<ChildHandle> {
+    let (writer, _) = mpsc::channel(1);
+    Arc::new(ChildHandle {
+        pid: 0,
+        init: ChildInit {
+            result: serde_json::json!({}),
+            protocol_version: handshake::LATEST_VERSION.into(),
+        },
+        writer,
+        routes: Mutex::new(Routes::new(handshake::FIRST_CLIENT_ID, 8)),
+        gone: CancellationToken::new(),
+        exited: CancellationToken::new(),
+        exit: Mutex::new(None),
+        close_stdin: CancellationToken::new(),
+        started: std::time::Instant::now(),
+    })
 }
 
 #[cfg(test)]

@@ -112,7 +112,11 @@ impl Children {
     /// When a child cannot be spawned or initialized.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Children>> {
         let sup = &config.supervision;
-        let first = if sup.isolation == Isolation::Shared { sup.pool.max(1) } else { 1 };
+        let first = if sup.isolation == Isolation::Shared {
+            sup.pool.max(1)
+        } else {
+            1
+        };
         let mut started = Vec::with_capacity(first);
         for _ in 0..first {
             started.push(child::spawn(&config, &[]).await?);
@@ -120,15 +124,27 @@ impl Children {
         let children = Children {
             slots: Mutex::new(Vec::new()),
             spare: Mutex::new(None),
-            live: Mutex::new(started.iter().map(|c| (c.pid, c.clone())).collect()),
+            live: Mutex::new(HashMap::new()),
             restarts: AtomicU64::new(0),
             fatal: CancellationToken::new(),
             fatal_reason: Mutex::new(None),
             stopping: CancellationToken::new(),
             config,
         };
-        match children.config.supervision.isolation {
-            Isolation::Shared => *lock(&children.slots) = started,
+        let sup = &children.config.supervision;
+        match sup.isolation {
+            Isolation::Shared => {
+                lock(&children.live).extend(started.iter().map(|c| (c.pid, c.clone())));
+                *lock(&children.slots) = started;
+            }
+            // Children with per-session environments cannot be started ahead: the probe that
+            // showed the command works is ended.
+            Isolation::Session if !sup.header_env.is_empty() => {
+                let grace = children.config.shutdown_grace;
+                for c in started {
+                    tokio::spawn(async move { shutdown::stop_child(&c, grace).await });
+                }
+            }
             Isolation::Session => *lock(&children.spare) = started.pop(),
         }
         Ok(Arc::new(children))
@@ -147,21 +163,37 @@ impl Children {
     /// # Errors
     /// `ChildGone` when no child is running or one cannot be started; `TooManySessions` at
     /// `max_children`.
-    pub async fn for_session(&self, extra_env: &[(String, String)]) -> Result<Arc<ChildHandle>, Refused> {
+    pub async fn for_session(
+        &self,
+        extra_env: &[(String, String)],
+    ) -> Result<Arc<ChildHandle>, Refused> {
         if self.config.supervision.isolation == Isolation::Shared {
             let slots = lock(&self.slots);
             let running = slots.iter().filter(|c| c.is_running());
-            return running.min_by_key(|c| c.routes().attached_len()).cloned().ok_or(Refused::ChildGone);
+            return running
+                .min_by_key(|c| c.routes().attached_len())
+                .cloned()
+                .ok_or(Refused::ChildGone);
         }
         if lock(&self.live).len() >= self.config.supervision.max_children {
-            warn!(max = self.config.supervision.max_children, "session refused: child limit reached");
+            warn!(
+                max = self.config.supervision.max_children,
+                "session refused: child limit reached"
+            );
             return Err(Refused::TooManySessions);
         }
-        let spare = if extra_env.is_empty() { lock(&self.spare).take() } else { None };
+        let spare = if extra_env.is_empty() {
+            lock(&self.spare).take()
+        } else {
+            None
+        };
         let child = match spare.filter(|c| c.is_running()) {
             Some(c) => c,
             None => child::spawn(&self.config, extra_env).await.map_err(|e| {
-                error!(err = format!("{e:#}"), "cannot start a child for a new session");
+                error!(
+                    err = format!("{e:#}"),
+                    "cannot start a child for a new session"
+                );
                 Refused::ChildGone
             })?,
         };
@@ -185,7 +217,9 @@ impl Children {
 
     /// Why supervision gave up.
     pub fn fatal_reason(&self) -> String {
-        lock(&self.fatal_reason).clone().unwrap_or_else(|| "the MCP server exited".into())
+        lock(&self.fatal_reason)
+            .clone()
+            .unwrap_or_else(|| "the MCP server exited".into())
     }
 
     /// The shared child of slot 0 (shared isolation), for status and shutdown draining.
@@ -259,10 +293,24 @@ impl Children {
                 return self.give_up(format!("the MCP server exited ({described})"));
             }
             let ran = child.started.elapsed();
-            fast_failures = if ran < Supervision::FAST_RUN { fast_failures + 1 } else { 1 };
-            warn!(status = described, ?ran, "the MCP server exited; restarting");
-            let Some(new) = self.respawn(&mut fast_failures).await else { return };
-            info!(pid = new.pid, restarts = self.restarts.load(Ordering::Relaxed), "the MCP server restarted");
+            fast_failures = if ran < Supervision::FAST_RUN {
+                fast_failures + 1
+            } else {
+                1
+            };
+            warn!(
+                status = described,
+                ?ran,
+                "the MCP server exited; restarting"
+            );
+            let Some(new) = self.respawn(&mut fast_failures).await else {
+                return;
+            };
+            info!(
+                pid = new.pid,
+                restarts = self.restarts.load(Ordering::Relaxed),
+                "the MCP server restarted"
+            );
             lock(&self.live).insert(new.pid, new.clone());
             lock(&self.slots)[slot] = new;
         }
@@ -273,7 +321,10 @@ impl Children {
         loop {
             if *fast_failures > Supervision::MAX_FAST_FAILURES {
                 let n = Supervision::MAX_FAST_FAILURES;
-                self.give_up(format!("the MCP server failed {n} times in a row within {:?} of starting", Supervision::FAST_RUN));
+                self.give_up(format!(
+                    "the MCP server failed {n} times in a row within {:?} of starting",
+                    Supervision::FAST_RUN
+                ));
                 return None;
             }
             let delay = Supervision::backoff(*fast_failures);
@@ -301,8 +352,13 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_a_cap() {
-        let delays: Vec<u64> = (1..=9).map(|n| Supervision::backoff(n).as_millis() as u64).collect();
-        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]);
+        let delays: Vec<u64> = (1..=9)
+            .map(|n| Supervision::backoff(n).as_millis() as u64)
+            .collect();
+        assert_eq!(
+            delays,
+            [100, 200, 400, 800, 1600, 3200, 6400, 10_000, 10_000]
+        );
         assert_eq!(Supervision::backoff(0), Supervision::FIRST_BACKOFF);
         assert_eq!(Supervision::backoff(u32::MAX), Supervision::MAX_BACKOFF);
     }

@@ -221,12 +221,19 @@ impl Cli {
             }
         }
         config.env.extend(self.env);
-        let isolation = if self.isolation == "session" { Isolation::Session } else { Isolation::Shared };
+        let isolation = if self.isolation == "session" {
+            Isolation::Session
+        } else {
+            Isolation::Shared
+        };
         if isolation == Isolation::Session && self.pool != 1 {
             return Err(usage("--pool applies to --isolation shared only".into()));
         }
         if isolation == Isolation::Shared && !self.header_env.is_empty() {
-            return Err(usage("--header-env needs --isolation session (a shared child has one environment)".into()));
+            return Err(usage(
+                "--header-env needs --isolation session (a shared child has one environment)"
+                    .into(),
+            ));
         }
         if self.pool == 0 || self.max_children == 0 {
             return Err(usage("--pool and --max-children must be at least 1".into()));
@@ -240,7 +247,11 @@ impl Cli {
             },
             pool: self.pool,
             max_children: self.max_children,
-            header_env: self.header_env.into_iter().map(|(h, v)| (h.to_ascii_lowercase(), v)).collect(),
+            header_env: self
+                .header_env
+                .into_iter()
+                .map(|(h, v)| (h.to_ascii_lowercase(), v))
+                .collect(),
         };
         config.cwd = self.cwd;
         if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {

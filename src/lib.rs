@@ -77,7 +77,11 @@ impl Bridge {
         // Certificate problems are reported before any child is started.
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let children = children::Children::start(config.clone()).await?;
-        Ok(Bridge { config, children, tls })
+        Ok(Bridge {
+            config,
+            children,
+            tls,
+        })
     }
 
     /// Whether the bridge serves HTTPS.
@@ -156,11 +160,20 @@ impl Bridge {
 
 /// Gives the requests in flight up to `grace` to finish, then answers the rest with an error.
 async fn drain(children: &[Arc<child::ChildHandle>], grace: Duration) {
-    let waiting = || children.iter().map(|c| c.routes().waiting_clients()).sum::<usize>();
+    let waiting = || {
+        children
+            .iter()
+            .map(|c| c.routes().waiting_clients())
+            .sum::<usize>()
+    };
     if waiting() == 0 {
         return;
     }
-    info!(waiting = waiting(), ?grace, "waiting for requests in flight");
+    info!(
+        waiting = waiting(),
+        ?grace,
+        "waiting for requests in flight"
+    );
     let finished = tokio::time::timeout(grace, async {
         while waiting() > 0 {
             tokio::time::sleep(Duration::from_millis(10)).await;
@@ -169,7 +182,10 @@ async fn drain(children: &[Arc<child::ChildHandle>], grace: Duration) {
     .await;
     if finished.is_err() {
         let message = "the bridge is shutting down";
-        let failed: usize = children.iter().map(|c| c.fail_waiting(jsonrpc::SHUTTING_DOWN, message)).sum();
+        let failed: usize = children
+            .iter()
+            .map(|c| c.fail_waiting(jsonrpc::SHUTTING_DOWN, message))
+            .sum();
         warn!(
             failed,
             "requests still in flight after the grace period were answered with an error"

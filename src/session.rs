@@ -207,6 +207,59 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::{stream_channel, Registration};
+    use serde_json::json;
+
+    #[tokio::test(start_paused = true)]
+    async fn sessions_expire_after_the_timeout_unless_a_request_is_in_flight() {
+        let child = crate::child::handle_for_tests();
+        let root = CancellationToken::new();
+        let sessions = Sessions::default();
+        let mk = || {
+            let s = Arc::new(Session::new(
+                child.clone(),
+                &root,
+                Transport::Streamable,
+                None,
+            ));
+            child.routes().attach(s.id.clone());
+            sessions.insert(s.clone());
+            s
+        };
+        let (idle, active, busy) = (mk(), mk(), mk());
+        let timeout = Duration::from_secs(30 * 60);
+        let mut call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"});
+        let (tx, _rx) = stream_channel(4);
+        child
+            .routes()
+            .register(
+                &busy.id,
+                &mut call,
+                Registration {
+                    stream: tx,
+                    sse: true,
+                },
+            )
+            .unwrap();
+
+        tokio::time::advance(Duration::from_secs(20 * 60)).await;
+        active.touch();
+        assert!(sessions.take_expired(Instant::now(), timeout).is_empty());
+        tokio::time::advance(Duration::from_secs(11 * 60)).await;
+        let expired: Vec<SessionId> = sessions
+            .take_expired(Instant::now(), timeout)
+            .into_iter()
+            .map(|s| s.id.clone())
+            .collect();
+        assert_eq!(
+            expired,
+            vec![idle.id.clone()],
+            "only the silent session without work expires"
+        );
+        assert!(sessions.get(&active.id).is_some() && sessions.get(&busy.id).is_some());
+        // The busy session's clock restarted when it was found busy.
+        assert!(busy.idle_for(Instant::now()) < Duration::from_secs(1));
+    }
 
     #[test]
     fn session_ids_are_long_visible_ascii_and_distinct() {

@@ -47,7 +47,10 @@ pub async fn stop_child(handle: &ChildHandle, grace: Duration) {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     };
-    if tokio::time::timeout(TERM_GRACE, group_gone()).await.is_err() {
+    if tokio::time::timeout(TERM_GRACE, group_gone())
+        .await
+        .is_err()
+    {
         warn!("processes of the child's group ignored SIGTERM; sending SIGKILL");
         handle.signal_group(libc::SIGKILL);
         let _ = tokio::time::timeout(TERM_GRACE, group_gone()).await;

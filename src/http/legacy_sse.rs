@@ -56,7 +56,9 @@ pub async fn open(
         .ok_or(HttpError::SessionNotFound)?;
     let (tx, rx) = stream_channel(app.config.limits.stream_queue);
     let transport = Transport::LegacySse(tx.clone());
-    let session = dispatch::open_session(&app, transport, principal.0, &[]).await.map_err(refused)?;
+    let session = dispatch::open_session(&app, transport, principal.0, &[])
+        .await
+        .map_err(refused)?;
     // Messages not tied to a request (broadcasts, logging) go on the same stream.
     session
         .child

@@ -77,7 +77,12 @@ async fn health(State(app): State<Arc<AppState>>) -> Response {
     // Shared isolation is degraded while no shared child runs (e.g. during a restart).
     let running = shared.is_empty() || shared.iter().any(|c| c.is_running());
     let children = app.children.status();
-    let pending: usize = app.children.all().iter().map(|c| c.routes().pending_len()).sum();
+    let pending: usize = app
+        .children
+        .all()
+        .iter()
+        .map(|c| c.routes().pending_len())
+        .sum();
     let body = json!({
         "status": if running { "ok" } else { "degraded" },
         "child": children["pool"].get(0),

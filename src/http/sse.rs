@@ -316,6 +316,34 @@ fn event_stream_response(body: Body) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use futures_util::StreamExt;
+
+    #[tokio::test(start_paused = true)]
+    async fn idle_streams_get_keep_alive_comments_and_end_with_their_token() {
+        let (tx, rx) = stream_channel(4);
+        let end = CancellationToken::new();
+        let resp = EventStream::new(rx, end.clone(), Duration::from_secs(15)).into_response();
+        let mut body = resp.into_body().into_data_stream();
+        // Nothing before the interval; a comment after it.
+        let quiet = tokio::time::timeout(Duration::from_secs(14), body.next()).await;
+        assert!(quiet.is_err(), "no keep-alive before 15 s");
+        let ka = body.next().await.unwrap().unwrap();
+        assert_eq!(&ka[..], KEEP_ALIVE_COMMENT);
+        tx.try_send(Outbound {
+            json: Bytes::from_static(b"{}"),
+            last: false,
+        })
+        .unwrap();
+        assert_eq!(
+            &body.next().await.unwrap().unwrap()[..],
+            b"event: message\ndata: {}\n\n"
+        );
+        end.cancel();
+        assert!(
+            body.next().await.is_none(),
+            "the stream ends when its token is cancelled"
+        );
+    }
 
     #[test]
     fn frames_and_ids() {

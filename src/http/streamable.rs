@@ -116,8 +116,9 @@ async fn initialize(
         .iter()
         .filter_map(|(h, var)| Some((var.clone(), headers.get(h)?.to_str().ok()?.to_owned())))
         .collect();
-    let session =
-        dispatch::open_session(app, Transport::Streamable, principal.0, &extra_env).await.map_err(refused)?;
+    let session = dispatch::open_session(app, Transport::Streamable, principal.0, &extra_env)
+        .await
+        .map_err(refused)?;
     let reply = jsonrpc::to_bytes(&dispatch::initialize(&session, msg));
     let mut resp = match mode {
         ReplyMode::Sse => sse::complete(vec![sse::frame(None, Some("message"), &reply)]),

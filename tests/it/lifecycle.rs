@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use mcp_http_bridge::children::{Isolation, Restart};
+use mcp_http_bridge::children::Restart;
 use mcp_http_bridge::{Bridge, Config};
 use serde_json::json;
 

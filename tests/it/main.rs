@@ -17,3 +17,5 @@ mod multiplex;
 mod security;
 /// Streamable HTTP: handshake, reply modes, status codes, sessions, bad input.
 mod streamable;
+/// Child supervision: restarts, give-up, session isolation, pools, header-env.
+mod supervision;
