@@ -178,18 +178,19 @@ impl Sessions {
         self.len() == 0
     }
 
-    /// Removes and returns the sessions silent for longer than `timeout` at `now`. A session
-    /// with a request in flight is not idle: its clock restarts instead.
+    /// Removes and returns the sessions silent for longer than `timeout` at `now`, and those
+    /// already ended (their child exited). A session with a request in flight is not idle: its
+    /// clock restarts instead.
     pub fn take_expired(&self, now: Instant, timeout: Duration) -> Vec<Arc<Session>> {
         let idle: Vec<Arc<Session>> = self
             .map()
             .values()
-            .filter(|s| s.idle_for(now) > timeout)
+            .filter(|s| s.idle_for(now) > timeout || s.cancel.is_cancelled())
             .cloned()
             .collect();
         let mut expired = Vec::new();
         for s in idle {
-            if s.child.routes().has_pending(&s.id) {
+            if !s.cancel.is_cancelled() && s.child.routes().has_pending(&s.id) {
                 s.touch();
             } else if let Some(s) = self.remove(&s.id) {
                 expired.push(s);
