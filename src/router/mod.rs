@@ -11,9 +11,10 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::jsonrpc::{self, Kind};
+use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 
+mod from_child;
 mod owners;
 mod server_requests;
 mod tasks;
@@ -358,173 +359,50 @@ impl Routes {
         Ok(())
     }
 
-    /// Decides where a message from the child goes, rewriting ids on the way.
-    pub fn from_child(&mut self, msg: Value) -> Action {
-        match jsonrpc::classify(&msg) {
-            Ok(Kind::Response) => self.child_response(msg),
-            Ok(Kind::Notification) => self.child_notification(msg),
-            Ok(Kind::Request) => self.child_request(msg),
-            Err(_) => Action::Drop {
-                why: "child sent JSON that is not JSON-RPC",
-                warn: true,
-            },
-        }
-    }
-
-    fn child_response(&mut self, mut msg: Value) -> Action {
-        let id = jsonrpc::as_bridge_id(&jsonrpc::id(&msg));
-        let Some(p) = id.and_then(|id| self.remove_pending(id)) else {
-            return match id {
-                // An id we issued and forgot: its request was cancelled or its session ended.
-                Some(id) if id < self.next_id => Action::Drop {
-                    why: "response for a cancelled request",
-                    warn: false,
-                },
-                _ => Action::Drop {
-                    why: "response for an id the bridge never sent",
-                    warn: true,
-                },
-            };
-        };
-        let Some(to) = p.stream else {
-            return Action::Drop {
-                why: "response for a request of the bridge's own",
-                warn: false,
-            };
-        };
-        self.record_task(&p.owner, &msg);
-        if p.lists_tasks {
-            self.filter_task_list(&p.owner, &mut msg);
-        }
-        jsonrpc::replace_id(&mut msg, p.client_id);
-        Action::Deliver {
-            to,
-            msg,
-            last: true,
-        }
-    }
-
-    fn child_notification(&mut self, msg: Value) -> Action {
-        let method = jsonrpc::method(&msg);
-        match method {
-            "notifications/progress" => self.child_progress(msg),
-            "notifications/cancelled" => self.child_cancelled(msg),
-            "notifications/message" => {
-                let level = jsonrpc::param(&msg, "level")
-                    .and_then(Value::as_str)
-                    .and_then(LogLevel::parse);
-                let to = self.standalone_where(|a| match (level, a.log_level) {
-                    (Some(l), Some(min)) => l >= min,
-                    _ => true,
-                });
-                Action::Broadcast { to, msg }
-            }
-            "notifications/resources/updated" => {
-                let uri = jsonrpc::param(&msg, "uri").and_then(Value::as_str);
-                let uri = uri.unwrap_or_default().to_owned();
-                let to = self.standalone_where(|a| a.subscriptions.contains(&uri));
-                Action::Broadcast { to, msg }
-            }
-            m if m.ends_with("/list_changed") => {
-                let to = self.standalone_where(|_| true);
-                Action::Broadcast { to, msg }
-            }
-            _ => match self
-                .task_route(&msg, false)
-                .map(|(_, s)| s.ok_or("task owner has no open stream"))
-            {
-                Some(Ok(to)) => Action::Deliver {
-                    to,
-                    msg,
-                    last: false,
-                },
-                Some(Err(why)) => Action::Drop { why, warn: false },
-                None if tasks::task_of(&msg).is_some() => Action::Drop {
-                    why: "notification about a task no session owns",
-                    warn: false,
-                },
-                None => match self.sole_owner() {
-                    Ok((_, to)) => Action::Deliver {
-                        to,
-                        msg,
-                        last: false,
-                    },
-                    Err(why) => Action::Drop { why, warn: true },
-                },
-            },
-        }
-    }
-
-    fn child_progress(&mut self, mut msg: Value) -> Action {
-        let token = jsonrpc::param(&msg, "progressToken").and_then(jsonrpc::as_bridge_id);
-        let target = token.and_then(|t| self.pending.get(&t));
-        let Some(Pending {
-            stream: Some(to),
-            progress: Some(client_token),
-            sse: true,
-            ..
-        }) = target
-        else {
-            return Action::Drop {
-                why: "progress for no live streaming request",
-                warn: false,
-            };
-        };
-        let to = to.clone();
-        jsonrpc::replace_param(&mut msg, "progressToken", client_token.clone());
-        Action::Deliver {
-            to,
-            msg,
-            last: false,
-        }
-    }
-
-    fn child_cancelled(&mut self, mut msg: Value) -> Action {
-        let child_id = jsonrpc::param(&msg, "requestId")
-            .cloned()
-            .unwrap_or_default();
-        let found = self
-            .server_requests
-            .iter()
-            .find(|(_, r)| r.child_id == child_id)
-            .map(|(&id, _)| id);
-        let Some(r) = found.and_then(|id| self.server_requests.remove(&id).map(|r| (id, r))) else {
-            return Action::Drop {
-                why: "child cancelled a request no client holds",
-                warn: false,
-            };
-        };
-        jsonrpc::replace_param(&mut msg, "requestId", json!(r.0));
-        Action::Deliver {
-            to: r.1.stream,
-            msg,
-            last: false,
-        }
-    }
-
     /// Forgets a stream whose client stopped reading: its requests are cancelled at the child
     /// (the returned lines), server requests sent on it are refused, and an owner's standalone
     /// slot holding it is emptied.
     pub fn drop_stream(&mut self, stream: &StreamTx) -> Vec<Value> {
         let on_it = |s: &Option<StreamTx>| s.as_ref().is_some_and(|s| s.same_stream(stream));
+        let to_child = self.forget(
+            |p| on_it(&p.stream),
+            |r| r.stream.same_stream(stream),
+            "the client stopped reading its stream",
+        );
+        for a in self.attached.values_mut() {
+            if on_it(&a.standalone) {
+                a.standalone = None;
+            }
+        }
+        to_child
+    }
+
+    /// Forgets the pending requests and server requests that match: the child gets a
+    /// `notifications/cancelled` for each such request and an error (saying `why`) for each
+    /// such server request; those are the returned lines.
+    fn forget(
+        &mut self,
+        pending: impl Fn(&Pending) -> bool,
+        server_request: impl Fn(&ServerRequest) -> bool,
+        why: &str,
+    ) -> Vec<Value> {
         let ids: Vec<u64> = self
             .pending
             .iter()
-            .filter(|(_, p)| on_it(&p.stream))
+            .filter(|(_, p)| pending(p))
             .map(|(&id, _)| id)
             .collect();
         let mut to_child: Vec<Value> = ids
             .into_iter()
             .filter_map(|id| {
                 self.remove_pending(id)
-                    .map(|_| jsonrpc::cancelled(json!(id), "the client stopped reading"))
+                    .map(|_| jsonrpc::cancelled(json!(id), why))
             })
             .collect();
         self.server_requests.retain(|_, r| {
-            if !r.stream.same_stream(stream) {
+            if !server_request(r) {
                 return true;
             }
-            let why = "the client stopped reading its stream";
             to_child.push(jsonrpc::error_value(
                 r.child_id.clone(),
                 jsonrpc::INTERNAL_ERROR,
@@ -532,11 +410,6 @@ impl Routes {
             ));
             false
         });
-        for a in self.attached.values_mut() {
-            if on_it(&a.standalone) {
-                a.standalone = None;
-            }
-        }
         to_child
     }
 

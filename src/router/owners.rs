@@ -4,7 +4,6 @@
 use serde_json::{json, Value};
 
 use super::{Attached, Owner, Refused, Routes, StreamTx};
-use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 
 impl Routes {
@@ -107,25 +106,11 @@ impl Routes {
         if let Some(level) = self.recompute_log_level() {
             to_child.push(self.set_level_request(level));
         }
-        self.pending.retain(|&id, p| {
-            if p.owner != *owner {
-                return true;
-            }
-            to_child.push(jsonrpc::cancelled(json!(id), "the client session ended"));
-            false
-        });
-        self.server_requests.retain(|_, r| {
-            if r.owner != *owner {
-                return true;
-            }
-            let msg = "the client session ended before answering";
-            to_child.push(jsonrpc::error_value(
-                r.child_id.clone(),
-                jsonrpc::INTERNAL_ERROR,
-                msg,
-            ));
-            false
-        });
+        to_child.extend(self.forget(
+            |p| p.owner == *owner,
+            |r| r.owner == *owner,
+            "the client session ended",
+        ));
         to_child
     }
 }

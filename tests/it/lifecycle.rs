@@ -22,12 +22,7 @@ async fn a_crash_fails_waiting_requests_at_once_and_ends_the_bridge_with_an_erro
             .await
         }
     });
-    within("pending", async {
-        while bridge.health().await["pendingRequests"] != 1 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    bridge.wait_pending(1).await;
     let crash = b
         .request(
             json!(1),
@@ -180,12 +175,7 @@ async fn a_client_that_stops_reading_loses_its_stream_not_the_others() {
         assert_eq!(text(&r), format!("b{i}"));
     }
     // The stalled stream is closed and its request forgotten (cancelled at the child).
-    within("stream dropped", async {
-        while bridge.health().await["pendingRequests"] != 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    bridge.wait_pending(0).await;
     let body = within("stalled body", stalled.text())
         .await
         .expect("the body ends cleanly");
@@ -225,12 +215,7 @@ async fn call_during_shutdown(grace: Duration, ms: u64) -> serde_json::Value {
     let bridge = TestBridge::start_with(|c| c.shutdown_grace = grace).await;
     let c = bridge.client().await;
     let call = tokio::spawn(async move { c.call(json!(1), "slow", json!({"ms": ms})).await });
-    within("in flight", async {
-        while bridge.health().await["pendingRequests"] != 1 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    bridge.wait_pending(1).await;
     within("stop", bridge.stop()).await.unwrap();
     within("call", call).await.unwrap()
 }

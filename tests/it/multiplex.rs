@@ -1,5 +1,3 @@
-use std::time::Duration;
-
 use serde_json::{json, Value};
 
 use crate::support::*;
@@ -87,12 +85,7 @@ async fn cancellation_reaches_the_child_and_spares_other_sessions() {
     let pa = tokio::spawn(slow(a.clone()));
     let pb = tokio::spawn(slow(b.clone()));
     // Wait until both requests are at the child.
-    within("both pending", async {
-        while bridge.health().await["pendingRequests"] != 2 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    bridge.wait_pending(2).await;
     let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5, "reason": "test"}});
     assert_eq!(a.send(BOTH, &cancel).await.status, 202);
     let ra = within("cancelled call", pa).await.unwrap();
@@ -148,12 +141,7 @@ async fn ambiguous_server_requests_are_refused_not_guessed() {
         let b = b.clone();
         async move { b.call(json!(1), "slow", json!({"ms": 300})).await }
     });
-    within("b pending", async {
-        while bridge.health().await["pendingRequests"] != 1 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    bridge.wait_pending(1).await;
     let r = a
         .call(json!(1), "sample", json!({"prompt": "secret"}))
         .await;
@@ -176,12 +164,7 @@ async fn a_client_that_vanishes_mid_stream_costs_the_others_nothing() {
         "fine"
     );
     // The abandoned request finishes at the child and leaves nothing behind.
-    within("drained", async {
-        while bridge.health().await["pendingRequests"] != 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    bridge.wait_pending(0).await;
     assert_eq!(
         text(&a.call(json!(2), "echo", json!({"text": "a too"})).await),
         "a too"
@@ -203,12 +186,7 @@ async fn delete_cancels_in_flight_requests_at_the_child() {
             .await
         }
     });
-    within("pending", async {
-        while bridge.health().await["pendingRequests"] != 1 {
-            tokio::task::yield_now().await;
-        }
-    })
-    .await;
+    bridge.wait_pending(1).await;
     assert_eq!(a.delete().await, 200);
     let r: Reply = within("stream end", pending).await.unwrap();
     assert!(r.messages.iter().all(|m: &Value| m.get("result").is_none()));

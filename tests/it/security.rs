@@ -179,12 +179,7 @@ async fn session_and_in_flight_limits() {
         tokio::spawn(async move { a.call(json!(id), "slow", json!({"ms": 300})).await })
     };
     let (s1, s2) = (slow(1), slow(2));
-    within("two in flight", async {
-        while bridge.health().await["pendingRequests"] != 2 {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    bridge.wait_pending(2).await;
     let refused = a.call(json!(3), "echo", json!({"text": "x"})).await;
     assert_eq!(
         (refused["id"].clone(), refused["error"]["code"].clone()),

@@ -98,6 +98,16 @@ impl TestBridge {
         self.finished().await
     }
 
+    /// Waits until exactly `n` requests are at the child (per `/health`).
+    pub async fn wait_pending(&self, n: u64) {
+        within("pending requests", async {
+            while self.health().await["pendingRequests"] != n {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+    }
+
     /// GET /health as JSON.
     pub async fn health(&self) -> Value {
         reqwest::get(format!("{}/health", self.base))

@@ -1,0 +1,155 @@
+//! What the child says, and where it goes: responses back to the request's stream under the
+//! client's id, progress to the request that asked for it, cancellations of server requests,
+//! logging and resource updates to the sessions that want them, broadcasts to all.
+
+use serde_json::{json, Value};
+
+use super::{tasks, Action, Pending, Routes};
+use crate::jsonrpc::{self, Kind};
+use crate::loglevel::LogLevel;
+
+impl Routes {
+    /// Decides where a message from the child goes, rewriting ids on the way.
+    pub fn from_child(&mut self, msg: Value) -> Action {
+        match jsonrpc::classify(&msg) {
+            Ok(Kind::Response) => self.child_response(msg),
+            Ok(Kind::Notification) => self.child_notification(msg),
+            Ok(Kind::Request) => self.child_request(msg),
+            Err(_) => Action::Drop {
+                why: "child sent JSON that is not JSON-RPC",
+                warn: true,
+            },
+        }
+    }
+
+    fn child_response(&mut self, mut msg: Value) -> Action {
+        let id = jsonrpc::as_bridge_id(&jsonrpc::id(&msg));
+        let Some(p) = id.and_then(|id| self.remove_pending(id)) else {
+            return match id {
+                // An id we issued and forgot: its request was cancelled or its session ended.
+                Some(id) if id < self.next_id => Action::Drop {
+                    why: "response for a cancelled request",
+                    warn: false,
+                },
+                _ => Action::Drop {
+                    why: "response for an id the bridge never sent",
+                    warn: true,
+                },
+            };
+        };
+        let Some(to) = p.stream else {
+            return Action::Drop {
+                why: "response for a request of the bridge's own",
+                warn: false,
+            };
+        };
+        self.record_task(&p.owner, &msg);
+        if p.lists_tasks {
+            self.filter_task_list(&p.owner, &mut msg);
+        }
+        jsonrpc::replace_id(&mut msg, p.client_id);
+        Action::Deliver {
+            to,
+            msg,
+            last: true,
+        }
+    }
+
+    fn child_notification(&mut self, msg: Value) -> Action {
+        let method = jsonrpc::method(&msg);
+        match method {
+            "notifications/progress" => self.child_progress(msg),
+            "notifications/cancelled" => self.child_cancelled(msg),
+            "notifications/message" => {
+                let level = jsonrpc::param(&msg, "level")
+                    .and_then(Value::as_str)
+                    .and_then(LogLevel::parse);
+                let to = self.standalone_where(|a| match (level, a.log_level) {
+                    (Some(l), Some(min)) => l >= min,
+                    _ => true,
+                });
+                Action::Broadcast { to, msg }
+            }
+            "notifications/resources/updated" => {
+                let uri = jsonrpc::param(&msg, "uri").and_then(Value::as_str);
+                let uri = uri.unwrap_or_default().to_owned();
+                let to = self.standalone_where(|a| a.subscriptions.contains(&uri));
+                Action::Broadcast { to, msg }
+            }
+            m if m.ends_with("/list_changed") => {
+                let to = self.standalone_where(|_| true);
+                Action::Broadcast { to, msg }
+            }
+            _ => match self
+                .task_route(&msg, false)
+                .map(|(_, s)| s.ok_or("task owner has no open stream"))
+            {
+                Some(Ok(to)) => Action::Deliver {
+                    to,
+                    msg,
+                    last: false,
+                },
+                Some(Err(why)) => Action::Drop { why, warn: false },
+                None if tasks::task_of(&msg).is_some() => Action::Drop {
+                    why: "notification about a task no session owns",
+                    warn: false,
+                },
+                None => match self.sole_owner() {
+                    Ok((_, to)) => Action::Deliver {
+                        to,
+                        msg,
+                        last: false,
+                    },
+                    Err(why) => Action::Drop { why, warn: true },
+                },
+            },
+        }
+    }
+
+    fn child_progress(&mut self, mut msg: Value) -> Action {
+        let token = jsonrpc::param(&msg, "progressToken").and_then(jsonrpc::as_bridge_id);
+        let target = token.and_then(|t| self.pending.get(&t));
+        let Some(Pending {
+            stream: Some(to),
+            progress: Some(client_token),
+            sse: true,
+            ..
+        }) = target
+        else {
+            return Action::Drop {
+                why: "progress for no live streaming request",
+                warn: false,
+            };
+        };
+        let to = to.clone();
+        jsonrpc::replace_param(&mut msg, "progressToken", client_token.clone());
+        Action::Deliver {
+            to,
+            msg,
+            last: false,
+        }
+    }
+
+    fn child_cancelled(&mut self, mut msg: Value) -> Action {
+        let child_id = jsonrpc::param(&msg, "requestId")
+            .cloned()
+            .unwrap_or_default();
+        let found = self
+            .server_requests
+            .iter()
+            .find(|(_, r)| r.child_id == child_id)
+            .map(|(&id, _)| id);
+        let Some(r) = found.and_then(|id| self.server_requests.remove(&id).map(|r| (id, r))) else {
+            return Action::Drop {
+                why: "child cancelled a request no client holds",
+                warn: false,
+            };
+        };
+        jsonrpc::replace_param(&mut msg, "requestId", json!(r.0));
+        Action::Deliver {
+            to: r.1.stream,
+            msg,
+            last: false,
+        }
+    }
+}
