@@ -1,11 +1,13 @@
-//! `mcp-http-bridge` serves one stdio MCP server (the child) to many HTTP clients over
-//! Streamable HTTP, remapping JSON-RPC ids so that every answer reaches the caller that asked.
+//! `mcp-http-bridge` serves stdio MCP servers (children) to many HTTP clients over Streamable
+//! HTTP and the legacy HTTP+SSE transport, remapping JSON-RPC ids so that every answer reaches
+//! the caller that asked.
 //!
 //! # Architecture
 //!
 //! ```text
-//! HTTP clients ─► axum handlers (one task per connection, spawned by hyper)
-//!                   parse → lock(child routes){ alloc bridge id, register route } → child.send(line)
+//! HTTP clients ─► axum (hyper spawns one task per connection) ─► http::guard (Host, Origin,
+//!                 CORS, bearer token) ─► http::streamable | http::legacy_sse
+//!                   parse → dispatch: lock(child routes){ alloc bridge id, register } → child.send(line)
 //!                   reply: SSE body fed by the request's own channel | JSON | 202
 //!                        │ bounded mpsc<Bytes>
 //!                        ▼
@@ -13,23 +15,28 @@
 //! [reader]  owns the child's stdout; parse → lock(routes){ decide } → try_send to stream(s)
 //! [stderr]  child's stderr lines → tracing (target "child")
 //! [exit]    waits for the process and records its status
-//!                        │ bounded mpsc<Outbound> per stream
+//!                        │ bounded channel per stream (StreamTx: queue + stop token)
 //!                        ▼
-//! SSE bodies: one per POST that carries a request, one standalone (GET) per session
+//! SSE bodies: one per POST that carries requests, one standalone (GET) per session, one per
+//! legacy session
+//! [supervisor] one per shared child: restarts it with backoff (`children`)
+//! [reaper]     ends idle sessions
 //! ```
 //!
 //! * `router::Routes` is the routing core: plain data, no I/O, unit-tested. It knows owners
 //!   (opaque keys, in practice session ids), never HTTP. One `Routes` per child; a session
-//!   refers to its child (`Session::child`), not to a global.
+//!   refers to its child (`Session::child`), which `children::Children` chose for it (the
+//!   shared child, the least loaded of a pool, or its own).
 //! * Locks: `Sessions` (id → session) and each child's `Routes` are `std::sync::Mutex`es held
 //!   for map operations only, never across `.await`, and never one inside the other.
 //! * ORDERING: everything that belongs to one client request (its progress notifications, the
 //!   server requests sent on its behalf, and finally its response) travels through ONE ordered
 //!   channel, which ends after the response. Nothing can overtake the response.
 //! * The reader never waits on a client: it uses `try_send`, so one stalled client cannot stall
-//!   the others; it never waits on the writer either (pipe deadlock).
-//! * Cancellation tree: `root` (shutdown or child exit) → one token per session (DELETE) →
-//!   each stream ends when its token is cancelled.
+//!   the others (a full queue stops that stream and cancels its requests); it never waits on
+//!   the writer either (pipe deadlock).
+//! * Cancellation tree: `root` (shutdown) → one token per session (DELETE, expiry, its child's
+//!   exit) → each stream ends when its token, or its own stop token, is cancelled.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
