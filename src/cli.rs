@@ -370,6 +370,62 @@ mod tests {
     }
 
     #[test]
+    fn supervision_flags() {
+        let parse = |args: &[&str]| {
+            let all = ["b"]
+                .iter()
+                .chain(args)
+                .chain(&["--", "srv"])
+                .copied()
+                .collect::<Vec<_>>();
+            Cli::try_parse_from(all)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.into_config().map_err(|e| e.to_string()))
+        };
+        let c = parse(&[
+            "--isolation",
+            "session",
+            "--header-env",
+            "X-Key=API_KEY",
+            "--max-children",
+            "5",
+        ])
+        .unwrap();
+        assert_eq!(c.supervision.isolation, Isolation::Session);
+        assert_eq!(
+            c.supervision.header_env,
+            vec![("x-key".to_owned(), "API_KEY".to_owned())]
+        );
+        assert_eq!(c.supervision.max_children, 5);
+        let c = parse(&[
+            "--pool",
+            "3",
+            "--restart",
+            "always",
+            "-e",
+            "A=1",
+            "--cwd",
+            "/tmp",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.supervision.pool, c.supervision.restart),
+            (3, Restart::Always)
+        );
+        assert_eq!(c.env, vec![("A".to_owned(), "1".to_owned())]);
+        for bad in [
+            &["--isolation", "session", "--pool", "2"][..],
+            &["--header-env", "X-Key=K"],
+            &["--pool", "0"],
+            &["--restart", "sometimes"],
+            &["--tls-cert", "c.pem"],
+            &["--max-sessions", "0"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn key_values() {
         assert_eq!(parse_key_value("A=b=c"), Ok(("A".into(), "b=c".into())));
         assert_eq!(
