@@ -136,8 +136,7 @@ async fn progress_and_sampling_over_the_legacy_stream() {
     let msg = json!({"jsonrpc": "2.0", "id": 10, "method": "tools/call", "params": {"name": "sample", "arguments": {"prompt": "q"}}});
     assert_eq!(c.post(&msg).await, 202);
     let req = c.stream.next_method("sampling/createMessage").await;
-    let reply = json!({"jsonrpc": "2.0", "id": req["id"], "result": {"role": "assistant", "model": "m",
-        "content": {"type": "text", "text": "a"}}});
+    let reply = sampling_reply(&req, "a");
     assert_eq!(c.post(&reply).await, 202);
     assert_eq!(text(&c.stream.next_response(&json!(10)).await), "a");
 }

@@ -105,20 +105,14 @@ async fn cancellation_reaches_the_child_and_spares_other_sessions() {
 async fn sampling_goes_to_the_requesting_session_and_back() {
     let bridge = TestBridge::start().await;
     let c = bridge.client().await;
-    let resp = c
-        .post(BOTH)
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "sample", "arguments": {"prompt": "what?"}}}))
-        .send()
-        .await
-        .unwrap();
-    let mut events = SseReader::new(resp);
+    let mut events = c
+        .call_streaming(json!(1), "sample", json!({"prompt": "what?"}))
+        .await;
     let req = events.next_method("sampling/createMessage").await;
     assert_eq!(req["params"]["messages"][0]["content"]["text"], "what?");
     // Another session cannot answer it.
     let other = bridge.client().await;
-    let reply = json!({"jsonrpc": "2.0", "id": req["id"], "result": {"role": "assistant", "model": "m",
-        "content": {"type": "text", "text": "forty-two"}}});
+    let reply = sampling_reply(&req, "forty-two");
     assert_eq!(other.send(BOTH, &reply).await.status, 400);
     assert_eq!(c.send(BOTH, &reply).await.status, 202);
     let result = events.next().await.unwrap();
@@ -154,9 +148,9 @@ async fn a_client_that_vanishes_mid_stream_costs_the_others_nothing() {
     let bridge = TestBridge::start().await;
     let a = bridge.client().await;
     let b = bridge.client().await;
-    let resp = a.post(BOTH).json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "progress", "arguments": {"n": 50, "ms": 2}, "_meta": {"progressToken": 1}}})).send().await.unwrap();
-    let mut events = SseReader::new(resp);
+    let mut events = a
+        .call_streaming(json!(1), "progress", json!({"n": 50, "ms": 2}))
+        .await;
     events.next_method("notifications/progress").await;
     drop(events);
     assert_eq!(

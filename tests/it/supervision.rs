@@ -97,17 +97,11 @@ async fn session_isolation_gives_each_of_200_sessions_its_own_child() {
     let (a, b) = (&clients[0], &clients[1]);
     let busy = b.call(json!(2), "slow", json!({"ms": 200}));
     let sample = async {
-        let resp = a
-            .post(BOTH)
-            .json(&json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-            "params": {"name": "sample", "arguments": {"prompt": "p"}}}))
-            .send()
-            .await
-            .unwrap();
-        let mut events = SseReader::new(resp);
+        let mut events = a
+            .call_streaming(json!(3), "sample", json!({"prompt": "p"}))
+            .await;
         let req = events.next_method("sampling/createMessage").await;
-        let reply = json!({"jsonrpc": "2.0", "id": req["id"], "result": {"role": "assistant", "model": "m",
-            "content": {"type": "text", "text": "mine"}}});
+        let reply = sampling_reply(&req, "mine");
         assert_eq!(a.send(BOTH, &reply).await.status, 202);
         events.next().await.unwrap()
     };

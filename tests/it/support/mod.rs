@@ -235,6 +235,18 @@ impl Client {
         reply.last().clone()
     }
 
+    /// `tools/call name(args)` answered as an event stream, read event by event; it asks for
+    /// progress with the request id as token.
+    pub async fn call_streaming(&self, id: Value, name: &str, args: Value) -> SseReader {
+        let params = json!({"name": name, "arguments": args, "_meta": {"progressToken": id}});
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": params});
+        let resp = within("POST", self.post(BOTH).json(&msg).send())
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        SseReader::new(resp)
+    }
+
     /// Opens the standalone GET stream.
     pub async fn open_stream(&self) -> SseReader {
         let resp = self
@@ -267,6 +279,12 @@ pub fn text(response: &Value) -> &str {
     response["result"]["content"][0]["text"]
         .as_str()
         .unwrap_or_else(|| panic!("no text in {response}"))
+}
+
+/// A client's answer to `sampling/createMessage` request `req`, saying `text`.
+pub fn sampling_reply(req: &Value, text: &str) -> Value {
+    json!({"jsonrpc": "2.0", "id": req["id"], "result": {"role": "assistant", "model": "m",
+        "content": {"type": "text", "text": text}}})
 }
 
 pub fn initialize_msg(id: Value, version: &str) -> Value {
