@@ -29,9 +29,11 @@ pub struct Policy {
 
 /// Whether `host` (no port, IPv6 without brackets) names this machine's loopback.
 pub fn is_loopback_name(host: &str) -> bool {
-    let host = host.trim_end_matches('.').to_ascii_lowercase();
-    host == "localhost"
-        || host.ends_with(".localhost")
+    // Runs on every request: no allocation.
+    let host = host.trim_end_matches('.');
+    let (b, suffix) = (host.as_bytes(), b".localhost");
+    b.eq_ignore_ascii_case(b"localhost")
+        || (b.len() > suffix.len() && b[b.len() - suffix.len()..].eq_ignore_ascii_case(suffix))
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
@@ -84,7 +86,7 @@ impl Policy {
         let (name, _) = split_authority(host);
         !self.loopback
             || is_loopback_name(name)
-            || self.hosts.iter().any(|h| h == &name.to_ascii_lowercase())
+            || self.hosts.iter().any(|h| h.eq_ignore_ascii_case(name))
     }
 
     /// The MCP spec's Origin rule: allowed are `*`, the listed origins, and the bridge's own
