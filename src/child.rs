@@ -282,12 +282,7 @@ async fn run_reader(mut lines: LineReader<ChildStdout>, child: Arc<ChildHandle>)
                     warn!(err = %e, line = %preview(&line), "child printed a line that is not JSON; skipped")
                 }
             },
-            Ok(Some(Line::TooLong(n))) => {
-                error!(
-                    bytes = n,
-                    "child printed a line over the length limit; skipped"
-                )
-            }
+            Ok(Some(Line::TooLong(n))) => fail_oversized(&child, &lines, n),
             Ok(None) => break,
             Err(e) => {
                 warn!(err = %e, "reading child stdout");
@@ -298,6 +293,30 @@ async fn run_reader(mut lines: LineReader<ChildStdout>, child: Arc<ChildHandle>)
     let failed = child.fail_waiting(jsonrpc::CHILD_EXITED, "the MCP server process exited");
     info!(failed, "child output ended");
     child.gone.cancel();
+}
+
+/// A line over the limit is skipped; when it was the response to a waiting request (its id
+/// read from the line's two ends), that request gets an error instead of waiting forever.
+fn fail_oversized(child: &ChildHandle, lines: &LineReader<ChildStdout>, bytes: usize) {
+    let (head, tail) = lines.skipped_ends();
+    let id = jsonrpc::oversized_response_id(head, tail);
+    let Some((tx, client_id)) = id.and_then(|id| child.routes().take_waiting(id)) else {
+        error!(bytes, "child printed a line over the length limit; skipped");
+        return;
+    };
+    error!(
+        bytes,
+        id, "a response over the length limit was skipped; its request gets an error"
+    );
+    let message = format!(
+        "the MCP server's response ({bytes} bytes) exceeds the bridge's line limit (--max-line)"
+    );
+    let msg = jsonrpc::error_value(client_id, jsonrpc::INTERNAL_ERROR, &message);
+    // The client may have gone; nothing else to do then.
+    let _ = tx.try_send(Outbound {
+        json: jsonrpc::to_bytes(&msg),
+        last: true,
+    });
 }
 
 /// Carries out a routing decision. Never waits: a stream whose queue is full belongs to a

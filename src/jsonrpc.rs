@@ -162,6 +162,44 @@ pub fn cancelled(request_id: Value, reason: &str) -> Value {
            "params": {"requestId": request_id, "reason": reason}})
 }
 
+/// The bridge id of a JSON-RPC *response* too long to parse, judged from its first and last
+/// bytes: the members before its first nested value or after its last one are the top-level
+/// ones (serializers put `id` on either side of `result`). `None` unless the head shows a
+/// `result` or `error` member and no `method` (a request's id is the child's, not ours).
+pub fn oversized_response_id(head: &[u8], tail: &[u8]) -> Option<u64> {
+    let head = head.trim_ascii_start().strip_prefix(b"{")?;
+    let head_members = &head[..head
+        .iter()
+        .position(|b| matches!(b, b'{' | b'['))
+        .unwrap_or(head.len())];
+    let has = |seg: &[u8], key: &[u8]| seg.windows(key.len()).any(|w| w == key);
+    if has(head_members, b"\"method\"")
+        || !(has(head_members, b"\"result\"") || has(head_members, b"\"error\""))
+    {
+        return None;
+    }
+    let tail = tail.trim_ascii_end().strip_suffix(b"}")?;
+    let tail_members = &tail[tail
+        .iter()
+        .rposition(|b| matches!(b, b'}' | b']'))
+        .map_or(0, |i| i + 1)..];
+    numeric_member(head_members, b"\"id\"").or_else(|| numeric_member(tail_members, b"\"id\""))
+}
+
+/// The unsigned integer value of member `key` in a run of `"k":v` pairs.
+fn numeric_member(seg: &[u8], key: &[u8]) -> Option<u64> {
+    let at = seg.windows(key.len()).position(|w| w == key)? + key.len();
+    let rest = seg[at..]
+        .trim_ascii_start()
+        .strip_prefix(b":")?
+        .trim_ascii_start();
+    let digits = &rest[..rest
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(rest.len())];
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
 /// Serializes a message to bytes (no trailing newline).
 pub fn to_bytes(v: &Value) -> Bytes {
     // Serializing a `Value` cannot fail: its map keys are always strings.
@@ -258,6 +296,53 @@ mod tests {
         assert_eq!(as_bridge_id(&json!("5")), None);
         assert_eq!(as_bridge_id(&json!(-1)), None);
         assert_eq!(as_bridge_id(&json!(1.5)), None);
+    }
+
+    #[test]
+    fn ids_of_oversized_responses() {
+        let cases: &[(&str, &str, Option<u64>)] = &[
+            (
+                r#"{"jsonrpc":"2.0","id":17,"result":{"content":[{"text":"xxx"#,
+                r#"xxx"}]}}"#,
+                Some(17),
+            ),
+            (
+                r#"{"result":{"content":[{"id":3,"text":"xx"#,
+                r#"xx"}]},"jsonrpc":"2.0","id":42}"#,
+                Some(42),
+            ),
+            (
+                r#" {"id": 8 ,"error":{"code":1,"message":"xx"#,
+                r#"xx"}}"#,
+                Some(8),
+            ),
+            // A request from the child: its id is the child's, never ours.
+            (
+                r#"{"jsonrpc":"2.0","id":5,"method":"sampling/createMessage","params":{"x":"xx"#,
+                r#"xx"}}"#,
+                None,
+            ),
+            (
+                r#"{"method":"x","params":{"a":"xx"#,
+                r#"xx"},"jsonrpc":"2.0","id":5}"#,
+                None,
+            ),
+            // A nested id is not the response's.
+            (r#"{"result":{"items":[{"id":9,"x":"xx"#, r#"xx"}]}}"#, None),
+            (
+                r#"{"jsonrpc":"2.0","id":"s","result":{"x":"xx"#,
+                r#"xx"}}"#,
+                None,
+            ),
+            ("garbage", "garbage", None),
+        ];
+        for (head, tail, want) in cases {
+            assert_eq!(
+                oversized_response_id(head.as_bytes(), tail.as_bytes()),
+                *want,
+                "{head} … {tail}"
+            );
+        }
     }
 
     #[test]

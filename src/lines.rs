@@ -22,6 +22,19 @@ pub struct LineReader<R> {
     discarding: Option<usize>,
     /// How much of `buf` is known to hold no newline.
     scanned: usize,
+    /// The first and last bytes of the last line skipped for its length.
+    skipped_head: Vec<u8>,
+    skipped_tail: Vec<u8>,
+}
+
+/// Bytes kept from each end of a skipped line.
+const SKIPPED_ENDS: usize = 512;
+
+/// Keeps the last `SKIPPED_ENDS` bytes of `tail` followed by `more`.
+fn keep_tail(tail: &mut Vec<u8>, more: &[u8]) {
+    tail.extend_from_slice(&more[more.len().saturating_sub(SKIPPED_ENDS)..]);
+    let excess = tail.len().saturating_sub(SKIPPED_ENDS);
+    tail.drain(..excess);
 }
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -35,7 +48,20 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             max,
             discarding: None,
             scanned: 0,
+            skipped_head: Vec::new(),
+            skipped_tail: Vec::new(),
         }
+    }
+
+    /// The first and last bytes (up to 512 each) of the last line skipped for its length.
+    pub fn skipped_ends(&self) -> (&[u8], &[u8]) {
+        (&self.skipped_head, &self.skipped_tail)
+    }
+
+    fn start_skipping(&mut self, bytes: &[u8]) {
+        self.skipped_head = bytes[..bytes.len().min(SKIPPED_ENDS)].to_vec();
+        self.skipped_tail.clear();
+        keep_tail(&mut self.skipped_tail, bytes);
     }
 
     /// The next line, or `None` at end of input.
@@ -52,6 +78,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 let mut line = self.buf.split_to(end + 1);
                 self.scanned = 0;
                 if let Some(skipped) = self.discarding.take() {
+                    keep_tail(&mut self.skipped_tail, &line[..end]);
                     return Ok(Some(Line::TooLong(skipped + line.len() - 1)));
                 }
                 line.truncate(end);
@@ -59,12 +86,22 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                     line.truncate(end - 1);
                 }
                 if line.len() > self.max {
+                    self.start_skipping(&line);
                     return Ok(Some(Line::TooLong(line.len())));
                 }
                 return Ok(Some(Line::Text(line.freeze())));
             }
             self.scanned = self.buf.len();
             if self.buf.len() > self.max {
+                if self.discarding.is_none() {
+                    let first = std::mem::take(&mut self.buf);
+                    self.start_skipping(&first);
+                    self.buf = first;
+                } else {
+                    let chunk = std::mem::take(&mut self.buf);
+                    keep_tail(&mut self.skipped_tail, &chunk);
+                    self.buf = chunk;
+                }
                 *self.discarding.get_or_insert(0) += self.buf.len();
                 self.buf.clear();
                 self.scanned = 0;
@@ -145,6 +182,23 @@ mod tests {
                 Line::TooLong(100)
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn the_ends_of_a_skipped_line_are_kept() {
+        let long = format!("{{\"id\":7,{}\"end\":1}}\nnext\n", "x".repeat(5000));
+        let (mut w, r) = tokio::io::duplex(64);
+        tokio::spawn(async move { w.write_all(long.as_bytes()).await.unwrap() });
+        let mut lines = LineReader::new(r, 100);
+        assert_eq!(lines.next_line().await.unwrap(), Some(Line::TooLong(5016)));
+        let (head, tail) = lines.skipped_ends();
+        assert!(
+            head.starts_with(b"{\"id\":7,xxx") && head.len() <= 512,
+            "{:?}",
+            String::from_utf8_lossy(head)
+        );
+        assert!(tail.ends_with(b"xxx\"end\":1}") && tail.len() <= 512);
+        assert_eq!(lines.next_line().await.unwrap(), Some(text("next")));
     }
 
     #[tokio::test]

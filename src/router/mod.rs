@@ -318,6 +318,13 @@ impl Routes {
         id
     }
 
+    /// Takes a waiting client request out of the table (its response cannot be delivered):
+    /// its stream and the client's id, so the caller can answer it with an error.
+    pub fn take_waiting(&mut self, id: u64) -> Option<(StreamTx, Value)> {
+        let p = self.remove_pending(id)?;
+        Some((p.stream?, p.client_id))
+    }
+
     /// Forgets a registration whose line never reached the child (the handler was dropped).
     pub fn unregister(&mut self, id: u64) {
         self.remove_pending(id);

@@ -57,10 +57,14 @@ async fn garbage_on_stdout_is_skipped() {
 async fn an_over_long_child_line_is_skipped_without_wedging_the_reader() {
     let bridge = TestBridge::start_with(|c| c.limits.max_line = 4096).await;
     let c = bridge.client().await;
-    let lost = tokio::spawn({
-        let c = c.clone();
-        async move { c.call(json!(1), "huge", json!({"bytes": 100_000})).await }
-    });
+    // The response over the limit is skipped, and its request answered with an error.
+    let lost = c.call(json!(1), "huge", json!({"bytes": 100_000})).await;
+    assert_eq!(lost["id"], 1);
+    assert_eq!(lost["error"]["code"], -32603, "{lost}");
+    assert!(lost["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--max-line"));
     assert_eq!(
         text(&c.call(json!(2), "huge", json!({"bytes": 1000})).await).len(),
         1000
@@ -69,7 +73,7 @@ async fn an_over_long_child_line_is_skipped_without_wedging_the_reader() {
         text(&c.call(json!(3), "echo", json!({"text": "ok"})).await),
         "ok"
     );
-    lost.abort();
+    assert_eq!(bridge.health().await["pendingRequests"], 0);
 }
 
 #[tokio::test]
