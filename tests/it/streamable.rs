@@ -358,3 +358,25 @@ async fn batches_from_2025_03_26_clients() {
         (400, Some(-32600))
     );
 }
+
+#[tokio::test]
+async fn ids_come_back_exactly_as_sent() {
+    let bridge = TestBridge::start().await;
+    let c = bridge.client().await;
+    for id in [
+        "123456789012345678901234567890",
+        "-7",
+        "1.5",
+        "\"\"",
+        "\"🦀 id\"",
+        "0",
+    ] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"echo","arguments":{{"text":"x"}}}}}}"#
+        );
+        let r = c.send_raw(JSON_ONLY, body).await;
+        let raw = serde_json::to_string(&r.last()["id"]).unwrap();
+        assert_eq!(raw, id, "the id comes back byte for byte");
+        assert_eq!(text(r.last()), "x");
+    }
+}
