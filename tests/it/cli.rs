@@ -80,6 +80,14 @@ fn help_and_version() {
         "--mcp-path",
         "--log-level",
         "--max-body",
+        "--sse-path",
+        "--allowed-origin",
+        "--tokens-file",
+        "--tls-cert",
+        "--isolation",
+        "--restart",
+        "--pool",
+        "--env-file",
         "-- <COMMAND>",
     ] {
         assert!(help.contains(flag), "help lacks {flag}");
@@ -231,4 +239,35 @@ async fn the_token_stays_out_of_logs_health_and_the_childs_environment() {
     let logs = logs.join().unwrap();
     assert!(logs.contains("token=env"), "token names are logged");
     assert!(!logs.contains(TOKEN), "token values are not");
+}
+
+#[test]
+fn a_bad_tokens_file_is_a_usage_error_that_shows_no_token() {
+    let dir = std::env::temp_dir().join(format!("mcp-bridge-tokens-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("tokens");
+    std::fs::write(&file, "alice:short\n").unwrap();
+    let out = bridge(&["--tokens-file", file.to_str().unwrap(), "--", FIXTURE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 1") && !err.contains("short"), "{err}");
+    let out = bridge(&["--tokens-file", "/nonexistent/tokens", "--", FIXTURE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test]
+async fn session_isolation_from_the_command_line() {
+    let b = Running::start(&["--isolation", "session"]);
+    let mut pids = Vec::new();
+    for _ in 0..2 {
+        let mut c = Client::new(&b.url);
+        c.initialize().await;
+        pids.push(text(&c.call(json!(1), "pid", json!({})).await).to_owned());
+    }
+    assert_ne!(pids[0], pids[1]);
 }
