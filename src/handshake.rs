@@ -21,8 +21,6 @@ use crate::lines::{Line, LineReader};
 pub const SUPPORTED_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 /// The newest of them.
 pub const LATEST_VERSION: &str = "2025-11-25";
-/// The version assumed when a request carries no `MCP-Protocol-Version` header.
-pub const DEFAULT_HEADER_VERSION: &str = "2025-03-26";
 /// Id of the bridge's own `initialize`; client requests get ids from here up.
 pub const FIRST_CLIENT_ID: u64 = 1;
 
