@@ -249,7 +249,7 @@ impl EventStream {
 
 /// Whether streams of this session start with a priming event (revision 2025-11-25 on; older
 /// clients would try to parse its empty data as JSON).
-fn primes(session: &Session) -> bool {
+pub fn primes(session: &Session) -> bool {
     session.protocol_version() >= "2025-11-25"
 }
 

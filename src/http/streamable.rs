@@ -247,7 +247,7 @@ pub async fn get(
         .map_err(refused)?;
     debug!(session = %session.id, "standalone stream opened");
     let ids = sse::EventIds::new(session.clone());
-    let prelude = if session.protocol_version() >= "2025-11-25" {
+    let prelude = if sse::primes(&session) {
         vec![ids.priming()]
     } else {
         vec![]
