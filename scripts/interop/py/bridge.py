@@ -18,10 +18,10 @@ FIXTURE_BIN = os.environ.get("FIXTURE_BIN") or str(REPO_ROOT / "target" / "debug
 
 
 class Bridge:
-    def __init__(self, child: list[str], ready_timeout: float = 20.0):
+    def __init__(self, child: list[str], ready_timeout: float = 20.0, args: tuple[str, ...] = ()):
         self._stderr = tempfile.TemporaryFile(mode="w+b")
         self.proc = subprocess.Popen(
-            [BRIDGE_BIN, "--port", "0", "--", *child],
+            [BRIDGE_BIN, "--port", "0", *args, "--", *child],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._stderr,

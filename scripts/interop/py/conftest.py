@@ -9,8 +9,9 @@ def anyio_backend():
 
 
 @pytest.fixture(scope="class")
-def bridge():
-    b = Bridge([FIXTURE_BIN])
+def bridge(request):
+    # A test class may set BRIDGE_ARGS (e.g. session isolation) for the bridge it runs against.
+    b = Bridge([FIXTURE_BIN], args=getattr(request.cls, "BRIDGE_ARGS", ()))
     try:
         yield b
     finally:

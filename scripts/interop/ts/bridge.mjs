@@ -13,9 +13,9 @@ export const fixtureBin = process.env.FIXTURE_BIN || path.join(repoRoot, 'target
 const running = new Set();
 process.on('exit', () => { for (const p of running) p.kill('SIGKILL'); });
 
-/** Spawns the bridge fronting `child` (argv); resolves once it printed its URL line. */
-export function startBridge(child = [fixtureBin], { readyTimeoutMs = 20_000 } = {}) {
-  const proc = spawn(bridgeBin, ['--port', '0', '--', ...child], { stdio: ['ignore', 'pipe', 'pipe'] });
+/** Spawns the bridge (with extra `args`) fronting `child` (argv); resolves once it printed its URL line. */
+export function startBridge(child = [fixtureBin], { readyTimeoutMs = 20_000, args = [] } = {}) {
+  const proc = spawn(bridgeBin, ['--port', '0', ...args, '--', ...child], { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(proc);
   let stderr = '';
   proc.stderr.setEncoding('utf8').on('data', (d) => { stderr = (stderr + d).slice(-200_000); });

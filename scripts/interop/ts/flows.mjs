@@ -19,10 +19,10 @@ const textOf = (result) => {
 };
 
 /** @param {(bridge) => import('@modelcontextprotocol/sdk/shared/transport.js').Transport} makeTransport */
-export function defineFlows(makeTransport) {
+export function defineFlows(makeTransport, { bridgeArgs = [] } = {}) {
   let bridge;
   const clients = [];
-  before(async () => { bridge = await startBridge(); });
+  before(async () => { bridge = await startBridge(undefined, { args: bridgeArgs }); });
   after(async () => {
     await Promise.allSettled(clients.map((c) => c.close()));
     await bridge?.stop();
