@@ -34,10 +34,8 @@ async fn bad_input_and_unknown_sessions() {
         serde_json::from_str::<Value>(&body).unwrap()["error"]["code"],
         -32600
     );
-    assert_eq!(
-        text(&c.call(json!(2), "echo", json!({"text": "still"})).await),
-        "still"
-    );
+    let r = c.call(json!(2), "echo", json!({"text": "still"})).await;
+    assert_eq!(text(&r), "still");
 
     let http = reqwest::Client::new();
     let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});

@@ -47,10 +47,7 @@ async fn garbage_on_stdout_is_skipped() {
     let bridge = TestBridge::start_with(|c| c.args = vec!["--banner".into()]).await;
     let c = bridge.client().await;
     assert_eq!(text(&c.call(json!(1), "garbage", json!({})).await), "ok");
-    assert_eq!(
-        text(&c.call(json!(2), "echo", json!({"text": "after"})).await),
-        "after"
-    );
+    c.assert_echo(json!(2), "after").await;
 }
 
 #[tokio::test]
@@ -69,10 +66,7 @@ async fn an_over_long_child_line_is_skipped_without_wedging_the_reader() {
         text(&c.call(json!(2), "huge", json!({"bytes": 1000})).await).len(),
         1000
     );
-    assert_eq!(
-        text(&c.call(json!(3), "echo", json!({"text": "ok"})).await),
-        "ok"
-    );
+    c.assert_echo(json!(3), "ok").await;
     assert_eq!(bridge.health().await["pendingRequests"], 0);
 }
 
@@ -123,10 +117,7 @@ async fn child_stderr_does_not_disturb_the_protocol() {
         ),
         "ok"
     );
-    assert_eq!(
-        text(&c.call(json!(2), "echo", json!({"text": "x"})).await),
-        "x"
-    );
+    c.assert_echo(json!(2), "x").await;
 }
 
 #[tokio::test]
@@ -189,10 +180,7 @@ async fn a_client_that_stops_reading_loses_its_stream_not_the_others() {
             .all(|m| m.get("result").is_none()),
         "no result on a dropped stream"
     );
-    assert_eq!(
-        text(&a.call(json!(2), "echo", json!({"text": "a again"})).await),
-        "a again"
-    );
+    a.assert_echo(json!(2), "a again").await;
 }
 
 #[tokio::test]

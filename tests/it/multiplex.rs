@@ -95,10 +95,7 @@ async fn cancellation_reaches_the_child_and_spares_other_sessions() {
     );
     let rb = within("other call", pb).await.unwrap();
     assert_eq!(text(rb.last()), "slept 400");
-    assert_eq!(
-        text(&a.call(json!(6), "echo", json!({"text": "next"})).await),
-        "next"
-    );
+    a.assert_echo(json!(6), "next").await;
 }
 
 #[tokio::test]
@@ -153,16 +150,10 @@ async fn a_client_that_vanishes_mid_stream_costs_the_others_nothing() {
         .await;
     events.next_method("notifications/progress").await;
     drop(events);
-    assert_eq!(
-        text(&b.call(json!(1), "echo", json!({"text": "fine"})).await),
-        "fine"
-    );
+    b.assert_echo(json!(1), "fine").await;
     // The abandoned request finishes at the child and leaves nothing behind.
     bridge.wait_pending(0).await;
-    assert_eq!(
-        text(&a.call(json!(2), "echo", json!({"text": "a too"})).await),
-        "a too"
-    );
+    a.assert_echo(json!(2), "a too").await;
 }
 
 #[tokio::test]

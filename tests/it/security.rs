@@ -188,10 +188,7 @@ async fn session_and_in_flight_limits() {
     for s in [s1, s2] {
         assert_eq!(text(&within("slow", s).await.unwrap()), "slept 300");
     }
-    assert_eq!(
-        text(&a.call(json!(4), "echo", json!({"text": "again"})).await),
-        "again"
-    );
+    a.assert_echo(json!(4), "again").await;
 }
 
 #[tokio::test]

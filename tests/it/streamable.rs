@@ -243,10 +243,7 @@ async fn custom_mcp_path() {
     let bridge = TestBridge::start_with(|c| c.mcp_path = Some("/v1/tools".into())).await;
     assert!(bridge.url.ends_with("/v1/tools"));
     let c = bridge.client().await;
-    assert_eq!(
-        text(&c.call(json!(1), "echo", json!({"text": "x"})).await),
-        "x"
-    );
+    c.assert_echo(json!(1), "x").await;
 }
 
 #[tokio::test]

@@ -235,6 +235,12 @@ impl Client {
         reply.last().clone()
     }
 
+    /// Asserts the session still works: `echo` returns `text` for request `id`.
+    pub async fn assert_echo(&self, id: Value, text_sent: &str) {
+        let r = self.call(id, "echo", json!({"text": text_sent})).await;
+        assert_eq!(text(&r), text_sent, "echo through the bridge");
+    }
+
     /// `tools/call name(args)` answered as an event stream, read event by event; it asks for
     /// progress with the request id as token.
     pub async fn call_streaming(&self, id: Value, name: &str, args: Value) -> SseReader {
