@@ -36,14 +36,64 @@ pub struct ChildInit {
 impl ChildInit {
     /// The child's `serverInfo.name`, for logs.
     pub fn server_name(&self) -> &str {
-        self.result["serverInfo"]["name"].as_str().unwrap_or("?")
+        let name = self.result.get("serverInfo").and_then(|i| i.get("name"));
+        name.and_then(Value::as_str).unwrap_or("?")
     }
 
     /// The `initialize` result for one session that asked for `requested`.
     pub fn session_result(&self, requested: Option<&str>) -> Value {
         let mut result = self.result.clone();
-        result["protocolVersion"] = json!(negotiate(requested, &self.protocol_version));
+        // `check_result` made it an object; the `if` keeps that a fact of this function too.
+        if let Some(obj) = result.as_object_mut() {
+            let version = negotiate(requested, &self.protocol_version);
+            obj.insert("protocolVersion".into(), json!(version));
+        }
         result
+    }
+}
+
+/// Checks the child's `initialize` result before the bridge serves anything from it: an
+/// object with a `protocolVersion` string, `capabilities` an object, and `serverInfo` (when
+/// present) an object. Everything else about it is passed on to clients untouched.
+///
+/// # Errors
+/// Names the first field that is missing or of the wrong type.
+pub fn check_result(result: Value) -> anyhow::Result<ChildInit> {
+    let Value::Object(obj) = &result else {
+        bail!(
+            "the MCP server's initialize result is not a JSON object: {}",
+            preview(&result)
+        );
+    };
+    let Some(version) = obj.get("protocolVersion").and_then(Value::as_str) else {
+        bail!(
+            "the MCP server's initialize result has no protocolVersion string: {}",
+            preview(&result)
+        );
+    };
+    for (field, required) in [("capabilities", true), ("serverInfo", false)] {
+        match obj.get(field) {
+            Some(Value::Object(_)) => {}
+            None if !required => {}
+            _ => bail!(
+                "the MCP server's initialize result has no {field} object: {}",
+                preview(&result)
+            ),
+        }
+    }
+    let protocol_version = version.to_owned();
+    Ok(ChildInit {
+        result,
+        protocol_version,
+    })
+}
+
+/// At most 200 characters of a value, for error messages.
+fn preview(v: &Value) -> String {
+    let s = v.to_string();
+    match s.char_indices().nth(200) {
+        Some((i, _)) => format!("{}…", &s[..i]),
+        None => s,
     }
 }
 
@@ -100,19 +150,13 @@ where
         .map_err(|_| {
             anyhow::anyhow!("the MCP server did not answer initialize within {timeout:?}")
         })??;
-    let protocol_version = result["protocolVersion"]
-        .as_str()
-        .unwrap_or(LATEST_VERSION)
-        .to_owned();
+    let init = check_result(result)?;
     write_line(
         stdin,
         &json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
     )
     .await?;
-    Ok(ChildInit {
-        result,
-        protocol_version,
-    })
+    Ok(init)
 }
 
 async fn await_result<W, R>(stdin: &mut W, stdout: &mut LineReader<R>) -> anyhow::Result<Value>
@@ -141,11 +185,14 @@ where
             continue;
         };
         match jsonrpc::classify(&msg) {
-            Ok(Kind::Response) if msg["id"] == json!(0) => {
+            Ok(Kind::Response) if msg.get("id") == Some(&json!(0)) => {
                 if let Some(err) = msg.get("error") {
                     bail!("the MCP server refused initialize: {err}");
                 }
-                return Ok(msg["result"].take());
+                return Ok(msg
+                    .get_mut("result")
+                    .map(Value::take)
+                    .unwrap_or(Value::Null));
             }
             Ok(Kind::Request) => {
                 // Only ping is allowed before initialization completes.
@@ -247,6 +294,90 @@ mod tests {
             json!("2025-06-18")
         );
         child.await.unwrap();
+    }
+
+    #[test]
+    fn unusable_initialize_results_are_refused_by_name() {
+        let ok = json!({"protocolVersion": "2025-06-18", "capabilities": {}});
+        let cases = [
+            (json!([1, 2, 3]), "not a JSON object"),
+            (json!("2025-06-18"), "not a JSON object"),
+            (json!(null), "not a JSON object"),
+            (json!(42), "not a JSON object"),
+            (json!({"capabilities": {}}), "no protocolVersion"),
+            (json!({"protocolVersion": 7, "capabilities": {}}), "no protocolVersion"),
+            (json!({"protocolVersion": "2025-06-18"}), "no capabilities"),
+            (json!({"protocolVersion": "2025-06-18", "capabilities": [1]}), "no capabilities"),
+            (json!({"protocolVersion": "2025-06-18", "capabilities": {}, "serverInfo": "x"}), "no serverInfo"),
+        ];
+        for (result, why) in cases {
+            let err = check_result(result.clone()).unwrap_err().to_string();
+            assert!(err.contains(why), "{result}: {err}");
+        }
+        let init = check_result(ok).unwrap();
+        assert_eq!(init.server_name(), "?");
+        assert_eq!(init.session_result(None)["protocolVersion"], "2025-06-18");
+    }
+
+    use proptest::prelude::*;
+
+    fn any_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(|n| json!(n)),
+            "[ -~]{0,12}".prop_map(Value::String),
+            Just(json!("2025-11-25")),
+        ];
+        leaf.prop_recursive(3, 24, 4, |inner| {
+            let keys = prop_oneof![
+                Just("protocolVersion".to_owned()),
+                Just("capabilities".to_owned()),
+                Just("serverInfo".to_owned()),
+                Just("name".to_owned()),
+                "[a-z]{1,6}",
+            ];
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+                proptest::collection::btree_map(keys, inner, 0..4)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 256, failure_persistence: None, ..Default::default() })]
+        /// Whatever a child answers to `initialize`, after whatever noise, the bridge either
+        /// refuses it with an error or serves every session from it: it never panics.
+        #[test]
+        fn any_initialize_result_is_refused_or_served(
+            result in proptest::prop_oneof![
+                any_json(),
+                (any_json(), any_json()).prop_map(|(c, i)| json!({
+                    "protocolVersion": "2025-06-18", "capabilities": c, "serverInfo": i})),
+            ],
+            noise in "[ -~]{0,40}",
+        ) {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let (mut to_child, _child_in) = tokio::io::duplex(1 << 16);
+                let (mut child_out, from_child) = tokio::io::duplex(1 << 16);
+                let answer = json!({"jsonrpc": "2.0", "id": 0, "result": result});
+                let script = format!("{noise}\n[1,2]\n{{\"id\":0}}\n{answer}\n");
+                child_out.write_all(script.as_bytes()).await.unwrap();
+                let mut reader = LineReader::new(from_child, 1 << 20);
+                match initialize(&mut to_child, &mut reader, Duration::from_secs(5)).await {
+                    Ok(init) => {
+                        for asked in [None, Some("2024-11-05"), Some("nonsense")] {
+                            let r = init.session_result(asked);
+                            assert!(r["protocolVersion"].is_string());
+                        }
+                        let _ = init.server_name();
+                    }
+                    Err(e) => assert!(e.to_string().contains("initialize"), "{e}"),
+                }
+            });
+        }
     }
 
     #[tokio::test]
