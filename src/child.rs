@@ -3,6 +3,7 @@
 //! HTTP side uses to register requests and write lines. Routing decisions live in `router`.
 
 use std::process::{ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use anyhow::Context;
@@ -12,6 +13,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::config::Config;
@@ -24,13 +26,25 @@ use crate::router::{Action, Outbound, Routes, StreamTx};
 #[derive(Debug, Clone, Copy)]
 pub struct ChildGone;
 
+/// Lines the reader may queue for the child (ping answers, refusals, cancellations) while the
+/// child is not reading its stdin; beyond that the child is broken and such lines are dropped.
+pub const READER_QUEUE: usize = 1024;
+
+/// Allocates `ChildHandle::key`s: unlike pids, never reused within a bridge.
+static NEXT_KEY: AtomicU64 = AtomicU64::new(1);
+
 /// The front of one running child, shared by every session bound to it.
 pub struct ChildHandle {
+    /// The bridge's own name for this child, unique for the bridge's life (a pid may be
+    /// reused by the system once the process is gone).
+    pub key: u64,
     /// OS process id (also its process group id).
     pub pid: u32,
     /// The child's answer to the bridge's `initialize`.
     pub init: ChildInit,
     writer: mpsc::Sender<Bytes>,
+    /// The reader's own lane to the writer: bounded, in order, never awaited.
+    from_reader: mpsc::Sender<Bytes>,
     routes: Mutex<Routes>,
     /// Cancelled once the child's stdout has ended and every waiting request was failed.
     gone: CancellationToken,
@@ -58,15 +72,19 @@ impl ChildHandle {
         self.writer.send(line).await.map_err(|_| ChildGone)
     }
 
-    /// Queues a line from a task that must never wait on the child (the reader): if the queue
-    /// is full, a short-lived task waits instead.
-    fn send_soon(&self, line: Bytes) {
-        if let Err(mpsc::error::TrySendError::Full(line)) = self.writer.try_send(line) {
-            let writer = self.writer.clone();
-            tokio::spawn(async move {
-                // The writer may have stopped meanwhile; then the child is gone anyway.
-                let _ = writer.send(line).await;
-            });
+    /// Queues a line from the reader, which must never wait on the child (a child blocked
+    /// writing its stdout while the reader waits to write its stdin is a deadlock). The lane is
+    /// bounded and keeps order; the writer serves it first. A child that lets it fill is not
+    /// reading its stdin at all, and the line is dropped with an error.
+    fn send_from_reader(&self, line: Bytes) {
+        match self.from_reader.try_send(line) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(_)) => error!(
+                queued = READER_QUEUE,
+                "the MCP server is not reading its stdin; a reply or cancellation to it was dropped"
+            ),
+            // The writer stopped: the child is gone and needs nothing more.
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
         }
     }
 
@@ -158,14 +176,15 @@ fn group_has_live_members(pgid: u32) -> bool {
         })
 }
 
-/// Spawns the child, initializes it once, then starts its pipe tasks.
+/// Spawns the child, initializes it once, then starts its pipe tasks (tracked by `tasks`).
 ///
 /// # Errors
 /// When the command cannot be spawned (naming it and the OS error), or the child does not
-/// answer `initialize` in time.
+/// answer `initialize` in time or with a usable result.
 pub async fn spawn(
     config: &Config,
     extra_env: &[(String, String)],
+    tasks: &TaskTracker,
 ) -> anyhow::Result<Arc<ChildHandle>> {
     let mut cmd = Command::new(&config.command);
     cmd.args(&config.args)
@@ -189,15 +208,16 @@ pub async fn spawn(
     info!(pid, command = ?config.command, args = ?config.args, "child spawned");
     let span = tracing::info_span!("child", pid);
 
-    let stderr = child.stderr.take().expect("stderr is piped");
-    tokio::spawn(
+    let (Some(stderr), Some(mut stdin), Some(stdout)) =
+        (child.stderr.take(), child.stdin.take(), child.stdout.take())
+    else {
+        signal_group(pid, libc::SIGKILL);
+        anyhow::bail!("the child's pipes were not set up");
+    };
+    tasks.spawn(
         drain_stderr(LineReader::new(stderr, config.limits.max_line)).instrument(span.clone()),
     );
-    let mut stdin = child.stdin.take().expect("stdin is piped");
-    let mut stdout = LineReader::new(
-        child.stdout.take().expect("stdout is piped"),
-        config.limits.max_line,
-    );
+    let mut stdout = LineReader::new(stdout, config.limits.max_line);
 
     let init = match handshake::initialize(&mut stdin, &mut stdout, config.init_timeout).await {
         Ok(init) => init,
@@ -209,8 +229,11 @@ pub async fn spawn(
     info!(version = %init.protocol_version, server = %init.server_name(), "child initialized");
 
     let (writer, rx) = mpsc::channel(config.limits.child_queue);
+    let (from_reader, reader_rx) = mpsc::channel(READER_QUEUE);
     let handle = Arc::new(ChildHandle {
+        key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
         pid,
+        from_reader,
         init,
         writer,
         routes: Mutex::new(Routes::new(
@@ -224,31 +247,50 @@ pub async fn spawn(
         started,
     });
     let close = handle.close_stdin.clone();
-    tokio::spawn(run_writer(stdin, rx, close).instrument(span.clone()));
-    tokio::spawn(run_reader(stdout, handle.clone()).instrument(span.clone()));
-    tokio::spawn(watch_exit(child, handle.clone()).instrument(span));
+    let lanes = Lanes {
+        from_reader: reader_rx,
+        clients: rx,
+    };
+    tasks.spawn(run_writer(stdin, lanes, close).instrument(span.clone()));
+    tasks.spawn(run_reader(stdout, handle.clone()).instrument(span.clone()));
+    tasks.spawn(watch_exit(child, handle.clone()).instrument(span));
     Ok(handle)
 }
 
+/// The two queues the writer serves: the reader's lane first (short, urgent answers), then
+/// the lines of client requests.
+struct Lanes {
+    from_reader: mpsc::Receiver<Bytes>,
+    clients: mpsc::Receiver<Bytes>,
+}
+
+impl Lanes {
+    /// The next line without waiting, the reader's lane first.
+    fn try_next(&mut self) -> Option<Bytes> {
+        self.from_reader
+            .try_recv()
+            .or_else(|_| self.clients.try_recv())
+            .ok()
+    }
+}
+
 /// Owns the child's stdin: writes queued lines, batching whatever is already queued into one
-/// write, until `close` is cancelled or every sender is gone; then drops stdin (EOF).
-async fn run_writer(
-    mut stdin: ChildStdin,
-    mut rx: mpsc::Receiver<Bytes>,
-    close: CancellationToken,
-) {
+/// write, until `close` is cancelled or the client lane's senders are gone; then drops stdin
+/// (EOF).
+async fn run_writer(mut stdin: ChildStdin, mut lanes: Lanes, close: CancellationToken) {
     let mut buf = Vec::with_capacity(64 * 1024);
     loop {
-        // Cancel safety: `recv` loses nothing when the other branch wins.
+        // Cancel safety: `recv` loses nothing when another branch wins.
         let first = tokio::select! {
             biased;
             _ = close.cancelled() => break,
-            line = rx.recv() => match line { Some(l) => l, None => break },
+            Some(line) = lanes.from_reader.recv() => line,
+            line = lanes.clients.recv() => match line { Some(l) => l, None => break },
         };
         buf.extend_from_slice(&first);
         buf.push(b'\n');
         while buf.len() < 1 << 20 {
-            let Ok(line) = rx.try_recv() else { break };
+            let Some(line) = lanes.try_next() else { break };
             buf.extend_from_slice(&line);
             buf.push(b'\n');
         }
@@ -352,7 +394,7 @@ fn perform(child: &ChildHandle, action: Action) {
                     why, "refused a request from the child"
                 );
             }
-            child.send_soon(jsonrpc::to_bytes(&msg));
+            child.send_from_reader(jsonrpc::to_bytes(&msg));
         }
         Action::Drop { why, warn: true } => warn!(why, "child message dropped"),
         Action::Drop { why, warn: false } => debug!(why, "child message dropped"),
@@ -374,7 +416,7 @@ fn deliver(child: &ChildHandle, to: &StreamTx, out: Outbound, method: &str) {
                 "client not reading its stream (queue full): stream closed"
             );
             for line in cancels {
-                child.send_soon(jsonrpc::to_bytes(&line));
+                child.send_from_reader(jsonrpc::to_bytes(&line));
             }
         }
     }
@@ -410,8 +452,11 @@ async fn watch_exit(mut child: Child, handle: Arc<ChildHandle>) {
 #[cfg(test)]
 pub(crate) fn handle_for_tests() -> Arc<ChildHandle> {
     let (writer, _) = mpsc::channel(1);
+    let (from_reader, _) = mpsc::channel(1);
     Arc::new(ChildHandle {
+        key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
         pid: 0,
+        from_reader,
         init: ChildInit {
             result: serde_json::json!({}),
             protocol_version: handshake::LATEST_VERSION.into(),

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::child::{self, ChildHandle};
@@ -91,13 +92,45 @@ pub struct Children {
     slots: Mutex<Vec<Arc<ChildHandle>>>,
     /// Session isolation: a child started ahead, for the next session.
     spare: Mutex<Option<Arc<ChildHandle>>>,
-    /// Every child that may be running, by pid, for shutdown and limits.
-    live: Mutex<HashMap<u32, Arc<ChildHandle>>>,
+    /// Every child that may be running, and the places reserved for children being started.
+    live: Mutex<Live>,
+    /// Every task spawned for the children (pipes, supervisors, stops); shutdown waits for them.
+    tasks: TaskTracker,
     restarts: AtomicU64,
     /// Cancelled when supervision gives up: the bridge then exits with `fatal_reason`.
     fatal: CancellationToken,
     fatal_reason: Mutex<Option<String>>,
     stopping: CancellationToken,
+}
+
+/// The children that may be running, by `ChildHandle::key`, and how many more are being
+/// started: together they never exceed `max_children` in session isolation.
+#[derive(Default)]
+struct Live {
+    children: HashMap<u64, Arc<ChildHandle>>,
+    starting: usize,
+}
+
+/// A place reserved for a child being started; given back if the start fails or is abandoned.
+struct Reservation<'a> {
+    live: &'a Mutex<Live>,
+}
+
+impl Reservation<'_> {
+    /// The child started: it takes the reserved place.
+    fn fill(self, child: &Arc<ChildHandle>) {
+        let mut live = lock(self.live);
+        live.starting -= 1;
+        live.children.insert(child.key, child.clone());
+        drop(live);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        lock(self.live).starting -= 1;
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -117,14 +150,16 @@ impl Children {
         } else {
             1
         };
+        let tasks = TaskTracker::new();
         let mut started = Vec::with_capacity(first);
         for _ in 0..first {
-            started.push(child::spawn(&config, &[]).await?);
+            started.push(child::spawn(&config, &[], &tasks).await?);
         }
         let children = Children {
             slots: Mutex::new(Vec::new()),
             spare: Mutex::new(None),
-            live: Mutex::new(HashMap::new()),
+            live: Mutex::new(Live::default()),
+            tasks,
             restarts: AtomicU64::new(0),
             fatal: CancellationToken::new(),
             fatal_reason: Mutex::new(None),
@@ -134,7 +169,10 @@ impl Children {
         let sup = &children.config.supervision;
         match sup.isolation {
             Isolation::Shared => {
-                lock(&children.live).extend(started.iter().map(|c| (c.pid, c.clone())));
+                let mut live = lock(&children.live);
+                live.children
+                    .extend(started.iter().map(|c| (c.key, c.clone())));
+                drop(live);
                 *lock(&children.slots) = started;
             }
             // Children with per-session environments cannot be started ahead: the probe that
@@ -142,7 +180,9 @@ impl Children {
             Isolation::Session if !sup.header_env.is_empty() => {
                 let grace = children.config.shutdown_grace;
                 for c in started {
-                    tokio::spawn(async move { shutdown::stop_child(&c, grace).await });
+                    children
+                        .tasks
+                        .spawn(async move { shutdown::stop_child(&c, grace).await });
                 }
             }
             Isolation::Session => *lock(&children.spare) = started.pop(),
@@ -153,8 +193,13 @@ impl Children {
     /// Starts a supervisor per shared slot.
     pub fn supervise(self: &Arc<Self>) {
         for slot in 0..lock(&self.slots).len() {
-            tokio::spawn(self.clone().supervise_slot(slot));
+            self.tasks.spawn(self.clone().supervise_slot(slot));
         }
+    }
+
+    /// The tracker of every task spawned for children; others may add theirs.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.tasks
     }
 
     /// The child for a new session: the least loaded running shared child, or a new child of
@@ -175,38 +220,62 @@ impl Children {
                 .cloned()
                 .ok_or(Refused::ChildGone);
         }
-        if lock(&self.live).len() >= self.config.supervision.max_children {
+        // Limits: the place is taken before the first `.await`, so no burst exceeds it.
+        let (place, spare) = self.reserve(extra_env.is_empty()).ok_or_else(|| {
             warn!(
                 max = self.config.supervision.max_children,
                 "session refused: child limit reached"
             );
-            return Err(Refused::TooManySessions);
-        }
-        let spare = if extra_env.is_empty() {
-            lock(&self.spare).take()
-        } else {
-            None
-        };
-        let child = match spare.filter(|c| c.is_running()) {
+            Refused::TooManySessions
+        })?;
+        let child = match spare {
             Some(c) => c,
-            None => child::spawn(&self.config, extra_env).await.map_err(|e| {
-                error!(
-                    err = format!("{e:#}"),
-                    "cannot start a child for a new session"
-                );
-                Refused::ChildGone
-            })?,
+            None => child::spawn(&self.config, extra_env, &self.tasks)
+                .await
+                .map_err(|e| {
+                    error!(
+                        err = format!("{e:#}"),
+                        "cannot start a child for a new session"
+                    );
+                    Refused::ChildGone
+                })?,
         };
-        lock(&self.live).insert(child.pid, child.clone());
+        place.fill(&child);
         Ok(child)
+    }
+
+    /// A place for one more child in session isolation, with the running spare when
+    /// `take_spare` (it already held a place), unless `max_children` are running or being
+    /// started.
+    fn reserve(&self, take_spare: bool) -> Option<(Reservation<'_>, Option<Arc<ChildHandle>>)> {
+        let mut live = lock(&self.live);
+        let mut spare_slot = lock(&self.spare);
+        let spare = take_spare
+            .then(|| spare_slot.take())
+            .flatten()
+            .filter(|c| c.is_running());
+        let taken = live.children.len() + live.starting + usize::from(spare_slot.is_some());
+        if spare.is_none() && taken >= self.config.supervision.max_children {
+            return None;
+        }
+        live.starting += 1;
+        Some((Reservation { live: &self.live }, spare))
+    }
+
+    /// Children running or being started now (session isolation counts its spare too).
+    pub fn count(&self) -> usize {
+        let live = lock(&self.live);
+        live.children.len() + live.starting + usize::from(lock(&self.spare).is_some())
     }
 
     /// A session is done with `child`: in session isolation the child is ended.
     pub fn release(&self, child: &Arc<ChildHandle>) {
-        if self.config.supervision.isolation == Isolation::Session {
-            lock(&self.live).remove(&child.pid);
+        if self.config.supervision.isolation == Isolation::Session
+            && lock(&self.live).children.remove(&child.key).is_some()
+        {
             let (child, grace) = (child.clone(), self.config.shutdown_grace);
-            tokio::spawn(async move { shutdown::stop_child(&child, grace).await });
+            self.tasks
+                .spawn(async move { shutdown::stop_child(&child, grace).await });
         }
     }
 
@@ -229,7 +298,7 @@ impl Children {
 
     /// Every child that may be running.
     pub fn all(&self) -> Vec<Arc<ChildHandle>> {
-        let mut all: Vec<_> = lock(&self.live).values().cloned().collect();
+        let mut all: Vec<_> = lock(&self.live).children.values().cloned().collect();
         all.extend(lock(&self.spare).clone());
         all
     }
@@ -280,7 +349,7 @@ impl Children {
             if self.stopping.is_cancelled() {
                 return;
             }
-            lock(&self.live).remove(&child.pid);
+            lock(&self.live).children.remove(&child.key);
             let status = child.exit_status();
             let described = status.map_or("unknown status".into(), |s| s.to_string());
             let failed = !status.is_some_and(|s| s.success());
@@ -311,7 +380,7 @@ impl Children {
                 restarts = self.restarts.load(Ordering::Relaxed),
                 "the MCP server restarted"
             );
-            lock(&self.live).insert(new.pid, new.clone());
+            lock(&self.live).children.insert(new.key, new.clone());
             lock(&self.slots)[slot] = new;
         }
     }
@@ -332,7 +401,7 @@ impl Children {
                 _ = tokio::time::sleep(delay) => {}
                 _ = self.stopping.cancelled() => return None,
             }
-            match child::spawn(&self.config, &[]).await {
+            match child::spawn(&self.config, &[], &self.tasks).await {
                 Ok(new) => {
                     self.restarts.fetch_add(1, Ordering::Relaxed);
                     return Some(new);

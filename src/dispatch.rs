@@ -24,21 +24,22 @@ pub async fn open_session(
     principal: Option<Arc<str>>,
     extra_env: &[(String, String)],
 ) -> Result<Arc<Session>, Refused> {
-    let sessions = &app.sessions;
-    if sessions.len() >= app.config.limits.max_sessions {
+    // Limits: the place is reserved before the first `.await` (starting a child can take
+    // long), so no burst of `initialize` requests exceeds `max_sessions`.
+    let Some(place) = app.sessions.reserve(app.config.limits.max_sessions) else {
         warn!(
             max = app.config.limits.max_sessions,
             "session refused: limit reached"
         );
         return Err(Refused::TooManySessions);
-    }
+    };
     let child = app.children.for_session(extra_env).await?;
     let session = Arc::new(Session::new(child.clone(), &app.root, transport, principal));
     child.routes().attach(session.id.clone());
-    sessions.insert(session.clone());
+    place.fill(session.clone());
     // A session dies with its child: its streams end and its next request gets 404.
     let (cancel, watched) = (session.cancel.clone(), child.clone());
-    tokio::spawn(async move {
+    app.children.tasks().spawn(async move {
         tokio::select! {
             _ = watched.gone() => cancel.cancel(),
             _ = cancel.cancelled() => {}

@@ -305,10 +305,19 @@ mod tests {
             (json!(null), "not a JSON object"),
             (json!(42), "not a JSON object"),
             (json!({"capabilities": {}}), "no protocolVersion"),
-            (json!({"protocolVersion": 7, "capabilities": {}}), "no protocolVersion"),
+            (
+                json!({"protocolVersion": 7, "capabilities": {}}),
+                "no protocolVersion",
+            ),
             (json!({"protocolVersion": "2025-06-18"}), "no capabilities"),
-            (json!({"protocolVersion": "2025-06-18", "capabilities": [1]}), "no capabilities"),
-            (json!({"protocolVersion": "2025-06-18", "capabilities": {}, "serverInfo": "x"}), "no serverInfo"),
+            (
+                json!({"protocolVersion": "2025-06-18", "capabilities": [1]}),
+                "no capabilities",
+            ),
+            (
+                json!({"protocolVersion": "2025-06-18", "capabilities": {}, "serverInfo": "x"}),
+                "no serverInfo",
+            ),
         ];
         for (result, why) in cases {
             let err = check_result(result.clone()).unwrap_err().to_string();

@@ -139,7 +139,7 @@ impl Bridge {
             }
         };
 
-        tokio::spawn(reap_idle_sessions(state.clone()));
+        children.tasks().spawn(reap_idle_sessions(state.clone()));
         children.supervise();
         let child_exited = tokio::select! {
             _ = shutdown.cancelled() => false,
@@ -157,6 +157,17 @@ impl Bridge {
             Ok(Ok(Err(e))) => warn!(err = %e, "server error"),
             Ok(Err(e)) => warn!(err = %e, "server task failed"),
             Err(_) => warn!("open connections did not finish within the grace period"),
+        }
+        let tasks = children.tasks();
+        tasks.close();
+        if tokio::time::timeout(self.config.shutdown_grace, tasks.wait())
+            .await
+            .is_err()
+        {
+            warn!(
+                left = tasks.len(),
+                "tasks still running after the grace period"
+            );
         }
         if child_exited {
             return Err(anyhow!(children.fatal_reason()));

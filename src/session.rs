@@ -145,32 +145,73 @@ pub fn new_session_id() -> SessionId {
 #[derive(Default)]
 pub struct Sessions {
     // Lock: map operations only, never held across `.await` nor while taking a child's lock.
-    map: Mutex<HashMap<SessionId, Arc<Session>>>,
+    state: Mutex<Registry>,
+}
+
+#[derive(Default)]
+struct Registry {
+    map: HashMap<SessionId, Arc<Session>>,
+    /// Places reserved for sessions being opened: with `map` they never exceed the limit.
+    opening: usize,
+}
+
+/// A place reserved in the registry for a session being opened; given back when dropped
+/// unless the session took it.
+pub struct Place<'a> {
+    sessions: &'a Sessions,
+}
+
+impl Place<'_> {
+    /// Registers the session in the reserved place.
+    pub fn fill(self, s: Arc<Session>) {
+        let mut state = self.sessions.state();
+        state.opening -= 1;
+        state.map.insert(s.id.clone(), s);
+        drop(state);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for Place<'_> {
+    fn drop(&mut self) {
+        self.sessions.state().opening -= 1;
+    }
 }
 
 impl Sessions {
-    fn map(&self) -> MutexGuard<'_, HashMap<SessionId, Arc<Session>>> {
-        self.map.lock().unwrap_or_else(|p| p.into_inner())
+    fn state(&self) -> MutexGuard<'_, Registry> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a session.
+    /// Reserves a place for one more session, unless `max` are live or being opened. Taken
+    /// before anything is awaited, so no burst of `initialize` requests exceeds the limit.
+    pub fn reserve(&self, max: usize) -> Option<Place<'_>> {
+        let mut state = self.state();
+        if state.map.len() + state.opening >= max {
+            return None;
+        }
+        state.opening += 1;
+        Some(Place { sessions: self })
+    }
+
+    /// Adds a session (without a reservation: tests and callers that do not limit).
     pub fn insert(&self, s: Arc<Session>) {
-        self.map().insert(s.id.clone(), s);
+        self.state().map.insert(s.id.clone(), s);
     }
 
     /// The live session with this id.
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        self.map().get(id).cloned()
+        self.state().map.get(id).cloned()
     }
 
     /// Removes and returns a session.
     pub fn remove(&self, id: &str) -> Option<Arc<Session>> {
-        self.map().remove(id)
+        self.state().map.remove(id)
     }
 
     /// Number of live sessions.
     pub fn len(&self) -> usize {
-        self.map().len()
+        self.state().map.len()
     }
 
     /// Whether there is no live session.
@@ -183,7 +224,8 @@ impl Sessions {
     /// clock restarts instead.
     pub fn take_expired(&self, now: Instant, timeout: Duration) -> Vec<Arc<Session>> {
         let idle: Vec<Arc<Session>> = self
-            .map()
+            .state()
+            .map
             .values()
             .filter(|s| s.idle_for(now) > timeout || s.cancel.is_cancelled())
             .cloned()
@@ -201,7 +243,7 @@ impl Sessions {
 
     /// Removes every session (shutdown).
     pub fn drain(&self) -> Vec<Arc<Session>> {
-        self.map().drain().map(|(_, s)| s).collect()
+        self.state().map.drain().map(|(_, s)| s).collect()
     }
 }
 

@@ -37,7 +37,11 @@ impl Drop for EndSessionOnDrop {
         info!(session = %session.id, "legacy SSE stream closed; session ended");
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let app = self.app.clone();
-            rt.spawn(async move { dispatch::end_session(&app, &session).await });
+            let tasks = app.children.tasks().clone();
+            tasks.spawn_on(
+                async move { dispatch::end_session(&app, &session).await },
+                &rt,
+            );
         }
     }
 }
