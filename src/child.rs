@@ -20,7 +20,7 @@ use crate::config::Config;
 use crate::handshake::{self, ChildInit};
 use crate::jsonrpc;
 use crate::lines::{Line, LineReader};
-use crate::router::{Action, Outbound, Routes, StreamTx};
+use crate::router::{Action, Outbound, RouteRules, Routes, StreamTx};
 
 /// The child stopped accepting lines (it exited or is shutting down).
 #[derive(Debug, Clone, Copy)]
@@ -236,10 +236,7 @@ pub async fn spawn(
         from_reader,
         init,
         writer,
-        routes: Mutex::new(Routes::new(
-            handshake::FIRST_CLIENT_ID,
-            config.limits.max_requests_per_session,
-        )),
+        routes: Mutex::new(Routes::new(handshake::FIRST_CLIENT_ID, route_rules(config))),
         gone: CancellationToken::new(),
         exited: CancellationToken::new(),
         exit: Mutex::new(None),
@@ -253,8 +250,49 @@ pub async fn spawn(
     };
     tasks.spawn(run_writer(stdin, lanes, close).instrument(span.clone()));
     tasks.spawn(run_reader(stdout, handle.clone()).instrument(span.clone()));
+    tasks.spawn(enforce_deadlines(handle.clone()).instrument(span.clone()));
     tasks.spawn(watch_exit(child, handle.clone()).instrument(span));
     Ok(handle)
+}
+
+/// The routing rules a child of this configuration gets.
+fn route_rules(config: &Config) -> RouteRules {
+    RouteRules {
+        max_in_flight: config.limits.max_requests_per_session,
+        request_timeout: config.request_timeout,
+        single_owner: config.supervision.isolation == crate::children::Isolation::Session,
+    }
+}
+
+/// Answers what is overdue (see `Routes::expire`) until the child is gone. It sleeps until the
+/// earliest deadline, or, with nothing waiting, for the shortest time anything may wait
+/// (`RouteRules::shortest_wait`): a deadline set meanwhile is never earlier than the wake-up.
+async fn enforce_deadlines(child: Arc<ChildHandle>) {
+    loop {
+        let wake = {
+            let routes = child.routes();
+            let idle = tokio::time::Instant::now() + routes.rules().shortest_wait();
+            routes.next_deadline().unwrap_or(idle)
+        };
+        // Cancel safety: nothing is lost when the sleep loses.
+        tokio::select! {
+            _ = child.gone() => return,
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+        let expired = child.routes().expire(tokio::time::Instant::now());
+        for (stream, out) in expired.to_clients {
+            // A client that has gone needs no answer.
+            let _ = stream.try_send(out);
+        }
+        if !expired.to_child.is_empty() {
+            warn!(lines = expired.to_child.len(), "requests timed out");
+        }
+        for line in expired.to_child {
+            if child.send(jsonrpc::to_bytes(&line)).await.is_err() {
+                return;
+            }
+        }
+    }
 }
 
 /// The two queues the writer serves: the reader's lane first (short, urgent answers), then
@@ -388,10 +426,11 @@ fn perform(child: &ChildHandle, action: Action) {
             }
         }
         Action::ToChild { msg, refused } => {
-            if let Some(why) = refused {
+            if let Some(r) = refused {
                 warn!(
-                    method = jsonrpc::method(&msg),
-                    why, "refused a request from the child"
+                    method = r.method,
+                    why = r.why,
+                    "refused a request from the child"
                 );
             }
             child.send_from_reader(jsonrpc::to_bytes(&msg));
@@ -462,7 +501,7 @@ pub(crate) fn handle_for_tests() -> Arc<ChildHandle> {
             protocol_version: handshake::LATEST_VERSION.into(),
         },
         writer,
-        routes: Mutex::new(Routes::new(handshake::FIRST_CLIENT_ID, 8)),
+        routes: Mutex::new(Routes::new(handshake::FIRST_CLIENT_ID, RouteRules::new(8))),
         gone: CancellationToken::new(),
         exited: CancellationToken::new(),
         exit: Mutex::new(None),

@@ -65,6 +65,11 @@ pub struct Cli {
     /// activity; a request in flight does).
     #[arg(long, default_value = "30m", value_parser = parse_duration, value_name = "DURATION")]
     pub session_timeout: Duration,
+    /// How long a request may wait for the MCP server's answer (then the client gets a
+    /// JSON-RPC error -32054 and the server a cancellation), and a server request for the
+    /// client's; 0: no limit.
+    #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
+    pub request_timeout: Duration,
     /// Also allow browser requests from this Origin (`scheme://host[:port]`; repeatable; `*`
     /// allows any). Allowed by default: the bridge's own loopback origins.
     #[arg(long, value_name = "ORIGIN")]
@@ -198,6 +203,7 @@ impl Cli {
         config.shutdown_grace = self.shutdown_grace;
         config.keep_alive = self.keep_alive;
         config.session_timeout = self.session_timeout;
+        config.request_timeout = Some(self.request_timeout).filter(|t| !t.is_zero());
         config.limits = Limits {
             max_body: self.max_body,
             max_line: self.max_line,

@@ -70,6 +70,9 @@ pub struct Config {
     pub keep_alive: Duration,
     /// A session whose client sends nothing for this long (and has no request in flight) ends.
     pub session_timeout: Duration,
+    /// How long a request may wait for its answer, from the child or (for a server request)
+    /// from the client; `None`: forever.
+    pub request_timeout: Option<Duration>,
     /// Resource bounds.
     pub limits: Limits,
     /// Origins, hosts and tokens.
@@ -99,6 +102,8 @@ impl Config {
     pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
     /// Default `session_timeout`.
     pub const SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+    /// Default `request_timeout`: generous, for tools that run builds or long queries.
+    pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
     /// A configuration with every default, fronting `command args...`.
     pub fn new(
@@ -115,6 +120,7 @@ impl Config {
             shutdown_grace: Self::SHUTDOWN_GRACE,
             keep_alive: Self::KEEP_ALIVE,
             session_timeout: Self::SESSION_TIMEOUT,
+            request_timeout: Some(Self::REQUEST_TIMEOUT),
             limits: Limits::default(),
             access: crate::access::Access::default(),
             tls: None,

@@ -11,7 +11,7 @@ use crate::child::ChildHandle;
 use crate::http::AppState;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
-use crate::router::{task_not_found, Outbound, Refused, Registration};
+use crate::router::{task_not_found, Outbound, Refused, Registration, StreamTx};
 use crate::session::{Session, Transport};
 
 /// Creates a session bound to the child, attached to its routes, owned by `principal`.
@@ -35,7 +35,9 @@ pub async fn open_session(
     };
     let child = app.children.for_session(extra_env).await?;
     let session = Arc::new(Session::new(child.clone(), &app.root, transport, principal));
-    child.routes().attach(session.id.clone());
+    child
+        .routes()
+        .attach(session.id.clone(), session.principal.clone());
     place.fill(session.clone());
     // A session dies with its child: its streams end and its next request gets 404.
     let (cancel, watched) = (session.cancel.clone(), child.clone());
@@ -95,7 +97,16 @@ pub async fn request(session: &Session, mut msg: Value, reg: Registration) -> Re
     }
     let child = &session.child;
     // Lock: register before the line is queued, so a fast response always finds its route.
-    let registered = child.routes().register(&session.id, &mut msg, reg.clone());
+    let (registered, held) = {
+        let mut routes = child.routes();
+        let registered = routes.register(&session.id, &mut msg, reg.clone());
+        let held = match registered {
+            Ok(_) if reg.sse => routes.release_held(&session.id, &reg.stream),
+            _ => Vec::new(),
+        };
+        (registered, held)
+    };
+    send_all(&reg.stream, held);
     let id = match registered {
         Err(Refused::TooManyRequests) => {
             let why = "too many requests in flight for this session; retry when some complete";
@@ -119,6 +130,31 @@ pub async fn request(session: &Session, mut msg: Value, reg: Registration) -> Re
         .map_err(|_| Refused::ChildGone)?;
     guard.id = None;
     Ok(())
+}
+
+/// Makes `tx` the session's standalone stream; the server requests held for the session go
+/// out on it at once.
+///
+/// # Errors
+/// `ChildGone` or `UnknownOwner` (the session ended).
+pub fn open_standalone(session: &Session, tx: StreamTx) -> Result<(), Refused> {
+    let held = session
+        .child
+        .routes()
+        .set_standalone(&session.id, tx.clone())?;
+    send_all(&tx, held);
+    Ok(())
+}
+
+/// Queues messages that are not responses on a client stream.
+fn send_all(stream: &StreamTx, msgs: Vec<Value>) {
+    for msg in msgs {
+        // Ordering: they precede anything the child sends later on this stream.
+        let _ = stream.try_send(Outbound {
+            json: jsonrpc::to_bytes(&msg),
+            last: false,
+        });
+    }
 }
 
 /// The bridge's own response to requests that concern the shared child's per-session state,

@@ -27,6 +27,8 @@ pub const UNROUTABLE_SERVER_REQUEST: i64 = -32051;
 pub const TOO_MANY_REQUESTS: i64 = -32052;
 /// The bridge is shutting down.
 pub const SHUTTING_DOWN: i64 = -32053;
+/// No answer came within `--request-timeout`.
+pub const REQUEST_TIMEOUT: i64 = -32054;
 
 /// What a JSON-RPC message is, decided from its envelope alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -83,6 +83,7 @@ impl Bridge {
     pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         // Certificate problems are reported before any child is started.
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        warn_of_shared_users(&config);
         let children = children::Children::start(config.clone()).await?;
         Ok(Bridge {
             config,
@@ -173,6 +174,22 @@ impl Bridge {
             return Err(anyhow!(children.fatal_reason()));
         }
         Ok(())
+    }
+}
+
+/// Several users on one shared child: what the child says outside a request (log lines, its
+/// own requests) then reaches nobody, since nothing tells whose it is.
+fn warn_of_shared_users(config: &Config) {
+    let mut users: Vec<&str> = config.access.tokens.iter().map(|(n, _)| n.as_str()).collect();
+    users.sort_unstable();
+    users.dedup();
+    if users.len() > 1 && config.supervision.isolation == children::Isolation::Shared {
+        warn!(
+            users = users.len(),
+            "tokens of several users share one MCP server process: its log messages and \
+             requests that no request of one user explains are dropped or refused; \
+             --isolation session gives each session a process of its own"
+        );
     }
 }
 

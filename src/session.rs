@@ -265,7 +265,7 @@ mod tests {
                 Transport::Streamable,
                 None,
             ));
-            child.routes().attach(s.id.clone());
+            child.routes().attach(s.id.clone(), None);
             sessions.insert(s.clone());
             s
         };

@@ -64,11 +64,7 @@ pub async fn open(
         .await
         .map_err(refused)?;
     // Messages not tied to a request (broadcasts, logging) go on the same stream.
-    session
-        .child
-        .routes()
-        .set_standalone(&session.id, tx)
-        .map_err(refused)?;
+    dispatch::open_standalone(&session, tx).map_err(refused)?;
     info!(session = %session.id, "legacy SSE session opened");
     let endpoint = format!("{message_path}?sessionId={}", session.id);
     let guard = EndSessionOnDrop {

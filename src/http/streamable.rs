@@ -240,11 +240,7 @@ pub async fn get(
         }
     }
     let (tx, rx) = stream_channel(app.config.limits.stream_queue);
-    session
-        .child
-        .routes()
-        .set_standalone(&session.id, tx)
-        .map_err(refused)?;
+    dispatch::open_standalone(&session, tx).map_err(refused)?;
     debug!(session = %session.id, "standalone stream opened");
     let ids = sse::EventIds::new(session.clone());
     let prelude = if sse::primes(&session) {

@@ -60,6 +60,13 @@ impl Routes {
         match method {
             "notifications/progress" => self.child_progress(msg),
             "notifications/cancelled" => self.child_cancelled(msg),
+            "notifications/message" if !self.one_user() => {
+                let warn = !std::mem::replace(&mut self.warned_unattributable, true);
+                Action::Drop {
+                    why: "log message dropped: sessions of several users share this child, so it cannot be attributed to one (use --isolation session)",
+                    warn,
+                }
+            }
             "notifications/message" => {
                 let level = jsonrpc::param(&msg, "level")
                     .and_then(Value::as_str)

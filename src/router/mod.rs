@@ -3,22 +3,26 @@
 //! Plain data: no I/O, no `.await`, no locking (the caller holds the child's lock), no HTTP and
 //! no notion of a session beyond an opaque owner key; unit-tested without a runtime.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 
+mod deadlines;
 mod from_child;
 mod owners;
 mod server_requests;
 mod tasks;
 
+pub use deadlines::Expired;
 pub use tasks::task_not_found;
 
 /// The key of whoever owns a request: a session id, as far as this module knows.
@@ -105,6 +109,8 @@ struct Pending {
     sse: bool,
     /// True for `tasks/list`: the result is filtered to the owner's tasks.
     lists_tasks: bool,
+    /// When the client stops waiting (`--request-timeout`).
+    deadline: Option<Instant>,
 }
 
 /// A request from the child forwarded to a client under a bridge id.
@@ -113,11 +119,27 @@ struct ServerRequest {
     owner: Owner,
     child_id: Value,
     stream: StreamTx,
+    /// When the child gets an error instead of the client's answer.
+    deadline: Option<Instant>,
+}
+
+/// A request from the child whose session is certain but has no stream to carry it yet: it
+/// waits (bounded in count and time) for the session to open one.
+#[derive(Debug)]
+struct Held {
+    /// The session it belongs to; `None` while no session is attached to a child that only
+    /// ever serves one (session isolation): the next one to attach.
+    owner: Option<Owner>,
+    /// The request, under the child's id.
+    msg: Value,
+    deadline: Instant,
 }
 
 /// What a session has told this child's routing about itself.
 #[derive(Debug, Default)]
 struct Attached {
+    /// Who the session belongs to (its token's name); `None` without authentication.
+    principal: Option<Arc<str>>,
     standalone: Option<StreamTx>,
     /// Requests of this owner at the child.
     in_flight: usize,
@@ -149,6 +171,55 @@ pub enum Refused {
     NoSuchServerRequest,
 }
 
+/// The bounds and rules one child's routing applies.
+#[derive(Debug, Clone)]
+pub struct RouteRules {
+    /// Requests one owner may have in flight.
+    pub max_in_flight: usize,
+    /// How long a client request may wait for the child's answer, and a server request for
+    /// the client's (`None`: no limit).
+    pub request_timeout: Option<Duration>,
+    /// The child only ever serves one session (session isolation): every message from it
+    /// belongs to that session.
+    pub single_owner: bool,
+}
+
+impl RouteRules {
+    /// Server requests held per child at most, waiting for their session to open a stream.
+    pub const MAX_HELD: usize = 16;
+    /// How long a server request is held at most (less when the request timeout is shorter).
+    pub const HOLD_FOR: Duration = Duration::from_secs(60);
+
+    /// Rules allowing `max_in_flight` requests per owner, without timeouts, for a shared child.
+    pub fn new(max_in_flight: usize) -> Self {
+        RouteRules {
+            max_in_flight,
+            request_timeout: None,
+            single_owner: false,
+        }
+    }
+
+    /// How long a server request is held for its session's stream.
+    fn hold_for(&self) -> Duration {
+        self.request_timeout
+            .map_or(Self::HOLD_FOR, |t| t.min(Self::HOLD_FOR))
+    }
+
+    /// The shortest time anything registered now may wait before its deadline.
+    pub fn shortest_wait(&self) -> Duration {
+        self.hold_for()
+    }
+}
+
+/// A server request the bridge answered for the client (refused): what to log.
+#[derive(Debug)]
+pub struct Refusal {
+    /// The method the child asked for.
+    pub method: String,
+    /// Why it was refused.
+    pub why: &'static str,
+}
+
 /// What to do with a message from the child.
 #[derive(Debug)]
 pub enum Action {
@@ -172,8 +243,8 @@ pub enum Action {
     ToChild {
         /// The reply.
         msg: Value,
-        /// Why a request was refused, to log; `None` for ordinary answers.
-        refused: Option<&'static str>,
+        /// What was refused and why, to log; `None` for ordinary answers.
+        refused: Option<Refusal>,
     },
     /// Deliver nothing. `warn` says whether this deserves more than a debug log.
     Drop {
@@ -185,13 +256,16 @@ pub enum Action {
 }
 
 /// The routing table of one child.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Routes {
     next_id: u64,
-    /// Requests one owner may have in flight.
-    max_in_flight: usize,
+    rules: RouteRules,
     pending: HashMap<u64, Pending>,
     server_requests: HashMap<u64, ServerRequest>,
+    held: VecDeque<Held>,
+    /// Whether a message that could not be attributed to one user was dropped already (the
+    /// first such drop is a warning, later ones are debug logs).
+    warned_unattributable: bool,
     attached: HashMap<Owner, Attached>,
     /// The level the child was last told (the most verbose any owner asked for).
     child_log_level: Option<LogLevel>,
@@ -201,14 +275,29 @@ pub struct Routes {
 }
 
 impl Routes {
-    /// An empty table whose first bridge id is `first_id` (ids below are the bridge's own),
-    /// allowing each owner `max_in_flight` requests at once.
-    pub fn new(first_id: u64, max_in_flight: usize) -> Self {
+    /// An empty table whose first bridge id is `first_id` (ids below are the bridge's own).
+    pub fn new(first_id: u64, rules: RouteRules) -> Self {
         Routes {
             next_id: first_id,
-            max_in_flight,
-            ..Routes::default()
+            rules,
+            pending: HashMap::new(),
+            server_requests: HashMap::new(),
+            held: VecDeque::new(),
+            warned_unattributable: false,
+            attached: HashMap::new(),
+            child_log_level: None,
+            tasks: HashMap::new(),
+            closed: false,
         }
+    }
+
+    /// The rules this table applies.
+    pub fn rules(&self) -> &RouteRules {
+        &self.rules
+    }
+
+    fn deadline(&self, after: Option<Duration>) -> Option<Instant> {
+        after.map(|d| Instant::now() + d)
     }
 
     fn alloc(&mut self) -> u64 {
@@ -217,9 +306,9 @@ impl Routes {
         id
     }
 
-    /// Adds an owner (a session) to this child.
-    pub fn attach(&mut self, owner: Owner) {
-        self.attached.entry(owner).or_default();
+    /// Adds an owner (a session) to this child, belonging to `principal` (its token's name).
+    pub fn attach(&mut self, owner: Owner, principal: Option<Arc<str>>) {
+        self.attached.entry(owner).or_default().principal = principal;
     }
 
     /// Whether the child has gone.
@@ -274,7 +363,7 @@ impl Routes {
             .attached
             .get_key_value(owner)
             .ok_or(Refused::UnknownOwner)?;
-        if a.in_flight >= self.max_in_flight {
+        if a.in_flight >= self.rules.max_in_flight {
             return Err(Refused::TooManyRequests);
         }
         let owner = owner.clone();
@@ -291,6 +380,7 @@ impl Routes {
                 progress,
                 sse: reg.sse,
                 lists_tasks: jsonrpc::method(msg) == "tasks/list",
+                deadline: self.deadline(self.rules.request_timeout),
             },
         );
         assert!(prev.is_none(), "bridge id {id} allocated twice");
@@ -313,6 +403,7 @@ impl Routes {
                 progress: None,
                 sse: false,
                 lists_tasks: false,
+                deadline: self.deadline(self.rules.request_timeout),
             },
         );
         id
@@ -420,11 +511,26 @@ impl Routes {
         to_child
     }
 
+    /// Gives up the held server requests of `owner`: the child gets an error for each.
+    fn forget_held(&mut self, owner: &Owner, why: &str) -> Vec<Value> {
+        let mut to_child = Vec::new();
+        self.held.retain(|h| {
+            if h.owner.as_ref() != Some(owner) {
+                return true;
+            }
+            let id = jsonrpc::id(&h.msg);
+            to_child.push(jsonrpc::error_value(id, jsonrpc::INTERNAL_ERROR, why));
+            false
+        });
+        to_child
+    }
+
     /// Marks the child gone: returns every request still waiting (its stream and the client's
     /// id) so each gets an error, ends standalone streams, and refuses all later registrations.
     pub fn close(&mut self) -> Vec<(StreamTx, Value)> {
         self.closed = true;
         self.server_requests.clear();
+        self.held.clear();
         for a in self.attached.values_mut() {
             a.standalone = None;
         }
@@ -435,5 +541,9 @@ impl Routes {
     }
 }
 
+#[cfg(test)]
+mod attribution_tests;
+#[cfg(test)]
+mod deadline_tests;
 #[cfg(test)]
 mod tests;

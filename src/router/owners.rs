@@ -8,16 +8,17 @@ use crate::loglevel::LogLevel;
 
 impl Routes {
     /// Sets the owner's standalone stream (GET), replacing (and so ending) a previous one.
+    /// Returns the server requests held for the owner, now to be sent on it.
     ///
     /// # Errors
     /// `UnknownOwner` when the owner is not attached, `ChildGone` after the child exited.
-    pub fn set_standalone(&mut self, owner: &Owner, tx: StreamTx) -> Result<(), Refused> {
+    pub fn set_standalone(&mut self, owner: &Owner, tx: StreamTx) -> Result<Vec<Value>, Refused> {
         if self.closed {
             return Err(Refused::ChildGone);
         }
         let a = self.attached.get_mut(owner).ok_or(Refused::UnknownOwner)?;
-        a.standalone = Some(tx);
-        Ok(())
+        a.standalone = Some(tx.clone());
+        Ok(self.release_held(owner, &tx))
     }
 
     /// A `logging/setLevel` request from the bridge itself, registered.
@@ -106,11 +107,9 @@ impl Routes {
         if let Some(level) = self.recompute_log_level() {
             to_child.push(self.set_level_request(level));
         }
-        to_child.extend(self.forget(
-            |p| p.owner == *owner,
-            |r| r.owner == *owner,
-            "the client session ended",
-        ));
+        let why = "the client session ended";
+        to_child.extend(self.forget(|p| p.owner == *owner, |r| r.owner == *owner, why));
+        to_child.extend(self.forget_held(owner, why));
         to_child
     }
 }

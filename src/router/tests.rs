@@ -13,9 +13,9 @@ fn stream() -> (StreamTx, Receiver<Outbound>) {
 }
 
 fn routes_with(owners: &[&str]) -> Routes {
-    let mut r = Routes::new(1, 8);
+    let mut r = Routes::new(1, RouteRules::new(8));
     for o in owners {
-        r.attach(owner(o));
+        r.attach(owner(o), None);
     }
     r
 }
@@ -196,6 +196,7 @@ fn server_request_owner_rules() {
         in_flight: &'static [&'static str],
         standalone: bool,
         routed_to: Option<&'static str>,
+        held: bool,
     }
     let cases = [
         Case {
@@ -203,48 +204,57 @@ fn server_request_owner_rules() {
             in_flight: &["a"],
             standalone: false,
             routed_to: Some("a"),
+            held: false,
         },
         Case {
             sessions: &["a", "b"],
             in_flight: &["a"],
             standalone: false,
             routed_to: Some("a"),
+            held: false,
         },
         Case {
             sessions: &["a", "b"],
             in_flight: &["a", "a"],
             standalone: true,
             routed_to: Some("a"),
+            held: false,
         },
         Case {
             sessions: &["a", "b"],
             in_flight: &["a", "b"],
             standalone: true,
             routed_to: None,
+            held: false,
         },
         Case {
             sessions: &["a"],
             in_flight: &[],
             standalone: true,
             routed_to: Some("a"),
+            held: false,
         },
+        // The only session is certainly the owner: the request waits for its stream.
         Case {
             sessions: &["a"],
             in_flight: &[],
             standalone: false,
             routed_to: None,
+            held: true,
         },
         Case {
             sessions: &["a", "b"],
             in_flight: &[],
             standalone: true,
             routed_to: None,
+            held: false,
         },
         Case {
             sessions: &[],
             in_flight: &[],
             standalone: false,
             routed_to: None,
+            held: false,
         },
     ];
     for (i, c) in cases.iter().enumerate() {
@@ -323,6 +333,13 @@ fn server_request_owner_rules() {
                     msg["error"]["code"],
                     json!(crate::jsonrpc::UNROUTABLE_SERVER_REQUEST)
                 );
+            }
+            (Action::Drop { .. }, None) if c.held => {
+                let (tx, mut rx) = stream();
+                let released = r.release_held(&owner(c.sessions[0]), &tx);
+                assert_eq!(released.len(), 1, "case {i}: released on the new stream");
+                assert_eq!(released[0]["method"], "sampling/createMessage");
+                assert!(rx.try_recv().is_err(), "the caller delivers them");
             }
             (a, want) => panic!("case {i}: got {a:?}, wanted {want:?}"),
         }
