@@ -55,6 +55,8 @@ pub struct ChildHandle {
     close_stdin: CancellationToken,
     /// When it was spawned (supervision tells fast failures from long runs).
     pub started: std::time::Instant,
+    /// The child that took over this one's sessions after it exited (shared isolation).
+    successor: std::sync::OnceLock<Arc<ChildHandle>>,
 }
 
 impl ChildHandle {
@@ -62,6 +64,27 @@ impl ChildHandle {
     // Lock: held for map operations only, never across `.await` (see lib.rs).
     pub fn routes(&self) -> MutexGuard<'_, Routes> {
         self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The child that took over this one's sessions, once there is one.
+    pub fn successor(&self) -> Option<Arc<ChildHandle>> {
+        self.successor.get().cloned()
+    }
+
+    /// Hands this (exited) child's sessions to `next`: their subscriptions, logging levels and
+    /// standalone streams move to its routes, and from now on `Session::child` resolves to it.
+    /// Returns the lines `next` must get to match (subscriptions, the merged logging level)
+    /// and the sessions' standalone streams.
+    pub fn hand_over(&self, next: &Arc<ChildHandle>) -> (Vec<Value>, Vec<StreamTx>) {
+        // Lock: both routes at once, the old one first; nothing else ever takes two. Holding
+        // the old one until the successor is set means a session ending meanwhile is either
+        // detached before the hand-over or finds the successor and leaves it too.
+        let mut old = self.routes();
+        let owners = old.take_owners();
+        let adopted = next.routes().adopt(owners);
+        let _ = self.successor.set(next.clone());
+        drop(old);
+        adopted
     }
 
     /// Queues one line for the child's stdin, waiting while the queue is full.
@@ -242,6 +265,7 @@ pub async fn spawn(
         exit: Mutex::new(None),
         close_stdin: CancellationToken::new(),
         started,
+        successor: std::sync::OnceLock::new(),
     });
     let close = handle.close_stdin.clone();
     let lanes = Lanes {
@@ -507,6 +531,7 @@ pub(crate) fn handle_for_tests() -> Arc<ChildHandle> {
         exit: Mutex::new(None),
         close_stdin: CancellationToken::new(),
         started: std::time::Instant::now(),
+        successor: std::sync::OnceLock::new(),
     })
 }
 

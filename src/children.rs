@@ -15,7 +15,8 @@ use tracing::{error, info, warn};
 
 use crate::child::{self, ChildHandle};
 use crate::config::Config;
-use crate::router::Refused;
+use crate::jsonrpc;
+use crate::router::{Outbound, Refused};
 use crate::shutdown;
 
 /// How sessions share children.
@@ -375,12 +376,14 @@ impl Children {
             let Some(new) = self.respawn(&mut fast_failures).await else {
                 return;
             };
+            lock(&self.live).children.insert(new.key, new.clone());
+            let sessions = carry_sessions(&child, &new).await;
             info!(
                 pid = new.pid,
                 restarts = self.restarts.load(Ordering::Relaxed),
-                "the MCP server restarted"
+                sessions,
+                "the MCP server restarted; its sessions go on"
             );
-            lock(&self.live).children.insert(new.key, new.clone());
             lock(&self.slots)[slot] = new;
         }
     }
@@ -413,6 +416,36 @@ impl Children {
             }
         }
     }
+}
+
+/// Hands the sessions of an exited child to its replacement: the replacement is subscribed
+/// and set to the logging level they had asked for, and each session hears that the lists it
+/// knew may have changed (the new process may offer other tools, prompts or resources).
+/// Returns how many sessions have a standalone stream to hear it on.
+async fn carry_sessions(old: &ChildHandle, new: &Arc<ChildHandle>) -> usize {
+    let (to_child, streams) = old.hand_over(new);
+    for line in to_child {
+        if new.send(jsonrpc::to_bytes(&line)).await.is_err() {
+            break;
+        }
+    }
+    let caps = new.init.result.get("capabilities");
+    for kind in ["tools", "prompts", "resources"] {
+        if caps.and_then(|c| c.get(kind)).is_none() {
+            continue;
+        }
+        let note =
+            json!({"jsonrpc": "2.0", "method": format!("notifications/{kind}/list_changed")});
+        let json = jsonrpc::to_bytes(&note);
+        for s in &streams {
+            // A client that is not reading loses the hint, nothing more.
+            let _ = s.try_send(Outbound {
+                json: json.clone(),
+                last: false,
+            });
+        }
+    }
+    streams.len()
 }
 
 #[cfg(test)]

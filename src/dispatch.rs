@@ -39,14 +39,17 @@ pub async fn open_session(
         .routes()
         .attach(session.id.clone(), session.principal.clone());
     place.fill(session.clone());
-    // A session dies with its child: its streams end and its next request gets 404.
-    let (cancel, watched) = (session.cancel.clone(), child.clone());
-    app.children.tasks().spawn(async move {
-        tokio::select! {
-            _ = watched.gone() => cancel.cancel(),
-            _ = cancel.cancelled() => {}
-        }
-    });
+    // A session with a child of its own dies with it: its streams end and its next request
+    // gets 404. A shared child is restarted and hands its sessions over (`children`).
+    if child.routes().rules().single_owner {
+        let (cancel, watched) = (session.cancel.clone(), child.clone());
+        app.children.tasks().spawn(async move {
+            tokio::select! {
+                _ = watched.gone() => cancel.cancel(),
+                _ = cancel.cancelled() => {}
+            }
+        });
+    }
     let token = session.principal.as_deref().unwrap_or("-");
     info!(session = %session.id, token = %token, "session created");
     Ok(session)
@@ -55,7 +58,8 @@ pub async fn open_session(
 /// Answers a session's `initialize` from the child's cached result (the child never sees a
 /// second `initialize`), recording the negotiated revision. Returns the JSON-RPC response.
 pub fn initialize(session: &Session, msg: &Value) -> Value {
-    let init = &session.child.init;
+    let child = session.child();
+    let init = &child.init;
     let requested = jsonrpc::param(msg, "protocolVersion").and_then(Value::as_str);
     let version = crate::handshake::negotiate(requested, &init.protocol_version);
     session.set_protocol_version(version);
@@ -95,7 +99,7 @@ pub async fn request(session: &Session, mut msg: Value, reg: Registration) -> Re
         });
         return Ok(());
     }
-    let child = &session.child;
+    let child = &session.child();
     // Lock: register before the line is queued, so a fast response always finds its route.
     let (registered, held) = {
         let mut routes = child.routes();
@@ -139,7 +143,7 @@ pub async fn request(session: &Session, mut msg: Value, reg: Registration) -> Re
 /// `ChildGone` or `UnknownOwner` (the session ended).
 pub fn open_standalone(session: &Session, tx: StreamTx) -> Result<(), Refused> {
     let held = session
-        .child
+        .child()
         .routes()
         .set_standalone(&session.id, tx.clone())?;
     send_all(&tx, held);
@@ -160,7 +164,7 @@ fn send_all(stream: &StreamTx, msgs: Vec<Value>) {
 /// The bridge's own response to requests that concern the shared child's per-session state,
 /// or `None` when the child must answer.
 async fn answer_locally(session: &Session, msg: &Value) -> Result<Option<Value>, Refused> {
-    let child = &session.child;
+    let child = &session.child();
     let ok = || Ok(Some(jsonrpc::result_value(jsonrpc::id(msg), json!({}))));
     let uri = || {
         jsonrpc::param(msg, "uri")
@@ -208,7 +212,7 @@ pub async fn notification(session: &Session, mut msg: Value) -> Result<(), Refus
     }
     if method == "notifications/cancelled"
         && !session
-            .child
+            .child()
             .routes()
             .cancel_from_client(&session.id, &mut msg)
     {
@@ -216,7 +220,7 @@ pub async fn notification(session: &Session, mut msg: Value) -> Result<(), Refus
         return Ok(());
     }
     session
-        .child
+        .child()
         .send(jsonrpc::to_bytes(&msg))
         .await
         .map_err(|_| Refused::ChildGone)
@@ -229,11 +233,11 @@ pub async fn notification(session: &Session, mut msg: Value) -> Result<(), Refus
 /// `NoSuchServerRequest` or `ChildGone`.
 pub async fn reply(session: &Session, mut msg: Value) -> Result<(), Refused> {
     session
-        .child
+        .child()
         .routes()
         .reply_from_client(&session.id, &mut msg)?;
     session
-        .child
+        .child()
         .send(jsonrpc::to_bytes(&msg))
         .await
         .map_err(|_| Refused::ChildGone)
@@ -243,10 +247,18 @@ pub async fn reply(session: &Session, mut msg: Value) -> Result<(), Refused> {
 /// cancelled at the child, its subscriptions and logging level are released.
 pub async fn end_session(app: &AppState, session: &Arc<Session>) {
     session.cancel.cancel();
-    let to_child = session.child.routes().detach(&session.id);
-    for msg in to_child {
-        // The child may be gone already; then there is nothing left to cancel.
-        let _ = session.child.send(jsonrpc::to_bytes(&msg)).await;
+    let mut child = session.child();
+    loop {
+        let to_child = child.routes().detach(&session.id);
+        for msg in to_child {
+            // The child may be gone already; then there is nothing left to cancel.
+            let _ = child.send(jsonrpc::to_bytes(&msg)).await;
+        }
+        // A restart may have handed the session to a successor meanwhile: leave it too.
+        match child.successor() {
+            Some(next) => child = next,
+            None => break,
+        }
     }
-    app.children.release(&session.child);
+    app.children.release(&child);
 }

@@ -180,7 +180,12 @@ impl Bridge {
 /// Several users on one shared child: what the child says outside a request (log lines, its
 /// own requests) then reaches nobody, since nothing tells whose it is.
 fn warn_of_shared_users(config: &Config) {
-    let mut users: Vec<&str> = config.access.tokens.iter().map(|(n, _)| n.as_str()).collect();
+    let mut users: Vec<&str> = config
+        .access
+        .tokens
+        .iter()
+        .map(|(n, _)| n.as_str())
+        .collect();
     users.sort_unstable();
     users.dedup();
     if users.len() > 1 && config.supervision.isolation == children::Isolation::Shared {

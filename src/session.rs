@@ -47,8 +47,9 @@ pub const MAX_PARKED: usize = 16;
 pub struct Session {
     /// Its id (also its owner key in the child's routes).
     pub id: SessionId,
-    /// The child serving it.
-    pub child: Arc<ChildHandle>,
+    /// The child serving it; after a restart, its successor (see `child`).
+    // Lock: taken alone, for a clone.
+    child: Mutex<Arc<ChildHandle>>,
     /// The revision negotiated at `initialize` (legacy SSE sessions learn it after the stream
     /// opened).
     version: OnceLock<&'static str>,
@@ -76,7 +77,7 @@ impl Session {
         Session {
             principal,
             id: new_session_id(),
-            child,
+            child: Mutex::new(child),
             version: OnceLock::new(),
             cancel: parent.child_token(),
             transport,
@@ -84,6 +85,16 @@ impl Session {
             last_seen: Mutex::new(Instant::now()),
             parked: Mutex::new(VecDeque::new()),
         }
+    }
+
+    /// The child serving the session now: the one it was bound to, or, when that one was
+    /// restarted, the process that took over its sessions.
+    pub fn child(&self) -> Arc<ChildHandle> {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        while let Some(next) = child.successor() {
+            *child = next;
+        }
+        child.clone()
     }
 
     /// The negotiated revision (the oldest one before `initialize`).
@@ -232,7 +243,7 @@ impl Sessions {
             .collect();
         let mut expired = Vec::new();
         for s in idle {
-            if !s.cancel.is_cancelled() && s.child.routes().has_pending(&s.id) {
+            if !s.cancel.is_cancelled() && s.child().routes().has_pending(&s.id) {
                 s.touch();
             } else if let Some(s) = self.remove(&s.id) {
                 expired.push(s);

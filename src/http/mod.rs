@@ -105,7 +105,7 @@ fn session_for(app: &AppState, id: &str, principal: &Principal) -> Result<Arc<Se
     if session.cancel.is_cancelled() {
         // Its child exited: the client must initialize again (and gets a new child).
         app.sessions.remove(id);
-        app.children.release(&session.child);
+        app.children.release(&session.child());
         return Err(HttpError::SessionNotFound);
     }
     if session.principal != principal.0 {

@@ -23,6 +23,7 @@ mod server_requests;
 mod tasks;
 
 pub use deadlines::Expired;
+pub use owners::Carried;
 pub use tasks::task_not_found;
 
 /// The key of whoever owns a request: a session id, as far as this module knows.
@@ -531,8 +532,10 @@ impl Routes {
         self.closed = true;
         self.server_requests.clear();
         self.held.clear();
+        // The owners stay, with their standalone streams, until `take_owners` hands them to a
+        // successor or their sessions end.
         for a in self.attached.values_mut() {
-            a.standalone = None;
+            a.in_flight = 0;
         }
         self.pending
             .drain()

@@ -4,6 +4,15 @@
 use serde_json::{json, Value};
 
 use super::{Attached, Owner, Refused, Routes, StreamTx};
+
+/// What an owner had told a child that exited, carried to the child that replaces it.
+#[derive(Debug)]
+pub struct Carried {
+    principal: Option<std::sync::Arc<str>>,
+    standalone: Option<StreamTx>,
+    log_level: Option<LogLevel>,
+    subscriptions: std::collections::HashSet<String>,
+}
 use crate::loglevel::LogLevel;
 
 impl Routes {
@@ -81,6 +90,52 @@ impl Routes {
             return want;
         }
         None
+    }
+
+    /// Takes every owner's state out of a closed table (its child exited), for `adopt` by the
+    /// child that replaces it.
+    pub fn take_owners(&mut self) -> Vec<(Owner, Carried)> {
+        self.attached
+            .drain()
+            .map(|(owner, a)| {
+                let carried = Carried {
+                    principal: a.principal,
+                    standalone: a.standalone,
+                    log_level: a.log_level,
+                    subscriptions: a.subscriptions,
+                };
+                (owner, carried)
+            })
+            .collect()
+    }
+
+    /// Attaches the owners of a replaced child with what they had told it. Returns the lines
+    /// this child must get to serve them the same way (one `resources/subscribe` per URI, the
+    /// merged logging level; registered as the bridge's own requests) and their standalone
+    /// streams.
+    pub fn adopt(&mut self, owners: Vec<(Owner, Carried)>) -> (Vec<Value>, Vec<StreamTx>) {
+        let mut to_child = Vec::new();
+        let mut streams = Vec::new();
+        for (owner, c) in owners {
+            for uri in &c.subscriptions {
+                if self.subscribe(&owner, uri) {
+                    let mut msg = json!({"jsonrpc": "2.0", "id": 0, "method": "resources/subscribe",
+                                         "params": {"uri": uri}});
+                    self.register_internal(&mut msg);
+                    to_child.push(msg);
+                }
+            }
+            streams.extend(c.standalone.clone().filter(|s| !s.is_closed()));
+            let a = self.attached.entry(owner).or_default();
+            a.principal = c.principal;
+            a.standalone = c.standalone;
+            a.log_level = c.log_level;
+            a.subscriptions = c.subscriptions;
+        }
+        if let Some(level) = self.recompute_log_level() {
+            to_child.push(self.set_level_request(level));
+        }
+        (to_child, streams)
     }
 
     /// Removes an owner (its session ended). Returns the lines the child must get: a

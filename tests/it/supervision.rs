@@ -16,10 +16,19 @@ async fn until(what: &str, mut cond: impl AsyncFnMut() -> bool) {
 }
 
 #[tokio::test]
-async fn a_crash_mid_call_fails_it_then_the_child_restarts_and_sessions_reinitialize() {
+async fn a_crash_mid_call_fails_it_then_the_sessions_go_on_with_the_restarted_child() {
     let bridge = TestBridge::start().await;
-    let mut a = bridge.client().await;
+    let a = bridge.client().await;
     let b = bridge.client().await;
+    let mut a_stream = a.open_stream().await;
+    let subscribe = a
+        .request(
+            json!("sub"),
+            "resources/subscribe",
+            json!({"uri": "fixture://hello"}),
+        )
+        .await;
+    assert!(subscribe.last().get("result").is_some(), "{subscribe:?}");
     let old_pid = text(&a.call(json!(0), "pid", json!({})).await).to_owned();
     let waiting = tokio::spawn({
         let a = a.clone();
@@ -35,21 +44,28 @@ async fn a_crash_mid_call_fails_it_then_the_child_restarts_and_sessions_reinitia
         failed["error"]["code"], -32050,
         "the waiting call fails at once: {failed}"
     );
-    // The sessions of the dead child are gone: 404, then a fresh initialize works.
-    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
-    assert_eq!(a.send(BOTH, &ping).await.status, 404);
     until("restarted", async || {
-        bridge.health().await["children"]["restarts"] == 1
+        let h = bridge.health().await;
+        h["children"]["restarts"] == 1 && h["child"]["state"] == "running"
     })
     .await;
-    until("running", async || {
-        bridge.health().await["child"]["state"] == "running"
-    })
-    .await;
-    a.initialize().await;
+    // The same session goes on, with the new process, and hears that its tools may differ.
+    let changed = a_stream
+        .next_method("notifications/tools/list_changed")
+        .await;
+    assert_eq!(changed["jsonrpc"], "2.0");
     let new_pid = text(&a.call(json!(3), "pid", json!({})).await).to_owned();
     assert_ne!(old_pid, new_pid);
+    b.assert_echo(json!(4), "b too").await;
+    // Its subscription was carried over: the new child was subscribed and its updates arrive.
+    a.call(json!(5), "touch", json!({"uri": "fixture://hello"}))
+        .await;
+    let updated = a_stream
+        .next_method("notifications/resources/updated")
+        .await;
+    assert_eq!(updated["params"]["uri"], "fixture://hello");
     assert_eq!(bridge.health().await["status"], "ok");
+    assert_eq!(bridge.health().await["sessions"], 2);
 }
 
 #[tokio::test]
