@@ -47,6 +47,7 @@ pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod gate;
 pub mod handshake;
 pub mod http;
 pub mod jsonrpc;

@@ -69,6 +69,32 @@ async fn progress_with_the_same_id_and_token_stays_with_its_session() {
     }
 }
 
+/// The `notifications/cancelled` the child has received, per the fixture's `cancellations`
+/// tool, once there are at least `n` of them (asked again until then, under `WAIT`).
+async fn cancellations_at_child(c: &Client, n: usize) -> Vec<Value> {
+    within("cancellations at the child", async {
+        loop {
+            let r = c.call(json!("c"), "cancellations", json!({})).await;
+            let seen: Vec<Value> = serde_json::from_str(text(&r)).expect("a JSON array");
+            if seen.len() >= n {
+                return seen;
+            }
+        }
+    })
+    .await
+}
+
+/// Asserts that the child got exactly one cancellation, with `reason`, naming a request by the
+/// bridge's id (a number; the client's id was a string) rather than the client's.
+fn assert_one_cancellation(seen: &[Value], reason: &str) {
+    assert_eq!(seen.len(), 1, "one cancellation at the child: {seen:?}");
+    assert_eq!(seen[0]["reason"], reason, "{seen:?}");
+    assert!(
+        seen[0]["requestId"].is_u64(),
+        "the child's id for the request, not the client's: {seen:?}"
+    );
+}
+
 #[tokio::test]
 async fn cancellation_reaches_the_child_and_spares_other_sessions() {
     let bridge = TestBridge::start().await;
@@ -76,7 +102,7 @@ async fn cancellation_reaches_the_child_and_spares_other_sessions() {
     let b = bridge.client().await;
     let slow = |c: Client| async move {
         c.request(
-            json!(5),
+            json!("5"),
             "tools/call",
             json!({"name": "slow", "arguments": {"ms": 400}}),
         )
@@ -86,15 +112,17 @@ async fn cancellation_reaches_the_child_and_spares_other_sessions() {
     let pb = tokio::spawn(slow(b.clone()));
     // Wait until both requests are at the child.
     bridge.wait_pending(2).await;
-    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 5, "reason": "test"}});
+    let cancel = json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": "5", "reason": "test"}});
     assert_eq!(a.send(BOTH, &cancel).await.status, 202);
     let ra = within("cancelled call", pa).await.unwrap();
     assert!(
         ra.messages.iter().all(|m| m.get("result").is_none()),
         "a cancelled request gets no result: {ra:?}"
     );
+    // B's request, with the same id, was not the one cancelled: it still gets its result.
     let rb = within("other call", pb).await.unwrap();
     assert_eq!(text(rb.last()), "slept 400");
+    assert_one_cancellation(&cancellations_at_child(&b, 1).await, "test");
     a.assert_echo(json!(6), "next").await;
 }
 
@@ -164,7 +192,7 @@ async fn delete_cancels_in_flight_requests_at_the_child() {
         let a = a.clone();
         async move {
             a.request(
-                json!(1),
+                json!("1"),
                 "tools/call",
                 json!({"name": "slow", "arguments": {"ms": 10000}}),
             )
@@ -176,6 +204,9 @@ async fn delete_cancels_in_flight_requests_at_the_child() {
     let r: Reply = within("stream end", pending).await.unwrap();
     assert!(r.messages.iter().all(|m: &Value| m.get("result").is_none()));
     assert_eq!(bridge.health().await["pendingRequests"], 0);
+    let other = bridge.client().await;
+    let seen = cancellations_at_child(&other, 1).await;
+    assert_one_cancellation(&seen, "the client session ended");
 }
 
 #[tokio::test]
