@@ -317,6 +317,7 @@ impl Children {
         let describe = |c: &Arc<ChildHandle>| {
             json!({"pid": c.pid, "state": if c.is_running() { "running" } else { "exited" },
                    "sessions": c.routes().attached_len(), "protocolVersion": c.init.protocol_version,
+                   "waiting": c.waiting_for_slot(),
                    "server": c.init.result.get("serverInfo")})
         };
         let sup = &self.config.supervision;

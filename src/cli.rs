@@ -129,6 +129,15 @@ pub struct Cli {
     /// Requests one session may have in flight; more get a JSON-RPC error (-32052).
     #[arg(long, default_value_t = Limits::MAX_REQUESTS_PER_SESSION, value_name = "N")]
     pub max_requests_per_session: usize,
+    /// Requests in flight at each MCP server process at most (0: no cap); more wait in a queue
+    /// shared fairly between sessions. 1 serializes a server that cannot handle concurrent
+    /// requests (e.g. one that rewrites a file on each call).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub child_concurrency: usize,
+    /// Requests waiting for a --child-concurrency slot at each process at most; more get a
+    /// JSON-RPC error (-32052).
+    #[arg(long, default_value_t = Limits::MAX_WAITING, value_name = "N")]
+    pub max_waiting: usize,
     /// Messages queued for one client stream before that client counts as not reading.
     #[arg(long, default_value_t = Limits::STREAM_QUEUE, value_name = "N")]
     pub stream_queue: usize,
@@ -210,6 +219,8 @@ impl Cli {
             max_sessions: self.max_sessions,
             max_requests_per_session: self.max_requests_per_session,
             stream_queue: self.stream_queue,
+            child_concurrency: self.child_concurrency,
+            max_waiting: self.max_waiting,
             ..Limits::default()
         };
         if let Some(path) = &self.env_file {

@@ -19,6 +19,11 @@ pub struct Limits {
     pub max_sessions: usize,
     /// Requests one session may have in flight at the child (more → a JSON-RPC error).
     pub max_requests_per_session: usize,
+    /// Client requests in flight at each child at most (0: no cap); the excess waits.
+    pub child_concurrency: usize,
+    /// Requests waiting for a `child_concurrency` slot at each child, all sessions together
+    /// (more → a JSON-RPC error).
+    pub max_waiting: usize,
 }
 
 impl Limits {
@@ -34,6 +39,8 @@ impl Limits {
     pub const MAX_SESSIONS: usize = 10_000;
     /// Default `max_requests_per_session`.
     pub const MAX_REQUESTS_PER_SESSION: usize = 256;
+    /// Default `max_waiting`.
+    pub const MAX_WAITING: usize = 1024;
 }
 
 impl Default for Limits {
@@ -45,6 +52,8 @@ impl Default for Limits {
             child_queue: Self::CHILD_QUEUE,
             max_sessions: Self::MAX_SESSIONS,
             max_requests_per_session: Self::MAX_REQUESTS_PER_SESSION,
+            child_concurrency: 0,
+            max_waiting: Self::MAX_WAITING,
         }
     }
 }

@@ -3,6 +3,8 @@
 
 mod support;
 
+/// `--child-concurrency`: the cap, the bounded fair queue, its refusals.
+mod child_concurrency;
 /// Black-box: the binary's flags, URL line, exit codes and signals.
 mod cli;
 /// Hostile input (property tests) at the HTTP side and on the child's stdout.
