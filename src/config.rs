@@ -19,6 +19,9 @@ pub struct Limits {
     pub max_sessions: usize,
     /// Requests one session may have in flight at the child (more → a JSON-RPC error).
     pub max_requests_per_session: usize,
+    /// Open connections at most; more are closed as soon as they are accepted. `None`: the
+    /// open-files limit less a reserve for the children (see `listener::open_files`).
+    pub max_connections: Option<usize>,
 }
 
 impl Limits {
@@ -45,6 +48,7 @@ impl Default for Limits {
             child_queue: Self::CHILD_QUEUE,
             max_sessions: Self::MAX_SESSIONS,
             max_requests_per_session: Self::MAX_REQUESTS_PER_SESSION,
+            max_connections: None,
         }
     }
 }
@@ -70,6 +74,12 @@ pub struct Config {
     pub keep_alive: Duration,
     /// A session whose client sends nothing for this long (and has no request in flight) ends.
     pub session_timeout: Duration,
+    /// How long a connection may take to deliver a complete request head (request line and
+    /// headers), counted from its first byte (or from accept, for its first request).
+    pub header_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request once its last response
+    /// ended. An open response (an event stream) is not idle.
+    pub idle_timeout: Duration,
     /// Resource bounds.
     pub limits: Limits,
     /// Origins, hosts and tokens.
@@ -99,6 +109,13 @@ impl Config {
     pub const KEEP_ALIVE: Duration = Duration::from_secs(15);
     /// Default `session_timeout`.
     pub const SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+    /// Default `header_timeout`: generous for a slow network, short enough that connections
+    /// which never finish a request cannot pile up.
+    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default `idle_timeout`: longer than the 90 s after which common HTTP client pools (Go,
+    /// hyper/reqwest) drop idle connections themselves, so such a client closes first and never
+    /// sends a request into a connection the bridge is closing.
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
     /// A configuration with every default, fronting `command args...`.
     pub fn new(
@@ -115,6 +132,8 @@ impl Config {
             shutdown_grace: Self::SHUTDOWN_GRACE,
             keep_alive: Self::KEEP_ALIVE,
             session_timeout: Self::SESSION_TIMEOUT,
+            header_timeout: Self::HEADER_TIMEOUT,
+            idle_timeout: Self::IDLE_TIMEOUT,
             limits: Limits::default(),
             access: crate::access::Access::default(),
             tls: None,
