@@ -65,6 +65,19 @@ pub struct Cli {
     /// activity; a request in flight does).
     #[arg(long, default_value = "30m", value_parser = parse_duration, value_name = "DURATION")]
     pub session_timeout: Duration,
+    /// Close a connection that has not sent a complete request head (request line and
+    /// headers) this long after connecting, or after the first byte of its next request.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub header_timeout: Duration,
+    /// Close a keep-alive connection that has waited this long for its next request (an open
+    /// event stream is not idle). Longer than the 90s after which common HTTP clients drop
+    /// idle connections themselves, so that they, not the bridge, close first.
+    #[arg(long, default_value = "2m", value_parser = parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Duration,
+    /// Open connections at most; more are closed as soon as they are accepted. Default: the
+    /// open-files limit (raised to its hard limit at start) less 64, and 4 per child.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Also allow browser requests from this Origin (`scheme://host[:port]`; repeatable; `*`
     /// allows any). Allowed by default: the bridge's own loopback origins.
     #[arg(long, value_name = "ORIGIN")]
@@ -183,10 +196,18 @@ impl Cli {
                 self.host
             )));
         }
-        if self.keep_alive.is_zero() || self.session_timeout.is_zero() {
-            return Err(usage(
-                "--keep-alive and --session-timeout must be greater than zero".into(),
-            ));
+        for (flag, d) in [
+            ("--keep-alive", self.keep_alive),
+            ("--session-timeout", self.session_timeout),
+            ("--header-timeout", self.header_timeout),
+            ("--idle-timeout", self.idle_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(usage(format!("{flag} must be greater than zero")));
+            }
+        }
+        if self.max_connections == Some(0) {
+            return Err(usage("--max-connections must be at least 1".into()));
         }
         let mut command = self.command.into_iter();
         let program = command.next().expect("clap requires a command");
@@ -198,12 +219,15 @@ impl Cli {
         config.shutdown_grace = self.shutdown_grace;
         config.keep_alive = self.keep_alive;
         config.session_timeout = self.session_timeout;
+        config.header_timeout = self.header_timeout;
+        config.idle_timeout = self.idle_timeout;
         config.limits = Limits {
             max_body: self.max_body,
             max_line: self.max_line,
             max_sessions: self.max_sessions,
             max_requests_per_session: self.max_requests_per_session,
             stream_queue: self.stream_queue,
+            max_connections: self.max_connections,
             ..Limits::default()
         };
         if let Some(path) = &self.env_file {
@@ -443,6 +467,41 @@ mod tests {
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
         assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
         assert!(parse_duration("soon").is_err());
+    }
+
+    #[test]
+    fn connection_flags() {
+        let parse = |args: &[&str]| {
+            let all = ["b"].iter().chain(args).chain(&["--", "srv"]);
+            Cli::try_parse_from(all)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.into_config().map_err(|e| e.to_string()))
+        };
+        let c = parse(&[]).unwrap();
+        assert_eq!(
+            (c.header_timeout, c.idle_timeout, c.limits.max_connections),
+            (Config::HEADER_TIMEOUT, Config::IDLE_TIMEOUT, None)
+        );
+        let c = parse(&[
+            "--header-timeout",
+            "5s",
+            "--idle-timeout",
+            "1m",
+            "--max-connections",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.header_timeout, c.idle_timeout, c.limits.max_connections),
+            (Duration::from_secs(5), Duration::from_secs(60), Some(10))
+        );
+        for bad in [
+            &["--header-timeout", "0"][..],
+            &["--idle-timeout", "0s"],
+            &["--max-connections", "0"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -88,6 +88,9 @@ fn help_and_version() {
         "--restart",
         "--pool",
         "--env-file",
+        "--header-timeout",
+        "--idle-timeout",
+        "--max-connections",
         "-- <COMMAND>",
     ] {
         assert!(help.contains(flag), "help lacks {flag}");
