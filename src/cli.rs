@@ -425,6 +425,7 @@ mod tests {
             &["--header-timeout", "0"][..],
             &["--idle-timeout", "0s"],
             &["--max-connections", "0"],
+            &["--idle-timeout", "60"],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

@@ -31,15 +31,18 @@ pub(super) fn parse_size(s: &str) -> Result<usize, String> {
     }
 }
 
-/// Parses `500ms`, `30s`, `2m`, `1h`, or a plain number of seconds.
+/// Parses `500ms`, `30s`, `2m`, `1h`, or `0`. A number needs its unit: `--init-timeout 2`
+/// could mean seconds or milliseconds, and guessing wrong fails far from the flag.
 pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
     let n: u64 = num.parse().map_err(|_| format!("not a duration: {s:?}"))?;
     let d = match unit {
+        "" if n == 0 => Duration::ZERO,
+        "" => return Err(format!("`{s}`: add a unit: ms, s, m or h (e.g. {s}s)")),
         "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
+        "s" => Duration::from_secs(n),
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
         other => {
@@ -81,7 +84,12 @@ mod tests {
         assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO), "0 needs no unit");
+        assert_eq!(parse_duration("0ms"), Ok(Duration::ZERO));
+        let bare = parse_duration("7").unwrap_err();
+        assert!(bare.contains("add a unit") && bare.contains("7s"), "{bare}");
         assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("5 parsecs").is_err());
     }
 }

@@ -119,6 +119,29 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn a_duration_without_a_unit_is_refused_naming_the_units() {
+    for flag in ["--init-timeout", "--header-timeout", "--idle-timeout"] {
+        let out = bridge(&[flag, "2", "--", FIXTURE]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(flag) && err.contains("add a unit: ms, s, m or h"),
+            "{err}"
+        );
+    }
+    // Zero has no unit to forget, but these timeouts cannot be zero.
+    let out = bridge(&["--idle-timeout", "0", "--", FIXTURE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--idle-timeout must be greater than zero"),
+        "{err}"
+    );
+}
+
+#[test]
 fn a_command_that_cannot_start_exits_1_naming_it() {
     let out = bridge(&["--port", "0", "--", "/nonexistent/server"])
         .output()
