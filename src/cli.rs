@@ -1,5 +1,5 @@
 //! The command line: `Cli` (clap derive) and its conversion into a validated `Config`; flag
-//! value parsers in `value`.
+//! value parsers in `value`, tips for common mistakes in `tip`.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use crate::access::{parse_tokens, Access};
 use crate::children::{Isolation, Restart, Supervision};
 use crate::config::{Config, Limits};
 
+mod tip;
 mod value;
 
 use value::{parse_duration, parse_key_value, parse_size};
@@ -151,6 +152,26 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses the process's arguments as `Cli::parse` does: on a usage error, prints it and
+    /// exits 2 (help and version exit 0).
+    pub fn parse_or_exit() -> Cli {
+        Self::try_parse_with_tips(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// `Cli::try_parse_from`, adding a tip when a word stands where a flag was expected:
+    /// most likely the server's command, given without the `--` in front of it.
+    ///
+    /// # Errors
+    /// clap's usage error, with that tip where it applies.
+    pub fn try_parse_with_tips<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        Cli::try_parse_from(&args).map_err(|e| tip::with_separator_tip(e, &args))
+    }
+
     /// Validates the flags into a `Config`.
     ///
     /// # Errors

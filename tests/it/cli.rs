@@ -119,6 +119,21 @@ fn usage_errors_exit_2() {
 }
 
 #[test]
+fn a_command_without_the_separator_is_refused_with_a_tip_to_add_it() {
+    let out = bridge(&["--port", "0", "npx", "some-server"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unexpected argument 'npx'"), "{err}");
+    assert!(
+        err.contains("tip: the MCP server's command goes after --: mcp-http-bridge [OPTIONS] -- npx some-server"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
 fn a_duration_without_a_unit_is_refused_naming_the_units() {
     for flag in ["--init-timeout", "--header-timeout", "--idle-timeout"] {
         let out = bridge(&[flag, "2", "--", FIXTURE]).output().unwrap();
