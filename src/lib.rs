@@ -120,10 +120,10 @@ impl Bridge {
             started: Instant::now(),
             root: root.clone(),
         });
+        let settings = crate::listener::Settings::for_config(&self.config);
         let c = &self.config;
         info!(addr = %listener.local_addr()?, mcp = ?c.mcp_path, sse = ?c.sse_path, "listening");
         let app = http::app(state.clone());
-        let settings = crate::listener::Settings::for_config(&self.config);
         let server = crate::listener::spawn_server(
             listener,
             self.tls.clone(),
