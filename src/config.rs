@@ -24,6 +24,9 @@ pub struct Limits {
     /// Requests waiting for a `child_concurrency` slot at each child, all sessions together
     /// (more → a JSON-RPC error).
     pub max_waiting: usize,
+    /// Open connections at most; more are closed as soon as they are accepted. `None`: the
+    /// open-files limit less a reserve for the children (see `listener::open_files`).
+    pub max_connections: Option<usize>,
 }
 
 impl Limits {
@@ -54,6 +57,7 @@ impl Default for Limits {
             max_requests_per_session: Self::MAX_REQUESTS_PER_SESSION,
             child_concurrency: 0,
             max_waiting: Self::MAX_WAITING,
+            max_connections: None,
         }
     }
 }
@@ -82,6 +86,12 @@ pub struct Config {
     /// How long a request may wait for its answer, from the child or (for a server request)
     /// from the client; `None`: forever.
     pub request_timeout: Option<Duration>,
+    /// How long a connection may take to deliver a complete request head (request line and
+    /// headers), counted from its first byte (or from accept, for its first request).
+    pub header_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request once its last response
+    /// ended. An open response (an event stream) is not idle.
+    pub idle_timeout: Duration,
     /// Resource bounds.
     pub limits: Limits,
     /// Origins, hosts and tokens.
@@ -113,6 +123,13 @@ impl Config {
     pub const SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
     /// Default `request_timeout`: generous, for tools that run builds or long queries.
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+    /// Default `header_timeout`: generous for a slow network, short enough that connections
+    /// which never finish a request cannot pile up.
+    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default `idle_timeout`: longer than the 90 s after which common HTTP client pools (Go,
+    /// hyper/reqwest) drop idle connections themselves, so such a client closes first and never
+    /// sends a request into a connection the bridge is closing.
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
     /// A configuration with every default, fronting `command args...`.
     pub fn new(
@@ -130,6 +147,8 @@ impl Config {
             keep_alive: Self::KEEP_ALIVE,
             session_timeout: Self::SESSION_TIMEOUT,
             request_timeout: Some(Self::REQUEST_TIMEOUT),
+            header_timeout: Self::HEADER_TIMEOUT,
+            idle_timeout: Self::IDLE_TIMEOUT,
             limits: Limits::default(),
             access: crate::access::Access::default(),
             tls: None,

@@ -7,6 +7,8 @@ mod support;
 mod child_concurrency;
 /// Black-box: the binary's flags, URL line, exit codes and signals.
 mod cli;
+/// Slow, idle and surplus connections: header timeout, idle timeout, connection cap.
+mod connections;
 /// Hostile input (property tests) at the HTTP side and on the child's stdout.
 mod hostile;
 /// Legacy HTTP+SSE: endpoint event, message POSTs, replies on the stream, both transports.
