@@ -307,7 +307,7 @@ fn route_rules(config: &Config) -> RouteRules {
     RouteRules {
         max_in_flight: config.limits.max_requests_per_session,
         request_timeout: config.request_timeout,
-        single_owner: config.supervision.isolation == crate::children::Isolation::Session,
+        single_owner: config.supervision.isolation == crate::config::Isolation::Session,
     }
 }
 

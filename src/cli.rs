@@ -8,8 +8,8 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 
 use crate::access::{parse_tokens, Access};
-use crate::children::{Isolation, Restart, Supervision};
 use crate::config::{Config, Limits};
+use crate::config::{Isolation, Restart, Supervision};
 
 mod tip;
 mod value;

@@ -181,7 +181,7 @@ fn warn_of_shared_users(config: &Config) {
         .collect();
     users.sort_unstable();
     users.dedup();
-    if users.len() > 1 && config.supervision.isolation == children::Isolation::Shared {
+    if users.len() > 1 && config.supervision.isolation == config::Isolation::Shared {
         warn!(
             users = users.len(),
             "tokens of several users share one MCP server process: its log messages and \

@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn, Instrument};
 
-use crate::children::Isolation;
 use crate::config::Config;
+use crate::config::Isolation;
 use activity::Phase;
 use throttle::Throttle;
 
