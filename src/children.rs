@@ -152,7 +152,7 @@ impl Children {
             let slots = lock(&self.slots);
             let running = slots.iter().filter(|c| c.is_running());
             return running
-                .min_by_key(|c| c.routes().attached_len())
+                .min_by_key(|c| c.sessions())
                 .cloned()
                 .ok_or(Refused::ChildGone);
         }
@@ -251,7 +251,7 @@ impl Children {
     pub fn status(&self) -> Value {
         let describe = |c: &Arc<ChildHandle>| {
             json!({"pid": c.pid, "state": if c.is_running() { "running" } else { "exited" },
-                   "sessions": c.routes().attached_len(), "protocolVersion": c.init.protocol_version,
+                   "sessions": c.sessions(), "protocolVersion": c.init.protocol_version,
                    "waiting": c.waiting_for_slot(),
                    "server": c.init.result.get("serverInfo")})
         };

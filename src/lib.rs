@@ -46,8 +46,8 @@ pub mod child;
 pub mod children;
 pub mod cli;
 pub mod config;
-pub mod dispatch;
 pub mod error;
+pub mod front;
 pub mod gate;
 pub mod handshake;
 pub mod http;
@@ -58,6 +58,7 @@ pub mod loglevel;
 pub mod router;
 pub mod session;
 pub mod shutdown;
+pub mod state;
 pub mod tls;
 
 use std::sync::Arc;
@@ -114,7 +115,7 @@ impl Bridge {
         let stop_accepting = root.child_token();
         let children = self.children.clone();
         let policy = access::Policy::new(&self.config.access, listener.local_addr()?);
-        let state = Arc::new(http::AppState {
+        let state = Arc::new(state::BridgeState {
             policy,
             config: self.config.clone(),
             sessions: session::Sessions::default(),
@@ -193,12 +194,7 @@ fn warn_of_shared_users(config: &Config) {
 
 /// Gives the requests in flight up to `grace` to finish, then answers the rest with an error.
 async fn drain(children: &[Arc<child::ChildHandle>], grace: Duration) {
-    let waiting = || {
-        children
-            .iter()
-            .map(|c| c.routes().waiting_clients())
-            .sum::<usize>()
-    };
+    let waiting = || children.iter().map(|c| c.waiting_clients()).sum::<usize>();
     if waiting() == 0 {
         return;
     }
@@ -228,7 +224,7 @@ async fn drain(children: &[Arc<child::ChildHandle>], grace: Duration) {
 
 /// Ends sessions idle for longer than the configured timeout, checking a few times per
 /// timeout (at most once a minute), until shutdown.
-async fn reap_idle_sessions(state: Arc<http::AppState>) {
+async fn reap_idle_sessions(state: Arc<state::BridgeState>) {
     let timeout = state.config.session_timeout;
     let mut tick = tokio::time::interval(
         (timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(60)),
@@ -243,7 +239,7 @@ async fn reap_idle_sessions(state: Arc<http::AppState>) {
             .take_expired(tokio::time::Instant::now(), timeout)
         {
             info!(session = %session.id, ?timeout, "session expired (idle)");
-            dispatch::end_session(&state, &session).await;
+            front::session::end(&state, &session).await;
         }
     }
 }

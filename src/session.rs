@@ -243,7 +243,7 @@ impl Sessions {
             .collect();
         let mut expired = Vec::new();
         for s in idle {
-            if !s.cancel.is_cancelled() && s.child().routes().has_pending(&s.id) {
+            if !s.cancel.is_cancelled() && s.child().has_pending(&s.id) {
                 s.touch();
             } else if let Some(s) = self.remove(&s.id) {
                 expired.push(s);
@@ -276,7 +276,7 @@ mod tests {
                 Transport::Streamable,
                 None,
             ));
-            child.routes().attach(s.id.clone(), None);
+            child.attach(&s.id, None);
             sessions.insert(s.clone());
             s
         };
@@ -284,17 +284,11 @@ mod tests {
         let timeout = Duration::from_secs(30 * 60);
         let mut call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call"});
         let (tx, _rx) = stream_channel(4);
-        child
-            .routes()
-            .register(
-                &busy.id,
-                &mut call,
-                Registration {
-                    stream: tx,
-                    sse: true,
-                },
-            )
-            .unwrap();
+        let reg = Registration {
+            stream: tx,
+            sse: true,
+        };
+        child.register_for_tests(&busy.id, &mut call, reg);
 
         tokio::time::advance(Duration::from_secs(20 * 60)).await;
         active.touch();

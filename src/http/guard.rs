@@ -10,8 +10,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::warn;
 
-use super::AppState;
 use crate::error::HttpError;
+use crate::state::BridgeState;
 
 /// The name of the token a request authenticated with (`None` when no tokens are configured).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,7 +23,7 @@ const ALLOW_HEADERS: &str =
 const EXPOSE_HEADERS: &str = "Mcp-Session-Id, MCP-Protocol-Version, WWW-Authenticate";
 
 /// Applies the access policy, then runs the route.
-pub async fn guard(State(app): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+pub async fn guard(State(app): State<Arc<BridgeState>>, mut req: Request, next: Next) -> Response {
     let policy = &app.policy;
     let headers = req.headers();
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());

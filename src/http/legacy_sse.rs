@@ -14,18 +14,19 @@ use tracing::{debug, info};
 
 use super::guard::Principal;
 use super::sse::{self, EventStream};
-use super::{accept, refused, AppState};
-use crate::dispatch;
+use super::{accept, refused};
 use crate::error::HttpError;
+use crate::front;
 use crate::jsonrpc::{self, Kind};
 use crate::router::{stream_channel, Outbound, Registration, StreamTx};
 use crate::session::{Session, Transport};
+use crate::state::BridgeState;
 
 type Handled = Result<Response, HttpError>;
 
 /// Ends the session when its stream's body is dropped (client gone, or shutdown).
 struct EndSessionOnDrop {
-    app: Arc<AppState>,
+    app: Arc<BridgeState>,
     session: Arc<Session>,
 }
 
@@ -39,7 +40,7 @@ impl Drop for EndSessionOnDrop {
             let app = self.app.clone();
             let tasks = app.children.tasks().clone();
             tasks.spawn_on(
-                async move { dispatch::end_session(&app, &session).await },
+                async move { front::session::end(&app, &session).await },
                 &rt,
             );
         }
@@ -48,7 +49,7 @@ impl Drop for EndSessionOnDrop {
 
 /// GET on the SSE path: a new session and its stream, starting with the `endpoint` event.
 pub async fn open(
-    State(app): State<Arc<AppState>>,
+    State(app): State<Arc<BridgeState>>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
 ) -> Handled {
@@ -60,11 +61,11 @@ pub async fn open(
         .ok_or(HttpError::SessionNotFound)?;
     let (tx, rx) = stream_channel(app.config.limits.stream_queue);
     let transport = Transport::LegacySse(tx.clone());
-    let session = dispatch::open_session(&app, transport, principal.0, &[])
+    let session = front::session::open(&app, transport, principal.0, &[])
         .await
         .map_err(refused)?;
     // Messages not tied to a request (broadcasts, logging) go on the same stream.
-    dispatch::open_standalone(&session, tx).map_err(refused)?;
+    front::session::open_standalone(&session, tx).map_err(refused)?;
     info!(session = %session.id, "legacy SSE session opened");
     let endpoint = format!("{message_path}?sessionId={}", session.id);
     let guard = EndSessionOnDrop {
@@ -81,7 +82,7 @@ pub async fn open(
 
 /// The session named in the query (`sessionId`, or `session_id` as some SDKs write it).
 fn session_of(
-    app: &AppState,
+    app: &BridgeState,
     query: Option<&str>,
     principal: &Principal,
 ) -> Result<(Arc<Session>, StreamTx), HttpError> {
@@ -104,7 +105,7 @@ fn session_of(
 
 /// POST on the message path: one JSON-RPC message; the reply goes on the session's stream.
 pub async fn message(
-    State(app): State<Arc<AppState>>,
+    State(app): State<Arc<BridgeState>>,
     Extension(principal): Extension<Principal>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
@@ -116,7 +117,7 @@ pub async fn message(
     let msg = super::parse_json(&body)?;
     match super::classify(&msg)? {
         Kind::Request if jsonrpc::method(&msg) == "initialize" => {
-            let reply = dispatch::initialize(&session, &msg);
+            let reply = front::session::initialize(&session, &msg);
             let out = Outbound {
                 json: jsonrpc::to_bytes(&reply),
                 last: true,
@@ -128,14 +129,16 @@ pub async fn message(
         }
         Kind::Request => {
             let reg = Registration { stream, sse: true };
-            dispatch::request(&session, msg, reg)
+            front::session::request(&session, msg, reg)
                 .await
                 .map_err(refused)?;
         }
-        Kind::Notification => dispatch::notification(&session, msg)
+        Kind::Notification => front::session::notification(&session, msg)
             .await
             .map_err(refused)?,
-        Kind::Response => dispatch::reply(&session, msg).await.map_err(refused)?,
+        Kind::Response => front::session::reply(&session, msg)
+            .await
+            .map_err(refused)?,
     }
     debug!(session = %session.id, "message accepted");
     Ok(StatusCode::ACCEPTED.into_response())

@@ -1,4 +1,5 @@
-//! The HTTP side: `app(state)` builds the router; `AppState` is what every handler shares.
+//! The HTTP side: `app(state)` maps HTTP onto the bridge's fronts; every handler shares the
+//! era-neutral `BridgeState`.
 
 mod accept;
 mod guard;
@@ -7,7 +8,6 @@ mod sse;
 mod streamable;
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -16,37 +16,18 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
-use serde_json::{json, Value};
-use tokio_util::sync::CancellationToken;
+use serde_json::Value;
 
-use crate::access::Policy;
-use crate::children::Children;
-use crate::config::Config;
 use crate::error::json_response;
 use crate::error::HttpError;
 use crate::jsonrpc::{self, Kind};
 use crate::router::Refused;
-use crate::session::{Session, Sessions};
+use crate::session::Session;
+use crate::state::BridgeState;
 use guard::Principal;
 
-/// What every handler shares.
-pub struct AppState {
-    /// The configuration the bridge runs with.
-    pub config: Config,
-    /// Live sessions.
-    pub sessions: Sessions,
-    /// The children sessions are bound to.
-    pub children: Arc<Children>,
-    /// When the bridge started serving.
-    pub started: Instant,
-    /// Cancelled at shutdown; every session token is its child.
-    pub root: CancellationToken,
-    /// Host, Origin and token rules for the address the bridge listens on.
-    pub policy: Policy,
-}
-
 /// The bridge's HTTP router.
-pub fn app(state: Arc<AppState>) -> Router {
+pub fn app(state: Arc<BridgeState>) -> Router {
     let max_body = state.config.limits.max_body;
     let config = &state.config;
     let mut router = Router::new().route("/health", get(health));
@@ -72,23 +53,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn health(State(app): State<Arc<AppState>>) -> Response {
-    let shared = app.children.shared();
-    // Shared isolation is degraded while no shared child runs (e.g. during a restart).
-    let running = shared.is_empty() || shared.iter().any(|c| c.is_running());
-    let children = app.children.status();
-    let all = app.children.all();
-    let pending: usize = all.iter().map(|c| c.routes().pending_len()).sum();
-    let waiting: usize = all.iter().map(|c| c.waiting_for_slot()).sum();
-    let body = json!({
-        "status": if running { "ok" } else { "degraded" },
-        "child": children["pool"].get(0),
-        "children": children,
-        "uptimeSeconds": app.started.elapsed().as_secs(),
-        "sessions": app.sessions.len(),
-        "pendingRequests": pending,
-        "waitingRequests": waiting,
-    });
+async fn health(State(app): State<Arc<BridgeState>>) -> Response {
+    let (running, body) = app.status();
     let status = if running {
         StatusCode::OK
     } else {
@@ -98,7 +64,11 @@ async fn health(State(app): State<Arc<AppState>>) -> Response {
 }
 
 /// The live session `id` if `principal` may use it (the token that created it), touched.
-fn session_for(app: &AppState, id: &str, principal: &Principal) -> Result<Arc<Session>, HttpError> {
+fn session_for(
+    app: &BridgeState,
+    id: &str,
+    principal: &Principal,
+) -> Result<Arc<Session>, HttpError> {
     let session = app.sessions.get(id).ok_or(HttpError::SessionNotFound)?;
     if session.cancel.is_cancelled() {
         // Its child exited: the client must initialize again (and gets a new child).
@@ -115,7 +85,7 @@ fn session_for(app: &AppState, id: &str, principal: &Principal) -> Result<Arc<Se
 }
 
 /// The body, or 413 with a JSON-RPC body when it exceeds the limit.
-fn read_body(app: &AppState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, HttpError> {
+fn read_body(app: &BridgeState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, HttpError> {
     body.map_err(|r| match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => HttpError::PayloadTooLarge(app.config.limits.max_body),
         _ => HttpError::InvalidRequest(r.body_text()),
@@ -139,7 +109,7 @@ fn refused(r: Refused) -> HttpError {
         Refused::UnknownOwner => HttpError::SessionNotFound,
         Refused::NoSuchServerRequest => HttpError::UnknownServerRequest,
         Refused::TooManySessions => HttpError::TooManySessions,
-        // Answered in-band by `dispatch::request`; never an HTTP error.
+        // Answered in-band by `front::session::request`; never an HTTP error.
         Refused::TooManyRequests => HttpError::TooManySessions,
     }
 }

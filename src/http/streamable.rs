@@ -15,13 +15,14 @@ use tracing::{debug, info};
 
 use super::accept::{self, ReplyMode};
 use super::guard::Principal;
+use super::refused;
 use super::sse::{self, EventStream};
-use super::{refused, AppState};
 use crate::error::{json_bytes_response, json_response, HttpError};
 use crate::jsonrpc::{self, Kind};
 use crate::router::{stream_channel, Outbound, Registration, StreamRx};
 use crate::session::{Session, Transport};
-use crate::{dispatch, handshake};
+use crate::state::BridgeState;
+use crate::{front, handshake};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -33,7 +34,7 @@ type Handled = Result<Response, HttpError>;
 
 /// POST: one JSON-RPC message, or a batch, from a client.
 pub async fn post(
-    State(app): State<Arc<AppState>>,
+    State(app): State<Arc<BridgeState>>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -58,19 +59,21 @@ pub async fn post(
                 stream: tx,
                 sse: mode == ReplyMode::Sse,
             };
-            dispatch::request(&session, msg, reg)
+            front::session::request(&session, msg, reg)
                 .await
                 .map_err(refused)?;
             Ok(reply(&app, &session, rx, 1, mode).await)
         }
         Kind::Notification => {
-            dispatch::notification(&session, msg)
+            front::session::notification(&session, msg)
                 .await
                 .map_err(refused)?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
         Kind::Response => {
-            dispatch::reply(&session, msg).await.map_err(refused)?;
+            front::session::reply(&session, msg)
+                .await
+                .map_err(refused)?;
             Ok(StatusCode::ACCEPTED.into_response())
         }
     }
@@ -78,7 +81,7 @@ pub async fn post(
 
 /// The session named by `Mcp-Session-Id`, after checking `MCP-Protocol-Version`.
 fn session_of(
-    app: &AppState,
+    app: &BridgeState,
     headers: &HeaderMap,
     principal: &Principal,
 ) -> Result<Arc<Session>, HttpError> {
@@ -102,7 +105,7 @@ fn session_of(
 
 /// `initialize` creates a session and is answered by the bridge from the child's cached result.
 async fn initialize(
-    app: &AppState,
+    app: &BridgeState,
     headers: &HeaderMap,
     msg: &Value,
     mode: ReplyMode,
@@ -116,10 +119,10 @@ async fn initialize(
         .iter()
         .filter_map(|(h, var)| Some((var.clone(), headers.get(h)?.to_str().ok()?.to_owned())))
         .collect();
-    let session = dispatch::open_session(app, Transport::Streamable, principal.0, &extra_env)
+    let session = front::session::open(app, Transport::Streamable, principal.0, &extra_env)
         .await
         .map_err(refused)?;
-    let reply = jsonrpc::to_bytes(&dispatch::initialize(&session, msg));
+    let reply = jsonrpc::to_bytes(&front::session::initialize(&session, msg));
     let mut resp = match mode {
         ReplyMode::Sse => sse::complete(vec![sse::frame(None, Some("message"), &reply)]),
         ReplyMode::Json => json_bytes_response(StatusCode::OK, reply),
@@ -131,7 +134,7 @@ async fn initialize(
 
 /// The reply to a POST that carried `responses` requests, whose messages arrive on `rx`.
 async fn reply(
-    app: &AppState,
+    app: &BridgeState,
     session: &Arc<Session>,
     rx: StreamRx,
     responses: usize,
@@ -172,7 +175,7 @@ async fn json_reply(mut rx: StreamRx, responses: usize) -> Response {
 
 /// A 2025-03-26 batch: notifications and responses are forwarded, requests share one reply.
 async fn post_batch(
-    app: &AppState,
+    app: &BridgeState,
     session: &Arc<Session>,
     batch: Vec<Value>,
     mode: ReplyMode,
@@ -205,10 +208,10 @@ async fn post_batch(
                     stream: tx.clone(),
                     sse: mode == ReplyMode::Sse,
                 };
-                dispatch::request(session, msg, reg).await
+                front::session::request(session, msg, reg).await
             }
-            Kind::Notification => dispatch::notification(session, msg).await,
-            Kind::Response => dispatch::reply(session, msg).await,
+            Kind::Notification => front::session::notification(session, msg).await,
+            Kind::Response => front::session::reply(session, msg).await,
         }
         .map_err(refused)?;
     }
@@ -222,7 +225,7 @@ async fn post_batch(
 /// GET: resumes the stream named by `Last-Event-ID`, or opens the session's standalone stream
 /// for server messages not tied to a request.
 pub async fn get(
-    State(app): State<Arc<AppState>>,
+    State(app): State<Arc<BridgeState>>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
 ) -> Handled {
@@ -240,7 +243,7 @@ pub async fn get(
         }
     }
     let (tx, rx) = stream_channel(app.config.limits.stream_queue);
-    dispatch::open_standalone(&session, tx).map_err(refused)?;
+    front::session::open_standalone(&session, tx).map_err(refused)?;
     debug!(session = %session.id, "standalone stream opened");
     let ids = sse::EventIds::new(session.clone());
     let prelude = if sse::primes(&session) {
@@ -258,7 +261,7 @@ pub async fn get(
 
 /// DELETE: ends the session; its running requests are cancelled at the child.
 pub async fn delete(
-    State(app): State<Arc<AppState>>,
+    State(app): State<Arc<BridgeState>>,
     Extension(principal): Extension<Principal>,
     headers: HeaderMap,
 ) -> Handled {
@@ -266,7 +269,7 @@ pub async fn delete(
     let Some(session) = app.sessions.remove(&session.id) else {
         return Err(HttpError::SessionNotFound);
     };
-    dispatch::end_session(&app, &session).await;
+    front::session::end(&app, &session).await;
     info!(session = %session.id, "session deleted");
     Ok(json_response(StatusCode::OK, &serde_json::json!({})))
 }

@@ -1,0 +1,240 @@
+//! The tasks that own the child's pipe ends: the writer (stdin), the reader (stdout: every
+//! message is routed), the stderr drain, the exit watcher, and the deadline keeper.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, error, info, warn};
+
+use super::ChildHandle;
+use crate::jsonrpc;
+use crate::lines::{Line, LineReader};
+use crate::router::{Action, Outbound, StreamTx};
+
+/// Answers what is overdue (see `Routes::expire`) until the child is gone. It sleeps until the
+/// earliest deadline, or, with nothing waiting, for the shortest time anything may wait
+/// (`RouteRules::shortest_wait`): a deadline set meanwhile is never earlier than the wake-up.
+pub(super) async fn enforce_deadlines(child: Arc<ChildHandle>) {
+    loop {
+        let wake = {
+            let routes = child.routes();
+            let idle = tokio::time::Instant::now() + routes.rules().shortest_wait();
+            routes.next_deadline().unwrap_or(idle)
+        };
+        // Cancel safety: nothing is lost when the sleep loses.
+        tokio::select! {
+            _ = child.gone() => return,
+            _ = tokio::time::sleep_until(wake) => {}
+        }
+        let expired = child.routes().expire(tokio::time::Instant::now());
+        for (stream, out) in expired.to_clients {
+            // A client that has gone needs no answer.
+            let _ = stream.try_send(out);
+        }
+        if !expired.to_child.is_empty() {
+            warn!(lines = expired.to_child.len(), "requests timed out");
+        }
+        for line in expired.to_child {
+            if child.send(jsonrpc::to_bytes(&line)).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// The two queues the writer serves: the reader's lane first (short, urgent answers), then
+/// the lines of client requests.
+pub(super) struct Lanes {
+    pub(super) from_reader: mpsc::Receiver<Bytes>,
+    pub(super) clients: mpsc::Receiver<Bytes>,
+}
+
+impl Lanes {
+    /// The next line without waiting, the reader's lane first.
+    fn try_next(&mut self) -> Option<Bytes> {
+        self.from_reader
+            .try_recv()
+            .or_else(|_| self.clients.try_recv())
+            .ok()
+    }
+}
+
+/// Owns the child's stdin: writes queued lines, batching whatever is already queued into one
+/// write, until `close` is cancelled or the client lane's senders are gone; then drops stdin
+/// (EOF).
+pub(super) async fn run_writer(mut stdin: ChildStdin, mut lanes: Lanes, close: CancellationToken) {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        // Cancel safety: `recv` loses nothing when another branch wins.
+        let first = tokio::select! {
+            biased;
+            _ = close.cancelled() => break,
+            Some(line) = lanes.from_reader.recv() => line,
+            line = lanes.clients.recv() => match line { Some(l) => l, None => break },
+        };
+        buf.extend_from_slice(&first);
+        buf.push(b'\n');
+        while buf.len() < 1 << 20 {
+            let Some(line) = lanes.try_next() else { break };
+            buf.extend_from_slice(&line);
+            buf.push(b'\n');
+        }
+        let write = async {
+            stdin.write_all(&buf).await?;
+            stdin.flush().await
+        };
+        tokio::select! {
+            _ = close.cancelled() => break,
+            r = write => if let Err(e) = r {
+                debug!(err = %e, "child stdin closed");
+                break;
+            },
+        }
+        buf.clear();
+    }
+    debug!("closing child stdin");
+}
+
+/// Owns the child's stdout: routes every message, skips what is not JSON, and when the output
+/// ends fails every waiting request and marks the child gone.
+pub(super) async fn run_reader(mut lines: LineReader<ChildStdout>, child: Arc<ChildHandle>) {
+    loop {
+        match lines.next_line().await {
+            Ok(Some(Line::Text(line))) => match serde_json::from_slice::<Value>(&line) {
+                Ok(msg) => {
+                    let action = child.routes().from_child(msg);
+                    perform(&child, action);
+                }
+                Err(e) => {
+                    warn!(err = %e, line = %preview(&line), "child printed a line that is not JSON; skipped")
+                }
+            },
+            Ok(Some(Line::TooLong(n))) => fail_oversized(&child, &lines, n),
+            Ok(None) => break,
+            Err(e) => {
+                warn!(err = %e, "reading child stdout");
+                break;
+            }
+        }
+    }
+    let failed = child.fail_waiting(jsonrpc::CHILD_EXITED, "the MCP server process exited");
+    info!(failed, "child output ended");
+    child.gone.cancel();
+}
+
+/// A line over the limit is skipped; when it was the response to a waiting request (its id
+/// read from the line's two ends), that request gets an error instead of waiting forever.
+fn fail_oversized(child: &ChildHandle, lines: &LineReader<ChildStdout>, bytes: usize) {
+    let (head, tail) = lines.skipped_ends();
+    let id = jsonrpc::oversized_response_id(head, tail);
+    let Some((tx, client_id)) = id.and_then(|id| child.routes().take_waiting(id)) else {
+        error!(bytes, "child printed a line over the length limit; skipped");
+        return;
+    };
+    error!(
+        bytes,
+        id, "a response over the length limit was skipped; its request gets an error"
+    );
+    let message = format!(
+        "the MCP server's response ({bytes} bytes) exceeds the bridge's line limit (--max-line)"
+    );
+    let msg = jsonrpc::error_value(client_id, jsonrpc::INTERNAL_ERROR, &message);
+    // The client may have gone; nothing else to do then.
+    let _ = tx.try_send(Outbound {
+        json: jsonrpc::to_bytes(&msg),
+        last: true,
+    });
+}
+
+/// Carries out a routing decision. Never waits: a stream whose queue is full belongs to a
+/// client that stopped reading; that stream is ended and its requests are cancelled at the
+/// child, and the reader goes on serving everyone else.
+fn perform(child: &ChildHandle, action: Action) {
+    match action {
+        Action::Deliver { to, msg, last } => {
+            let out = Outbound {
+                json: jsonrpc::to_bytes(&msg),
+                last,
+            };
+            deliver(child, &to, out, jsonrpc::method(&msg));
+        }
+        Action::Broadcast { to, msg } => {
+            let json = jsonrpc::to_bytes(&msg);
+            for tx in to {
+                deliver(
+                    child,
+                    &tx,
+                    Outbound {
+                        json: json.clone(),
+                        last: false,
+                    },
+                    jsonrpc::method(&msg),
+                );
+            }
+        }
+        Action::ToChild { msg, refused } => {
+            if let Some(r) = refused {
+                warn!(
+                    method = r.method,
+                    why = r.why,
+                    "refused a request from the child"
+                );
+            }
+            child.send_from_reader(jsonrpc::to_bytes(&msg));
+        }
+        Action::Drop { why, warn: true } => warn!(why, "child message dropped"),
+        Action::Drop { why, warn: false } => debug!(why, "child message dropped"),
+    }
+}
+
+fn deliver(child: &ChildHandle, to: &StreamTx, out: Outbound, method: &str) {
+    match to.try_send(out) {
+        Ok(()) => {}
+        Err(mpsc::error::TrySendError::Closed(_)) => {
+            debug!(method, "client stream closed; message dropped")
+        }
+        Err(mpsc::error::TrySendError::Full(_)) => {
+            to.stop();
+            let cancels = child.routes().drop_stream(to);
+            warn!(
+                method,
+                cancelled = cancels.len(),
+                "client not reading its stream (queue full): stream closed"
+            );
+            for line in cancels {
+                child.send_from_reader(jsonrpc::to_bytes(&line));
+            }
+        }
+    }
+}
+
+/// A short, printable excerpt of a line for logs.
+fn preview(line: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&line[..line.len().min(200)]);
+    s.into_owned()
+}
+
+pub(super) async fn drain_stderr(mut lines: LineReader<tokio::process::ChildStderr>) {
+    while let Ok(Some(line)) = lines.next_line().await {
+        match line {
+            Line::Text(l) => info!(target: "child", "{}", String::from_utf8_lossy(&l)),
+            Line::TooLong(n) => warn!(target: "child", bytes = n, "stderr line over the limit"),
+        }
+    }
+}
+
+pub(super) async fn watch_exit(mut child: Child, handle: Arc<ChildHandle>) {
+    match child.wait().await {
+        Ok(status) => {
+            info!(%status, "child exited");
+            *handle.exit.lock().unwrap_or_else(|p| p.into_inner()) = Some(status);
+        }
+        Err(e) => error!(err = %e, "waiting for child"),
+    }
+    handle.exited.cancel();
+}

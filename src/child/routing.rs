@@ -1,0 +1,220 @@
+//! What sessions ask of a child's routes, by name: attach and detach, forward a request, a
+//! notification or a reply, open a standalone stream, subscriptions, logging levels, tasks,
+//! counts. Each takes the routes' lock for map operations only, never across an `.await`;
+//! nothing outside `child` touches the routing table itself.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use tracing::debug;
+
+use super::ChildHandle;
+use crate::jsonrpc;
+use crate::loglevel::LogLevel;
+use crate::router::{Outbound, Owner, Refused, Registration, StreamTx};
+
+/// How a forwarded request fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forwarded {
+    /// Written to the child; its answer comes on the request's stream.
+    Sent,
+    /// Not forwarded, for this reason (a limit); the caller answers it with an error.
+    Refused(&'static str),
+}
+
+/// Undoes a registration if the caller is dropped before the line reached the child's queue.
+struct Unregister<'a> {
+    child: &'a ChildHandle,
+    id: Option<u64>,
+}
+
+impl Drop for Unregister<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id {
+            self.child.routes().unregister(id);
+        }
+    }
+}
+
+impl ChildHandle {
+    /// Attaches a session, belonging to `principal` (its token's name).
+    pub fn attach(&self, owner: &Owner, principal: Option<Arc<str>>) {
+        self.routes().attach(owner.clone(), principal);
+    }
+
+    /// Whether this child only ever serves one session (session isolation).
+    pub fn is_single_owner(&self) -> bool {
+        self.routes().rules().single_owner
+    }
+
+    /// Sessions attached.
+    pub fn sessions(&self) -> usize {
+        self.routes().attached_len()
+    }
+
+    /// Requests at the child, the bridge's own included.
+    pub fn pending(&self) -> usize {
+        self.routes().pending_len()
+    }
+
+    /// Client requests at the child, waiting for their answer.
+    pub fn waiting_clients(&self) -> usize {
+        self.routes().waiting_clients()
+    }
+
+    /// Whether `owner` has a request at the child.
+    pub fn has_pending(&self, owner: &Owner) -> bool {
+        self.routes().has_pending(owner)
+    }
+
+    /// Forwards a client request: waits (fairly, bounded) for a `--child-concurrency` slot,
+    /// registers it under a fresh bridge id (before the line is queued, so a fast answer always
+    /// finds its route), sends the server requests held for the session on its stream, and
+    /// queues the line.
+    ///
+    /// # Errors
+    /// `ChildGone` or `UnknownOwner` (the session ended).
+    pub async fn forward_request(
+        &self,
+        owner: &Owner,
+        mut msg: Value,
+        reg: Registration,
+    ) -> Result<Forwarded, Refused> {
+        let Ok(slot) = self.slot(owner).await else {
+            return Ok(Forwarded::Refused(
+                "too many requests are waiting for the MCP server (--child-concurrency, --max-waiting); retry later",
+            ));
+        };
+        let stream = reg.stream.clone();
+        let sse = reg.sse;
+        // Lock: registration, its slot and the held server requests in one critical section.
+        let (registered, held) = {
+            let mut routes = self.routes();
+            let registered = routes.register(owner, &mut msg, reg);
+            if let (Ok(id), Some(slot)) = (&registered, slot) {
+                routes.hold_slot(*id, slot);
+            }
+            let held = match registered {
+                Ok(_) if sse => routes.release_held(owner, &stream),
+                _ => Vec::new(),
+            };
+            (registered, held)
+        };
+        send_all(&stream, held);
+        let id = match registered {
+            Err(Refused::TooManyRequests) => {
+                return Ok(Forwarded::Refused(
+                    "too many requests in flight for this session; retry when some complete",
+                ))
+            }
+            other => other?,
+        };
+        let mut guard = Unregister {
+            child: self,
+            id: Some(id),
+        };
+        debug!(session = %owner, id, method = jsonrpc::method(&msg), "request");
+        self.send(jsonrpc::to_bytes(&msg))
+            .await
+            .map_err(|_| Refused::ChildGone)?;
+        guard.id = None;
+        Ok(Forwarded::Sent)
+    }
+
+    /// Forwards a client notification; a `notifications/cancelled` is rewritten to the child's
+    /// id for that request, and dropped when the request is not in flight.
+    ///
+    /// # Errors
+    /// `ChildGone`.
+    pub async fn forward_notification(&self, owner: &Owner, mut msg: Value) -> Result<(), Refused> {
+        if jsonrpc::method(&msg) == "notifications/cancelled"
+            && !self.routes().cancel_from_client(owner, &mut msg)
+        {
+            debug!(session = %owner, "cancellation for no request in flight");
+            return Ok(());
+        }
+        self.send_line(&msg).await
+    }
+
+    /// Forwards a client's answer to a server request: only the session it was sent to may
+    /// answer, and the child gets its own id back.
+    ///
+    /// # Errors
+    /// `NoSuchServerRequest` or `ChildGone`.
+    pub async fn forward_reply(&self, owner: &Owner, mut msg: Value) -> Result<(), Refused> {
+        self.routes().reply_from_client(owner, &mut msg)?;
+        self.send_line(&msg).await
+    }
+
+    /// Makes `tx` the session's standalone stream; the server requests held for the session go
+    /// out on it at once.
+    ///
+    /// # Errors
+    /// `ChildGone` or `UnknownOwner`.
+    pub fn open_standalone(&self, owner: &Owner, tx: StreamTx) -> Result<(), Refused> {
+        let held = self.routes().set_standalone(owner, tx.clone())?;
+        send_all(&tx, held);
+        Ok(())
+    }
+
+    /// Records a session's logging level; tells the child when the most verbose level any
+    /// session wants changed.
+    ///
+    /// # Errors
+    /// `ChildGone`.
+    pub async fn set_log_level(&self, owner: &Owner, level: LogLevel) -> Result<(), Refused> {
+        let line = {
+            let mut routes = self.routes();
+            let change = routes.set_log_level(owner, level);
+            change.map(|level| routes.set_level_request(level))
+        };
+        match line {
+            Some(line) => self.send_line(&line).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Records a subscription; true when the child must be told (the first subscriber).
+    pub fn subscribe(&self, owner: &Owner, uri: &str) -> bool {
+        self.routes().subscribe(owner, uri)
+    }
+
+    /// Drops a subscription; true when the child must be told (the last subscriber left).
+    pub fn unsubscribe(&self, owner: &Owner, uri: &str) -> bool {
+        self.routes().unsubscribe(owner, uri)
+    }
+
+    /// Whether `owner` may act on the task a `tasks/*` request names.
+    pub fn may_use_task(&self, owner: &Owner, msg: &Value) -> bool {
+        self.routes().may_use_task(owner, msg)
+    }
+
+    /// Detaches a session that ended: its requests still running are cancelled at the child,
+    /// its server requests refused, its subscriptions and logging level released.
+    pub async fn detach(&self, owner: &Owner) {
+        let to_child = self.routes().detach(owner);
+        for msg in to_child {
+            // The child may be gone already; then there is nothing left to cancel.
+            if self.send_line(&msg).await.is_err() {
+                break;
+            }
+        }
+    }
+
+    async fn send_line(&self, msg: &Value) -> Result<(), Refused> {
+        self.send(jsonrpc::to_bytes(msg))
+            .await
+            .map_err(|_| Refused::ChildGone)
+    }
+}
+
+/// Queues messages that are not responses on a client stream.
+fn send_all(stream: &StreamTx, msgs: Vec<Value>) {
+    for msg in msgs {
+        // Ordering: they precede anything the child sends later on this stream.
+        let _ = stream.try_send(Outbound {
+            json: jsonrpc::to_bytes(&msg),
+            last: false,
+        });
+    }
+}

@@ -1,0 +1,54 @@
+//! `BridgeState`: what the whole bridge shares, whatever the client's era or transport: the
+//! configuration, the live sessions, the children and the shutdown token. `http/` maps HTTP
+//! onto it; nothing here knows HTTP.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+
+use crate::access::Policy;
+use crate::children::Children;
+use crate::config::Config;
+use crate::session::Sessions;
+
+/// The bridge's shared state.
+pub struct BridgeState {
+    /// The configuration the bridge runs with.
+    pub config: Config,
+    /// Live sessions.
+    pub sessions: Sessions,
+    /// The children sessions are bound to.
+    pub children: Arc<Children>,
+    /// When the bridge started serving.
+    pub started: Instant,
+    /// Cancelled at shutdown; every session token is its child.
+    pub root: CancellationToken,
+    /// Host, Origin and token rules for the address the bridge listens on.
+    pub policy: Policy,
+}
+
+impl BridgeState {
+    /// Whether the bridge can serve (shared isolation: some shared child runs), and its status
+    /// as `/health` shows it.
+    pub fn status(&self) -> (bool, Value) {
+        let shared = self.children.shared();
+        // Shared isolation is degraded while no shared child runs (e.g. during a restart).
+        let running = shared.is_empty() || shared.iter().any(|c| c.is_running());
+        let children = self.children.status();
+        let all = self.children.all();
+        let pending: usize = all.iter().map(|c| c.pending()).sum();
+        let waiting: usize = all.iter().map(|c| c.waiting_for_slot()).sum();
+        let body = json!({
+            "status": if running { "ok" } else { "degraded" },
+            "child": children["pool"].get(0),
+            "children": children,
+            "uptimeSeconds": self.started.elapsed().as_secs(),
+            "sessions": self.sessions.len(),
+            "pendingRequests": pending,
+            "waitingRequests": waiting,
+        });
+        (running, body)
+    }
+}
