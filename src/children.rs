@@ -252,7 +252,7 @@ impl Children {
         let describe = |c: &Arc<ChildHandle>| {
             json!({"pid": c.pid, "state": if c.is_running() { "running" } else { "exited" },
                    "sessions": c.sessions(), "protocolVersion": c.init.protocol_version,
-                   "waiting": c.waiting_for_slot(),
+                   "waiting": c.waiting_for_slot(), "era": c.era.name(),
                    "server": c.init.result.get("serverInfo")})
         };
         let sup = &self.config.supervision;

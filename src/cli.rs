@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::access::{parse_tokens, Access};
 use crate::config::{Config, Limits};
-use crate::config::{Isolation, Restart, Supervision};
+use crate::config::{EraChoice, Isolation, Restart, Supervision};
 
 mod tip;
 mod value;
@@ -126,6 +126,11 @@ pub struct Cli {
     /// own child, started at initialize and ended with the session.
     #[arg(long, default_value = "shared", value_parser = ["shared", "session"], value_name = "MODE")]
     pub isolation: String,
+    /// The era the MCP server speaks: `auto` asks it `server/discover` and falls back to
+    /// `initialize` on any answer that is not a modern one or after 3s of silence; `legacy`
+    /// initializes it at once; `modern` requires a `server/discover` answer.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "legacy", "modern"], value_name = "ERA")]
+    pub child_era: String,
     /// When a shared child that exited is restarted: `on-failure` (non-zero exit or signal),
     /// `always`, or `never` (the bridge then exits 1). After 5 failures in a row within 10 s of
     /// starting, the bridge gives up and exits 1.
@@ -305,6 +310,11 @@ impl Cli {
         if self.pool == 0 || self.max_children == 0 {
             return Err(usage("--pool and --max-children must be at least 1".into()));
         }
+        config.child_era = match self.child_era.as_str() {
+            "legacy" => EraChoice::Legacy,
+            "modern" => EraChoice::Modern,
+            _ => EraChoice::Auto,
+        };
         config.supervision = Supervision {
             isolation,
             restart: match self.restart.as_str() {

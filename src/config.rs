@@ -104,6 +104,8 @@ pub struct Config {
     pub cwd: Option<std::path::PathBuf>,
     /// Isolation, restarts, pool.
     pub supervision: Supervision,
+    /// Which era the child speaks, or `Auto` to probe it.
+    pub child_era: EraChoice,
 }
 
 impl Config {
@@ -155,6 +157,7 @@ impl Config {
             env: Vec::new(),
             cwd: None,
             supervision: Supervision::default(),
+            child_era: EraChoice::Auto,
         }
     }
 }
@@ -224,4 +227,15 @@ impl Supervision {
         let factor = 1u32 << n.saturating_sub(1).min(16);
         (Self::FIRST_BACKOFF * factor).min(Self::MAX_BACKOFF)
     }
+}
+
+/// How the bridge learns the child's era (`--child-era`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EraChoice {
+    /// Probe with `server/discover`; fall back to `initialize`.
+    Auto,
+    /// Session era: `initialize` at once.
+    Legacy,
+    /// Revision 2026-07-28: `server/discover` must answer.
+    Modern,
 }

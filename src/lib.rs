@@ -42,6 +42,7 @@
 #![warn(missing_docs)]
 
 pub mod access;
+pub mod back;
 pub mod child;
 pub mod children;
 pub mod cli;
@@ -49,7 +50,6 @@ pub mod config;
 pub mod error;
 pub mod front;
 pub mod gate;
-pub mod handshake;
 pub mod http;
 pub mod jsonrpc;
 pub mod lines;

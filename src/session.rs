@@ -102,7 +102,7 @@ impl Session {
         self.version
             .get()
             .copied()
-            .unwrap_or(crate::handshake::SUPPORTED_VERSIONS[0])
+            .unwrap_or(crate::back::legacy::SUPPORTED_VERSIONS[0])
     }
 
     /// Records the revision negotiated at `initialize` (the first one sticks).

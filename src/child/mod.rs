@@ -25,9 +25,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{error, info, Instrument};
 
+use crate::back::legacy::{self, ChildInit};
+use crate::back::{self, ChildEra};
 use crate::config::Config;
 use crate::gate::{Gate, GateFull, Permit};
-use crate::handshake::{self, ChildInit};
 use crate::jsonrpc;
 use crate::lines::LineReader;
 use crate::router::{Outbound, RouteRules, Routes, StreamTx};
@@ -52,6 +53,8 @@ pub struct ChildHandle {
     pub pid: u32,
     /// The child's answer to the bridge's `initialize`.
     pub init: ChildInit,
+    /// The era it speaks (how requests are rendered for it).
+    pub era: ChildEra,
     writer: mpsc::Sender<Bytes>,
     /// The reader's own lane to the writer: bounded, in order, never awaited.
     from_reader: mpsc::Sender<Bytes>,
@@ -237,14 +240,21 @@ pub async fn spawn(
     );
     let mut stdout = LineReader::new(stdout, config.limits.max_line);
 
-    let init = match handshake::initialize(&mut stdin, &mut stdout, config.init_timeout).await {
-        Ok(init) => init,
+    let opened = back::open(
+        &mut stdin,
+        &mut stdout,
+        config.child_era,
+        config.init_timeout,
+    );
+    let declared = match opened.await {
+        Ok(declared) => declared,
         Err(e) => {
             signal_group(pid, libc::SIGKILL);
             return Err(e);
         }
     };
-    info!(version = %init.protocol_version, server = %init.server_name(), "child initialized");
+    let init = declared.init;
+    info!(era = declared.era.name(), version = %init.protocol_version, server = %init.server_name(), "child ready");
 
     let (writer, rx) = mpsc::channel(config.limits.child_queue);
     let (from_reader, reader_rx) = mpsc::channel(READER_QUEUE);
@@ -255,8 +265,9 @@ pub async fn spawn(
         gate: (config.limits.child_concurrency > 0)
             .then(|| Gate::new(config.limits.child_concurrency, config.limits.max_waiting)),
         init,
+        era: declared.era,
         writer,
-        routes: Mutex::new(Routes::new(handshake::FIRST_CLIENT_ID, route_rules(config))),
+        routes: Mutex::new(Routes::new(legacy::FIRST_CLIENT_ID, route_rules(config))),
         gone: CancellationToken::new(),
         exited: CancellationToken::new(),
         exit: Mutex::new(None),
@@ -310,10 +321,11 @@ pub(crate) fn handle_for_tests() -> Arc<ChildHandle> {
         gate: None,
         init: ChildInit {
             result: serde_json::json!({}),
-            protocol_version: handshake::LATEST_VERSION.into(),
+            protocol_version: legacy::LATEST_VERSION.into(),
         },
         writer,
-        routes: Mutex::new(Routes::new(handshake::FIRST_CLIENT_ID, RouteRules::new(8))),
+        era: ChildEra::Legacy,
+        routes: Mutex::new(Routes::new(legacy::FIRST_CLIENT_ID, RouteRules::new(8))),
         gone: CancellationToken::new(),
         exited: CancellationToken::new(),
         exit: Mutex::new(None),

@@ -62,7 +62,7 @@ pub fn initialize(session: &Session, msg: &Value) -> Value {
     let child = session.child();
     let init = &child.init;
     let requested = jsonrpc::param(msg, "protocolVersion").and_then(Value::as_str);
-    let version = crate::handshake::negotiate(requested, &init.protocol_version);
+    let version = crate::back::legacy::negotiate(requested, &init.protocol_version);
     session.set_protocol_version(version);
     let client = jsonrpc::param(msg, "clientInfo")
         .and_then(|c| c.get("name"))

@@ -17,12 +17,13 @@ use super::accept::{self, ReplyMode};
 use super::guard::Principal;
 use super::refused;
 use super::sse::{self, EventStream};
+use crate::back::legacy as handshake;
 use crate::error::{json_bytes_response, json_response, HttpError};
+use crate::front;
 use crate::jsonrpc::{self, Kind};
 use crate::router::{stream_channel, Outbound, Registration, StreamRx};
 use crate::session::{Session, Transport};
 use crate::state::BridgeState;
-use crate::{front, handshake};
 
 const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";

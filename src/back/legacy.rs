@@ -1,5 +1,5 @@
-//! The single `initialize` the bridge sends a (session-based) child, and the answers it gives
-//! each HTTP session from the cached result.
+//! The legacy back: a child of the session era (revisions up to 2025-11-25). The bridge sends
+//! it one `initialize`, and answers each session's `initialize` from the cached result.
 //!
 //! Version choice: the bridge asks the child for the newest revision it knows. Each session is
 //! answered with the revision it asked for when the bridge supports it and the child speaks it
@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tracing::{debug, warn};
 
+use super::write_line;
 use crate::jsonrpc::{self, Kind};
 use crate::lines::{Line, LineReader};
 
@@ -212,21 +213,10 @@ where
     }
 }
 
-async fn write_line<W: AsyncWrite + Unpin>(w: &mut W, msg: &Value) -> anyhow::Result<()> {
-    let mut line = serde_json::to_vec(msg)?;
-    line.push(b'\n');
-    w.write_all(&line)
-        .await
-        .context("writing to the MCP server's stdin")?;
-    w.flush()
-        .await
-        .context("writing to the MCP server's stdin")?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::AsyncWriteExt;
 
     #[test]
     fn version_choice() {
