@@ -5,6 +5,9 @@ mod support;
 
 /// Black-box: the binary's flags, URL line, exit codes and signals.
 mod cli;
+/// Hardening: unusable initialize results, limits under a burst, request timeouts, server
+/// requests that wait for their session's stream, nothing crossing users on a shared child.
+mod hardening;
 /// Hostile input (property tests) at the HTTP side and on the child's stdout.
 mod hostile;
 /// Legacy HTTP+SSE: endpoint event, message POSTs, replies on the stream, both transports.
