@@ -154,17 +154,36 @@ async fn a_burst_of_initialize_never_runs_more_children_than_max_children() {
     assert_eq!(bridge.health().await["children"]["running"], 5);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_initialize_never_opens_more_sessions_than_max_sessions() {
-    let bridge = TestBridge::start_with(|c| c.limits.max_sessions = 10).await;
+/// 200 concurrent `initialize` requests against `limits.max_sessions = 10`.
+async fn a_burst_never_opens_more_sessions_than_max_sessions(bridge: TestBridge) {
     let (created, refused, peaks) = initialize_burst(&bridge, 200).await;
     assert_eq!(created.len(), 10, "every place was taken: {refused:?}");
     assert!(refused.iter().all(|s| *s == 503), "{refused:?}");
     assert!(peaks.samples > 1, "{peaks:?}");
     assert!(peaks.sessions <= 10, "sessions at once: {peaks:?}");
+    assert!(peaks.children <= 10, "children running at once: {peaks:?}");
     assert_eq!(bridge.health().await["sessions"], 10);
     a_deleted_session_frees_its_place(&bridge, &created).await;
     assert_eq!(bridge.health().await["sessions"], 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_initialize_never_opens_more_sessions_than_max_sessions_on_a_shared_child() {
+    let bridge = TestBridge::start_with(|c| c.limits.max_sessions = 10).await;
+    a_burst_never_opens_more_sessions_than_max_sessions(bridge).await;
+}
+
+/// With a child per session, opening a session waits for its child: the place must be taken
+/// before that wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_initialize_never_opens_more_sessions_than_max_sessions_while_children_start() {
+    let bridge = TestBridge::start_with(|c| {
+        c.limits.max_sessions = 10;
+        c.supervision.isolation = Isolation::Session;
+        c.args = vec!["--init-delay".into(), "500".into()];
+    })
+    .await;
+    a_burst_never_opens_more_sessions_than_max_sessions(bridge).await;
 }
 
 // ---- No request waits forever ----------------------------------------------------------------
