@@ -17,6 +17,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn, Instrument};
 
 use crate::config::Config;
+use crate::gate::{Gate, GateFull, Permit};
 use crate::handshake::{self, ChildInit};
 use crate::jsonrpc;
 use crate::lines::{Line, LineReader};
@@ -45,6 +46,9 @@ pub struct ChildHandle {
     writer: mpsc::Sender<Bytes>,
     /// The reader's own lane to the writer: bounded, in order, never awaited.
     from_reader: mpsc::Sender<Bytes>,
+    /// Caps the client requests in flight at this child (`--child-concurrency`); `None`: no
+    /// cap.
+    gate: Option<Arc<Gate>>,
     routes: Mutex<Routes>,
     /// Cancelled once the child's stdout has ended and every waiting request was failed.
     gone: CancellationToken,
@@ -64,6 +68,23 @@ impl ChildHandle {
     // Lock: held for map operations only, never across `.await` (see lib.rs).
     pub fn routes(&self) -> MutexGuard<'_, Routes> {
         self.routes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A slot for one more client request at this child, waiting fairly behind other
+    /// sessions' requests when `--child-concurrency` are in flight. `None` when there is no cap.
+    ///
+    /// # Errors
+    /// `GateFull` when `--max-waiting` requests wait already.
+    pub async fn slot(&self, owner: &Arc<str>) -> Result<Option<Permit>, GateFull> {
+        match &self.gate {
+            Some(gate) => gate.acquire(owner).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Requests waiting for a slot (`--child-concurrency`).
+    pub fn waiting_for_slot(&self) -> usize {
+        self.gate.as_ref().map_or(0, |g| g.waiting())
     }
 
     /// The child that took over this one's sessions, once there is one.
@@ -257,6 +278,8 @@ pub async fn spawn(
         key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
         pid,
         from_reader,
+        gate: (config.limits.child_concurrency > 0)
+            .then(|| Gate::new(config.limits.child_concurrency, config.limits.max_waiting)),
         init,
         writer,
         routes: Mutex::new(Routes::new(handshake::FIRST_CLIENT_ID, route_rules(config))),
@@ -284,7 +307,7 @@ fn route_rules(config: &Config) -> RouteRules {
     RouteRules {
         max_in_flight: config.limits.max_requests_per_session,
         request_timeout: config.request_timeout,
-        single_owner: config.supervision.isolation == crate::children::Isolation::Session,
+        single_owner: config.supervision.isolation == crate::config::Isolation::Session,
     }
 }
 
@@ -520,6 +543,7 @@ pub(crate) fn handle_for_tests() -> Arc<ChildHandle> {
         key: NEXT_KEY.fetch_add(1, Ordering::Relaxed),
         pid: 0,
         from_reader,
+        gate: None,
         init: ChildInit {
             result: serde_json::json!({}),
             protocol_version: handshake::LATEST_VERSION.into(),

@@ -14,77 +14,12 @@ use tokio_util::task::TaskTracker;
 use tracing::{error, info, warn};
 
 use crate::child::{self, ChildHandle};
+pub use crate::config::{Isolation, Restart, Supervision};
+
 use crate::config::Config;
 use crate::jsonrpc;
 use crate::router::{Outbound, Refused};
 use crate::shutdown;
-
-/// How sessions share children.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Isolation {
-    /// All sessions share one child (or a pool of `Supervision::pool` children).
-    Shared,
-    /// Each session gets its own child.
-    Session,
-}
-
-/// When a shared child that exited is started again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Restart {
-    /// After a non-zero exit or a signal.
-    OnFailure,
-    /// After any exit.
-    Always,
-    /// Never: the bridge exits when its child does.
-    Never,
-}
-
-/// Supervision settings.
-#[derive(Debug, Clone)]
-pub struct Supervision {
-    /// How sessions share children.
-    pub isolation: Isolation,
-    /// When a shared child is restarted.
-    pub restart: Restart,
-    /// Shared children in the pool (1: a single shared child).
-    pub pool: usize,
-    /// Children at most in session isolation (more sessions → 503).
-    pub max_children: usize,
-    /// Session isolation: (HTTP header, variable) pairs copied from a session's `initialize`
-    /// request into its child's environment.
-    pub header_env: Vec<(String, String)>,
-}
-
-impl Default for Supervision {
-    fn default() -> Self {
-        Supervision {
-            isolation: Isolation::Shared,
-            restart: Restart::OnFailure,
-            pool: 1,
-            max_children: Self::MAX_CHILDREN,
-            header_env: Vec::new(),
-        }
-    }
-}
-
-impl Supervision {
-    /// Default `max_children`.
-    pub const MAX_CHILDREN: usize = 1000;
-    /// A run shorter than this counts as a fast failure.
-    pub const FAST_RUN: Duration = Duration::from_secs(10);
-    /// Fast failures in a row after which the bridge gives up and exits.
-    pub const MAX_FAST_FAILURES: u32 = 5;
-    /// First restart delay; it doubles with each fast failure in a row, up to `MAX_BACKOFF`.
-    pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
-    /// Longest restart delay.
-    pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
-
-    /// The delay before restart attempt `n` (1-based) of a run of fast failures.
-    pub fn backoff(n: u32) -> Duration {
-        let factor = 1u32 << n.saturating_sub(1).min(16);
-        (Self::FIRST_BACKOFF * factor).min(Self::MAX_BACKOFF)
-    }
-}
 
 /// The children of one bridge.
 pub struct Children {
@@ -317,6 +252,7 @@ impl Children {
         let describe = |c: &Arc<ChildHandle>| {
             json!({"pid": c.pid, "state": if c.is_running() { "running" } else { "exited" },
                    "sessions": c.routes().attached_len(), "protocolVersion": c.init.protocol_version,
+                   "waiting": c.waiting_for_slot(),
                    "server": c.init.result.get("serverInfo")})
         };
         let sup = &self.config.supervision;

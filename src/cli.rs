@@ -1,4 +1,5 @@
-//! The command line: `Cli` (clap derive) and its conversion into a validated `Config`.
+//! The command line: `Cli` (clap derive) and its conversion into a validated `Config`; flag
+//! value parsers in `value`, tips for common mistakes in `tip`.
 
 use std::ffi::OsString;
 use std::time::Duration;
@@ -7,8 +8,13 @@ use clap::error::ErrorKind;
 use clap::{CommandFactory, Parser};
 
 use crate::access::{parse_tokens, Access};
-use crate::children::{Isolation, Restart, Supervision};
 use crate::config::{Config, Limits};
+use crate::config::{Isolation, Restart, Supervision};
+
+mod tip;
+mod value;
+
+use value::{parse_duration, parse_key_value, parse_size};
 
 /// Serve a stdio MCP server to many clients over Streamable HTTP.
 ///
@@ -70,6 +76,19 @@ pub struct Cli {
     /// client's; 0: no limit.
     #[arg(long, default_value = "10m", value_parser = parse_duration, value_name = "DURATION")]
     pub request_timeout: Duration,
+    /// Close a connection that has not sent a complete request head (request line and
+    /// headers) this long after connecting, or after the first byte of its next request.
+    #[arg(long, default_value = "30s", value_parser = parse_duration, value_name = "DURATION")]
+    pub header_timeout: Duration,
+    /// Close a keep-alive connection that has waited this long for its next request (an open
+    /// event stream is not idle). Longer than the 90s after which common HTTP clients drop
+    /// idle connections themselves, so that they, not the bridge, close first.
+    #[arg(long, default_value = "2m", value_parser = parse_duration, value_name = "DURATION")]
+    pub idle_timeout: Duration,
+    /// Open connections at most; more are closed as soon as they are accepted. Default: the
+    /// open-files limit (raised to its hard limit at start) less 64, and 4 per child.
+    #[arg(long, value_name = "N")]
+    pub max_connections: Option<usize>,
     /// Also allow browser requests from this Origin (`scheme://host[:port]`; repeatable; `*`
     /// allows any). Allowed by default: the bridge's own loopback origins.
     #[arg(long, value_name = "ORIGIN")]
@@ -129,6 +148,15 @@ pub struct Cli {
     /// Requests one session may have in flight; more get a JSON-RPC error (-32052).
     #[arg(long, default_value_t = Limits::MAX_REQUESTS_PER_SESSION, value_name = "N")]
     pub max_requests_per_session: usize,
+    /// Requests in flight at each MCP server process at most (0: no cap); more wait in a queue
+    /// shared fairly between sessions. 1 serializes a server that cannot handle concurrent
+    /// requests (e.g. one that rewrites a file on each call).
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    pub child_concurrency: usize,
+    /// Requests waiting for a --child-concurrency slot at each process at most; more get a
+    /// JSON-RPC error (-32052).
+    #[arg(long, default_value_t = Limits::MAX_WAITING, value_name = "N")]
+    pub max_waiting: usize,
     /// Messages queued for one client stream before that client counts as not reading.
     #[arg(long, default_value_t = Limits::STREAM_QUEUE, value_name = "N")]
     pub stream_queue: usize,
@@ -138,6 +166,26 @@ pub struct Cli {
 }
 
 impl Cli {
+    /// Parses the process's arguments as `Cli::parse` does: on a usage error, prints it and
+    /// exits 2 (help and version exit 0).
+    pub fn parse_or_exit() -> Cli {
+        Self::try_parse_with_tips(std::env::args_os()).unwrap_or_else(|e| e.exit())
+    }
+
+    /// `Cli::try_parse_from`, adding a tip when a word stands where a flag was expected:
+    /// most likely the server's command, given without the `--` in front of it.
+    ///
+    /// # Errors
+    /// clap's usage error, with that tip where it applies.
+    pub fn try_parse_with_tips<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString>,
+    {
+        let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+        Cli::try_parse_from(&args).map_err(|e| tip::with_separator_tip(e, &args))
+    }
+
     /// Validates the flags into a `Config`.
     ///
     /// # Errors
@@ -188,10 +236,18 @@ impl Cli {
                 self.host
             )));
         }
-        if self.keep_alive.is_zero() || self.session_timeout.is_zero() {
-            return Err(usage(
-                "--keep-alive and --session-timeout must be greater than zero".into(),
-            ));
+        for (flag, d) in [
+            ("--keep-alive", self.keep_alive),
+            ("--session-timeout", self.session_timeout),
+            ("--header-timeout", self.header_timeout),
+            ("--idle-timeout", self.idle_timeout),
+        ] {
+            if d.is_zero() {
+                return Err(usage(format!("{flag} must be greater than zero")));
+            }
+        }
+        if self.max_connections == Some(0) {
+            return Err(usage("--max-connections must be at least 1".into()));
         }
         let mut command = self.command.into_iter();
         let program = command.next().expect("clap requires a command");
@@ -204,12 +260,17 @@ impl Cli {
         config.keep_alive = self.keep_alive;
         config.session_timeout = self.session_timeout;
         config.request_timeout = Some(self.request_timeout).filter(|t| !t.is_zero());
+        config.header_timeout = self.header_timeout;
+        config.idle_timeout = self.idle_timeout;
         config.limits = Limits {
             max_body: self.max_body,
             max_line: self.max_line,
             max_sessions: self.max_sessions,
             max_requests_per_session: self.max_requests_per_session,
             stream_queue: self.stream_queue,
+            child_concurrency: self.child_concurrency,
+            max_waiting: self.max_waiting,
+            max_connections: self.max_connections,
             ..Limits::default()
         };
         if let Some(path) = &self.env_file {
@@ -312,68 +373,9 @@ fn endpoint_path(flag: &str, value: &str) -> Result<Option<String>, String> {
     }
 }
 
-/// Parses `KEY=VALUE` (the value may be empty or hold `=`).
-fn parse_key_value(s: &str) -> Result<(String, String), String> {
-    match s.split_once('=') {
-        Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
-            Ok((k.to_owned(), v.to_owned()))
-        }
-        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
-    }
-}
-
-/// Parses `4MiB`, `512KiB`, `16M`, `64k`, `1000` (bytes).
-fn parse_size(s: &str) -> Result<usize, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: usize = num.parse().map_err(|_| format!("not a size: {s:?}"))?;
-    let mult = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" | "kib" => 1 << 10,
-        "m" | "mb" | "mib" => 1 << 20,
-        "g" | "gb" | "gib" => 1 << 30,
-        other => return Err(format!("unknown size unit {other:?} (use KiB, MiB or GiB)")),
-    };
-    match n.checked_mul(mult) {
-        Some(0) | None => Err(format!("size out of range: {s:?}")),
-        Some(v) => Ok(v),
-    }
-}
-
-/// Parses `500ms`, `30s`, `2m`, `1h`, or a plain number of seconds.
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("not a duration: {s:?}"))?;
-    let d = match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n.saturating_mul(60)),
-        "h" => Duration::from_secs(n.saturating_mul(3600)),
-        other => {
-            return Err(format!(
-                "unknown duration unit {other:?} (use ms, s, m or h)"
-            ))
-        }
-    };
-    Ok(d)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("4MiB"), Ok(4 << 20));
-        assert_eq!(parse_size("64k"), Ok(64 << 10));
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert!(parse_size("0").is_err());
-        assert!(parse_size("4 parsecs").is_err());
-        assert!(parse_size("MiB").is_err());
-    }
 
     #[test]
     fn supervision_flags() {
@@ -432,23 +434,39 @@ mod tests {
     }
 
     #[test]
-    fn key_values() {
-        assert_eq!(parse_key_value("A=b=c"), Ok(("A".into(), "b=c".into())));
+    fn connection_flags() {
+        let parse = |args: &[&str]| {
+            let all = ["b"].iter().chain(args).chain(&["--", "srv"]);
+            Cli::try_parse_from(all)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.into_config().map_err(|e| e.to_string()))
+        };
+        let c = parse(&[]).unwrap();
         assert_eq!(
-            parse_key_value("EMPTY="),
-            Ok(("EMPTY".into(), String::new()))
+            (c.header_timeout, c.idle_timeout, c.limits.max_connections),
+            (Config::HEADER_TIMEOUT, Config::IDLE_TIMEOUT, None)
         );
-        assert!(parse_key_value("=x").is_err());
-        assert!(parse_key_value("novalue").is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
-        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
-        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
-        assert_eq!(parse_duration("7"), Ok(Duration::from_secs(7)));
-        assert!(parse_duration("soon").is_err());
+        let c = parse(&[
+            "--header-timeout",
+            "5s",
+            "--idle-timeout",
+            "1m",
+            "--max-connections",
+            "10",
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.header_timeout, c.idle_timeout, c.limits.max_connections),
+            (Duration::from_secs(5), Duration::from_secs(60), Some(10))
+        );
+        for bad in [
+            &["--header-timeout", "0"][..],
+            &["--idle-timeout", "0s"],
+            &["--max-connections", "0"],
+            &["--idle-timeout", "60"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -19,6 +19,14 @@ pub struct Limits {
     pub max_sessions: usize,
     /// Requests one session may have in flight at the child (more → a JSON-RPC error).
     pub max_requests_per_session: usize,
+    /// Client requests in flight at each child at most (0: no cap); the excess waits.
+    pub child_concurrency: usize,
+    /// Requests waiting for a `child_concurrency` slot at each child, all sessions together
+    /// (more → a JSON-RPC error).
+    pub max_waiting: usize,
+    /// Open connections at most; more are closed as soon as they are accepted. `None`: the
+    /// open-files limit less a reserve for the children (see `listener::open_files`).
+    pub max_connections: Option<usize>,
 }
 
 impl Limits {
@@ -34,6 +42,8 @@ impl Limits {
     pub const MAX_SESSIONS: usize = 10_000;
     /// Default `max_requests_per_session`.
     pub const MAX_REQUESTS_PER_SESSION: usize = 256;
+    /// Default `max_waiting`.
+    pub const MAX_WAITING: usize = 1024;
 }
 
 impl Default for Limits {
@@ -45,6 +55,9 @@ impl Default for Limits {
             child_queue: Self::CHILD_QUEUE,
             max_sessions: Self::MAX_SESSIONS,
             max_requests_per_session: Self::MAX_REQUESTS_PER_SESSION,
+            child_concurrency: 0,
+            max_waiting: Self::MAX_WAITING,
+            max_connections: None,
         }
     }
 }
@@ -73,6 +86,12 @@ pub struct Config {
     /// How long a request may wait for its answer, from the child or (for a server request)
     /// from the client; `None`: forever.
     pub request_timeout: Option<Duration>,
+    /// How long a connection may take to deliver a complete request head (request line and
+    /// headers), counted from its first byte (or from accept, for its first request).
+    pub header_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request once its last response
+    /// ended. An open response (an event stream) is not idle.
+    pub idle_timeout: Duration,
     /// Resource bounds.
     pub limits: Limits,
     /// Origins, hosts and tokens.
@@ -84,7 +103,7 @@ pub struct Config {
     /// The child's working directory (default: the bridge's).
     pub cwd: Option<std::path::PathBuf>,
     /// Isolation, restarts, pool.
-    pub supervision: crate::children::Supervision,
+    pub supervision: Supervision,
 }
 
 impl Config {
@@ -104,6 +123,13 @@ impl Config {
     pub const SESSION_TIMEOUT: Duration = Duration::from_secs(30 * 60);
     /// Default `request_timeout`: generous, for tools that run builds or long queries.
     pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10 * 60);
+    /// Default `header_timeout`: generous for a slow network, short enough that connections
+    /// which never finish a request cannot pile up.
+    pub const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+    /// Default `idle_timeout`: longer than the 90 s after which common HTTP client pools (Go,
+    /// hyper/reqwest) drop idle connections themselves, so such a client closes first and never
+    /// sends a request into a connection the bridge is closing.
+    pub const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
     /// A configuration with every default, fronting `command args...`.
     pub fn new(
@@ -121,12 +147,81 @@ impl Config {
             keep_alive: Self::KEEP_ALIVE,
             session_timeout: Self::SESSION_TIMEOUT,
             request_timeout: Some(Self::REQUEST_TIMEOUT),
+            header_timeout: Self::HEADER_TIMEOUT,
+            idle_timeout: Self::IDLE_TIMEOUT,
             limits: Limits::default(),
             access: crate::access::Access::default(),
             tls: None,
             env: Vec::new(),
             cwd: None,
-            supervision: crate::children::Supervision::default(),
+            supervision: Supervision::default(),
         }
+    }
+}
+
+/// How sessions share children.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// All sessions share one child (or a pool of `Supervision::pool` children).
+    Shared,
+    /// Each session gets its own child.
+    Session,
+}
+
+/// When a shared child that exited is started again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restart {
+    /// After a non-zero exit or a signal.
+    OnFailure,
+    /// After any exit.
+    Always,
+    /// Never: the bridge exits when its child does.
+    Never,
+}
+
+/// Supervision settings.
+#[derive(Debug, Clone)]
+pub struct Supervision {
+    /// How sessions share children.
+    pub isolation: Isolation,
+    /// When a shared child is restarted.
+    pub restart: Restart,
+    /// Shared children in the pool (1: a single shared child).
+    pub pool: usize,
+    /// Children at most in session isolation (more sessions → 503).
+    pub max_children: usize,
+    /// Session isolation: (HTTP header, variable) pairs copied from a session's `initialize`
+    /// request into its child's environment.
+    pub header_env: Vec<(String, String)>,
+}
+
+impl Default for Supervision {
+    fn default() -> Self {
+        Supervision {
+            isolation: Isolation::Shared,
+            restart: Restart::OnFailure,
+            pool: 1,
+            max_children: Self::MAX_CHILDREN,
+            header_env: Vec::new(),
+        }
+    }
+}
+
+impl Supervision {
+    /// Default `max_children`.
+    pub const MAX_CHILDREN: usize = 1000;
+    /// A run shorter than this counts as a fast failure.
+    pub const FAST_RUN: Duration = Duration::from_secs(10);
+    /// Fast failures in a row after which the bridge gives up and exits.
+    pub const MAX_FAST_FAILURES: u32 = 5;
+    /// First restart delay; it doubles with each fast failure in a row, up to `MAX_BACKOFF`.
+    pub const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+    /// Longest restart delay.
+    pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
+
+    /// The delay before restart attempt `n` (1-based) of a run of fast failures.
+    pub fn backoff(n: u32) -> Duration {
+        let factor = 1u32 << n.saturating_sub(1).min(16);
+        (Self::FIRST_BACKOFF * factor).min(Self::MAX_BACKOFF)
     }
 }

@@ -100,10 +100,18 @@ pub async fn request(session: &Session, mut msg: Value, reg: Registration) -> Re
         return Ok(());
     }
     let child = &session.child();
+    // `--child-concurrency`: wait (fairly, bounded) for a slot at the child.
+    let Ok(slot) = child.slot(&session.id).await else {
+        let why = "too many requests are waiting for the MCP server (--child-concurrency, --max-waiting); retry later";
+        return refuse(&reg, &msg, why);
+    };
     // Lock: register before the line is queued, so a fast response always finds its route.
     let (registered, held) = {
         let mut routes = child.routes();
         let registered = routes.register(&session.id, &mut msg, reg.clone());
+        if let (Ok(id), Some(slot)) = (&registered, slot) {
+            routes.hold_slot(*id, slot);
+        }
         let held = match registered {
             Ok(_) if reg.sse => routes.release_held(&session.id, &reg.stream),
             _ => Vec::new(),
@@ -114,12 +122,7 @@ pub async fn request(session: &Session, mut msg: Value, reg: Registration) -> Re
     let id = match registered {
         Err(Refused::TooManyRequests) => {
             let why = "too many requests in flight for this session; retry when some complete";
-            let reply = jsonrpc::error_value(jsonrpc::id(&msg), jsonrpc::TOO_MANY_REQUESTS, why);
-            let _ = reg.stream.try_send(Outbound {
-                json: jsonrpc::to_bytes(&reply),
-                last: true,
-            });
-            return Ok(());
+            return refuse(&reg, &msg, why);
         }
         other => other?,
     };
@@ -133,6 +136,18 @@ pub async fn request(session: &Session, mut msg: Value, reg: Registration) -> Re
         .await
         .map_err(|_| Refused::ChildGone)?;
     guard.id = None;
+    Ok(())
+}
+
+/// Answers a request the bridge will not forward with a JSON-RPC error (-32052) on its own
+/// stream; the session stays usable.
+fn refuse(reg: &Registration, msg: &Value, why: &str) -> Result<(), Refused> {
+    let reply = jsonrpc::error_value(jsonrpc::id(msg), jsonrpc::TOO_MANY_REQUESTS, why);
+    // The receiver is the caller's own; it is still there.
+    let _ = reg.stream.try_send(Outbound {
+        json: jsonrpc::to_bytes(&reply),
+        last: true,
+    });
     Ok(())
 }
 

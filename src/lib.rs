@@ -5,8 +5,9 @@
 //! # Architecture
 //!
 //! ```text
-//! HTTP clients ─► axum (hyper spawns one task per connection) ─► http::guard (Host, Origin,
-//!                 CORS, bearer token) ─► http::streamable | http::legacy_sse
+//! HTTP clients ─► listener (a permit per connection, one task each: TLS, hyper HTTP/1.1,
+//!                 header/idle timeouts) ─► axum: http::guard (Host, Origin, CORS, bearer
+//!                 token) ─► http::streamable | http::legacy_sse
 //!                   parse → dispatch: lock(child routes){ alloc bridge id, register } → child.send(line)
 //!                   reply: SSE body fed by the request's own channel | JSON | 202
 //!                        │ bounded mpsc<Bytes>
@@ -52,6 +53,7 @@ pub mod handshake;
 pub mod http;
 pub mod jsonrpc;
 pub mod lines;
+pub mod listener;
 pub mod loglevel;
 pub mod router;
 pub mod session;
@@ -62,7 +64,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -121,25 +122,17 @@ impl Bridge {
             started: Instant::now(),
             root: root.clone(),
         });
+        let settings = crate::listener::Settings::for_config(&self.config);
         let c = &self.config;
         info!(addr = %listener.local_addr()?, mcp = ?c.mcp_path, sse = ?c.sse_path, "listening");
         let app = http::app(state.clone());
-        let server = match &self.tls {
-            Some(acceptor) => {
-                let tls = tls::TlsListener::new(listener, acceptor.clone(), root.clone())?;
-                spawn_server(tls, app, stop_accepting.clone())
-            }
-            None => {
-                // Streamed replies are written as several small frames; without TCP_NODELAY,
-                // Nagle's algorithm and delayed ACKs add ~40 ms to every SSE reply.
-                let tcp = listener.tap_io(|tcp| {
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        warn!(err = %e, "cannot set TCP_NODELAY");
-                    }
-                });
-                spawn_server(tcp, app, stop_accepting.clone())
-            }
-        };
+        let server = crate::listener::spawn_server(
+            listener,
+            self.tls.clone(),
+            app,
+            settings,
+            stop_accepting.clone(),
+        );
 
         children.tasks().spawn(reap_idle_sessions(state.clone()));
         children.supervise();
@@ -154,11 +147,10 @@ impl Bridge {
         root.cancel();
         state.sessions.drain();
         children.stop_all().await;
-        match tokio::time::timeout(self.config.shutdown_grace, server).await {
-            Ok(Ok(Ok(()))) => info!("server stopped"),
-            Ok(Ok(Err(e))) => warn!(err = %e, "server error"),
-            Ok(Err(e)) => warn!(err = %e, "server task failed"),
-            Err(_) => warn!("open connections did not finish within the grace period"),
+        if server.finish(self.config.shutdown_grace).await {
+            info!("server stopped");
+        } else {
+            warn!("open connections did not finish within the grace period; closed them");
         }
         let tasks = children.tasks();
         tasks.close();
@@ -189,7 +181,7 @@ fn warn_of_shared_users(config: &Config) {
         .collect();
     users.sort_unstable();
     users.dedup();
-    if users.len() > 1 && config.supervision.isolation == children::Isolation::Shared {
+    if users.len() > 1 && config.supervision.isolation == config::Isolation::Shared {
         warn!(
             users = users.len(),
             "tokens of several users share one MCP server process: its log messages and \
@@ -232,20 +224,6 @@ async fn drain(children: &[Arc<child::ChildHandle>], grace: Duration) {
             "requests still in flight after the grace period were answered with an error"
         );
     }
-}
-
-/// Serves `app` on `listener` in a task until `stop` is cancelled, then drains connections.
-fn spawn_server<L>(
-    listener: L,
-    app: axum::Router,
-    stop: CancellationToken,
-) -> tokio::task::JoinHandle<std::io::Result<()>>
-where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
-{
-    let server = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned());
-    tokio::spawn(async move { server.await })
 }
 
 /// Ends sessions idle for longer than the configured timeout, checking a few times per

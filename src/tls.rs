@@ -1,8 +1,6 @@
-//! HTTPS: loading the PEM certificate chain and key, and `TlsListener`, an `axum::serve`
-//! listener whose TLS handshakes run in their own tasks so a slow client never holds up
-//! `accept`.
+//! HTTPS: loading the PEM certificate chain and key into a `TlsAcceptor`. The handshakes run
+//! in each connection's own task (`listener`), so a slow client never holds up `accept`.
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,15 +8,10 @@ use std::time::Duration;
 use anyhow::Context;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_rustls::server::TlsStream;
 use tokio_rustls::{rustls, TlsAcceptor};
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
 
 /// How long a client may take to complete the TLS handshake.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the certificate chain and its private key are (PEM).
 #[derive(Debug, Clone)]
@@ -62,71 +55,4 @@ fn read_certs(path: &Path) -> anyhow::Result<Vec<CertificateDer<'static>>> {
         path.display()
     );
     Ok(certs)
-}
-
-/// Accepts TCP connections and hands out those whose TLS handshake completed.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    /// Serves TLS on `tcp` until `stop` is cancelled.
-    ///
-    /// # Errors
-    /// When the listener has no local address.
-    pub fn new(
-        tcp: TcpListener,
-        acceptor: TlsAcceptor,
-        stop: CancellationToken,
-    ) -> std::io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(64);
-        tokio::spawn(async move {
-            loop {
-                // Cancel safety: `accept` loses no connection when `stop` wins.
-                let (stream, addr) = tokio::select! {
-                    _ = stop.cancelled() => return,
-                    r = tcp.accept() => match r {
-                        Ok(c) => c,
-                        Err(e) => {
-                            // Out of descriptors and the like: back off instead of spinning.
-                            warn!(err = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            continue;
-                        }
-                    },
-                };
-                let _ = stream.set_nodelay(true);
-                let (acceptor, tx) = (acceptor.clone(), tx.clone());
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, addr)).await;
-                        }
-                        Ok(Err(e)) => debug!(%addr, err = %e, "TLS handshake failed"),
-                        Err(_) => debug!(%addr, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(TlsListener { ready, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(c) => c,
-            // The accept task stopped (shutdown): no more connections.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
 }

@@ -77,12 +77,9 @@ async fn health(State(app): State<Arc<AppState>>) -> Response {
     // Shared isolation is degraded while no shared child runs (e.g. during a restart).
     let running = shared.is_empty() || shared.iter().any(|c| c.is_running());
     let children = app.children.status();
-    let pending: usize = app
-        .children
-        .all()
-        .iter()
-        .map(|c| c.routes().pending_len())
-        .sum();
+    let all = app.children.all();
+    let pending: usize = all.iter().map(|c| c.routes().pending_len()).sum();
+    let waiting: usize = all.iter().map(|c| c.waiting_for_slot()).sum();
     let body = json!({
         "status": if running { "ok" } else { "degraded" },
         "child": children["pool"].get(0),
@@ -90,6 +87,7 @@ async fn health(State(app): State<Arc<AppState>>) -> Response {
         "uptimeSeconds": app.started.elapsed().as_secs(),
         "sessions": app.sessions.len(),
         "pendingRequests": pending,
+        "waitingRequests": waiting,
     });
     let status = if running {
         StatusCode::OK

@@ -41,10 +41,13 @@ fn log_line() -> Value {
     json!({"jsonrpc": "2.0", "method": "notifications/message", "params": {"level": "error", "data": "secret"}})
 }
 
+/// Sessions with their users.
+type Users = &'static [(&'static str, Option<&'static str>)];
+
 #[test]
 fn unattributable_messages_never_cross_users() {
-    // (sessions with their users, whose call is in flight, server request routed?, log delivered to n)
-    let cases: &[(&[(&str, Option<&str>)], &str, bool, usize)] = &[
+    // (sessions, whose call is in flight, server request routed?, log delivered to n)
+    let cases: &[(Users, &str, bool, usize)] = &[
         (&[("a", None), ("b", None)], "a", true, 2),
         (&[("a", Some("alice")), ("b", Some("alice"))], "a", true, 2),
         (&[("a", Some("alice")), ("b", Some("bob"))], "a", false, 0),

@@ -112,6 +112,8 @@ struct Pending {
     lists_tasks: bool,
     /// When the client stops waiting (`--request-timeout`).
     deadline: Option<Instant>,
+    /// The request's slot at the child (`--child-concurrency`): freed with the entry.
+    slot: Option<crate::gate::Permit>,
 }
 
 /// A request from the child forwarded to a client under a bridge id.
@@ -382,6 +384,7 @@ impl Routes {
                 sse: reg.sse,
                 lists_tasks: jsonrpc::method(msg) == "tasks/list",
                 deadline: self.deadline(self.rules.request_timeout),
+                slot: None,
             },
         );
         assert!(prev.is_none(), "bridge id {id} allocated twice");
@@ -389,6 +392,14 @@ impl Routes {
             a.in_flight += 1;
         }
         Ok(id)
+    }
+
+    /// Ties a `--child-concurrency` slot to a registered request: it is freed when the request
+    /// leaves the table (answered, cancelled, timed out, or its session or child gone).
+    pub fn hold_slot(&mut self, id: u64, slot: crate::gate::Permit) {
+        if let Some(p) = self.pending.get_mut(&id) {
+            p.slot = Some(slot);
+        }
     }
 
     /// Registers a request the bridge itself sends to the child; its response is dropped.
@@ -405,6 +416,7 @@ impl Routes {
                 sse: false,
                 lists_tasks: false,
                 deadline: self.deadline(self.rules.request_timeout),
+                slot: None,
             },
         );
         id

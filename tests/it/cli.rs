@@ -88,6 +88,9 @@ fn help_and_version() {
         "--restart",
         "--pool",
         "--env-file",
+        "--header-timeout",
+        "--idle-timeout",
+        "--max-connections",
         "-- <COMMAND>",
     ] {
         assert!(help.contains(flag), "help lacks {flag}");
@@ -113,6 +116,44 @@ fn usage_errors_exit_2() {
         assert!(!out.stderr.is_empty());
         assert!(out.stdout.is_empty(), "nothing on stdout for {args:?}");
     }
+}
+
+#[test]
+fn a_command_without_the_separator_is_refused_with_a_tip_to_add_it() {
+    let out = bridge(&["--port", "0", "npx", "some-server"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unexpected argument 'npx'"), "{err}");
+    assert!(
+        err.contains("tip: the MCP server's command goes after --: mcp-http-bridge [OPTIONS] -- npx some-server"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_duration_without_a_unit_is_refused_naming_the_units() {
+    for flag in ["--init-timeout", "--header-timeout", "--idle-timeout"] {
+        let out = bridge(&[flag, "2", "--", FIXTURE]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{flag}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(flag) && err.contains("add a unit: ms, s, m or h"),
+            "{err}"
+        );
+    }
+    // Zero has no unit to forget, but these timeouts cannot be zero.
+    let out = bridge(&["--idle-timeout", "0", "--", FIXTURE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--idle-timeout must be greater than zero"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -3,8 +3,12 @@
 
 mod support;
 
+/// `--child-concurrency`: the cap, the bounded fair queue, its refusals.
+mod child_concurrency;
 /// Black-box: the binary's flags, URL line, exit codes and signals.
 mod cli;
+/// Slow, idle and surplus connections: header timeout, idle timeout, connection cap.
+mod connections;
 /// Hardening: unusable initialize results, limits under a burst, request timeouts, server
 /// requests that wait for their session's stream, nothing crossing users on a shared child.
 mod hardening;

@@ -1,0 +1,213 @@
+//! What one connection is doing — waiting for a request head, serving a request, or idling
+//! between requests — and `Activity::expired`, the timer that says when a wait lasted too long.
+//! The connection's IO reports reads, its service reports requests, and each response body
+//! holds an `InFlight` guard until hyper has sent it (an event stream can stay open for hours
+//! and is never idle).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+/// What a connection is waiting for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// The rest of a request head: since accept, or since the first byte after idling.
+    Head,
+    /// Nothing: a request is being served, from its complete head until its response ended.
+    Busy,
+    /// The next request: the last response ended and no byte has come since.
+    Idle,
+}
+
+#[derive(Debug)]
+struct State {
+    phase: Phase,
+    since: Instant,
+    in_flight: usize,
+}
+
+/// One connection's activity.
+#[derive(Debug)]
+pub struct Activity {
+    state: Mutex<State>,
+    /// `phase == Idle`, readable without the lock: every read checks it.
+    idle: AtomicBool,
+    /// Woken on every phase change (one waiter: the connection's `expired`).
+    changed: Notify,
+}
+
+impl Activity {
+    /// A connection just accepted: waiting for its first request head.
+    pub fn new() -> Arc<Activity> {
+        Arc::new(Activity {
+            state: Mutex::new(State {
+                phase: Phase::Head,
+                since: Instant::now(),
+                in_flight: 0,
+            }),
+            idle: AtomicBool::new(false),
+            changed: Notify::new(),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Lock: per connection, held for a field update only.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn enter(&self, state: &mut State, phase: Phase) {
+        state.phase = phase;
+        state.since = Instant::now();
+        self.idle.store(phase == Phase::Idle, Ordering::Release);
+        // A stored permit if `expired` is not waiting right now: no change is missed.
+        self.changed.notify_one();
+    }
+
+    /// Bytes arrived: an idle connection has started its next request head.
+    pub fn read(&self) {
+        if self.idle.load(Ordering::Acquire) {
+            let mut s = self.lock();
+            if s.phase == Phase::Idle {
+                self.enter(&mut s, Phase::Head);
+            }
+        }
+    }
+
+    /// A request head is complete: busy until the returned guard is dropped (with the
+    /// response body, once it has been sent).
+    pub fn request(self: &Arc<Self>) -> InFlight {
+        let mut s = self.lock();
+        s.in_flight += 1;
+        if s.phase != Phase::Busy {
+            self.enter(&mut s, Phase::Busy);
+        }
+        InFlight(self.clone())
+    }
+
+    /// Resolves with the phase that lasted longer than its limit (`header` for `Head`, `idle`
+    /// for `Idle`); never while busy.
+    pub async fn expired(&self, header: Duration, idle: Duration) -> Phase {
+        loop {
+            let (phase, since) = {
+                let s = self.lock();
+                (s.phase, s.since)
+            };
+            let deadline = match phase {
+                Phase::Head => since.checked_add(header),
+                Phase::Idle => since.checked_add(idle),
+                Phase::Busy => None,
+            };
+            let Some(deadline) = deadline else {
+                self.changed.notified().await;
+                continue;
+            };
+            // Cancel safety: neither branch changes anything; the state is read afresh.
+            tokio::select! {
+                _ = self.changed.notified() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    let s = self.lock();
+                    if s.phase == phase && s.since == since {
+                        return phase;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A request being served; dropped when its response has been sent (or abandoned).
+#[derive(Debug)]
+pub struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut s = self.0.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        if s.in_flight == 0 {
+            self.0.enter(&mut s, Phase::Idle);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: Duration = Duration::from_secs(3);
+    const IDLE: Duration = Duration::from_secs(10);
+
+    /// Whether `expired` resolves within `d` of virtual time.
+    async fn expires_within(a: &Activity, d: Duration) -> Option<Phase> {
+        tokio::time::timeout(d, a.expired(HEADER, IDLE)).await.ok()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_expires_after_the_header_timeout() {
+        let a = Activity::new();
+        assert_eq!(
+            expires_within(&a, HEADER - Duration::from_millis(1)).await,
+            None
+        );
+        assert_eq!(
+            expires_within(&a, Duration::from_millis(2)).await,
+            Some(Phase::Head)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn trickled_bytes_do_not_extend_the_header_timeout() {
+        let a = Activity::new();
+        let timer = tokio::spawn({
+            let a = a.clone();
+            async move { a.expired(HEADER, IDLE).await }
+        });
+        for _ in 0..5 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            a.read();
+        }
+        let phase = tokio::time::timeout(Duration::from_millis(501), timer).await;
+        assert_eq!(phase.ok().and_then(Result::ok), Some(Phase::Head));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_never_expires_then_idle_and_the_next_head_have_their_own_limits() {
+        let a = Activity::new();
+        let in_flight = a.request();
+        assert_eq!(expires_within(&a, Duration::from_secs(3600)).await, None);
+        drop(in_flight);
+        assert_eq!(
+            expires_within(&a, IDLE - Duration::from_millis(1)).await,
+            None
+        );
+        a.read();
+        // The first byte of the next request: the header limit counts from here.
+        assert_eq!(
+            expires_within(&a, HEADER - Duration::from_millis(1)).await,
+            None
+        );
+        assert_eq!(
+            expires_within(&a, Duration::from_millis(2)).await,
+            Some(Phase::Head)
+        );
+        let _again = a.request();
+        drop(a.request());
+        assert_eq!(
+            expires_within(&a, Duration::from_secs(3600)).await,
+            None,
+            "busy while any request is in flight"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_idle_connection_expires_after_the_idle_timeout() {
+        let a = Activity::new();
+        drop(a.request());
+        assert_eq!(
+            expires_within(&a, IDLE + Duration::from_millis(1)).await,
+            Some(Phase::Idle)
+        );
+    }
+}

@@ -1,0 +1,212 @@
+//! One accepted connection, from its permit to its close: TLS handshake (if any), HTTP/1.1 by
+//! hyper with the axum router as the service, and the `Activity` timer that closes it when it
+//! is silent, half-sent or idle for too long. Reads, requests and response bodies are wrapped
+//! here so that they report to the connection's `Activity`.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
+use axum::http::{Request, Response};
+use http_body::{Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpStream;
+use tokio::sync::OwnedSemaphorePermit;
+use tracing::debug;
+
+use super::activity::{Activity, InFlight};
+use super::Shared;
+
+/// Serves one connection until it ends; its permit is released when this returns.
+pub(super) async fn serve(
+    stream: TcpStream,
+    addr: SocketAddr,
+    permit: OwnedSemaphorePermit,
+    shared: Arc<Shared>,
+) {
+    let _permit = permit;
+    // Streamed replies are written as several small frames; without TCP_NODELAY, Nagle's
+    // algorithm and delayed ACKs add ~40 ms to every SSE reply.
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(err = %e, "cannot set TCP_NODELAY");
+    }
+    let Some(acceptor) = &shared.tls else {
+        return serve_http(stream, addr, &shared).await;
+    };
+    let handshake = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream));
+    // Cancel safety: a handshake given up at shutdown is dropped with its socket.
+    let tls = tokio::select! {
+        _ = shared.stop.cancelled() => return,
+        r = handshake => match r {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(e)) => {
+                debug!(err = %e, "TLS handshake failed");
+                return;
+            }
+            Err(_) => {
+                debug!("TLS handshake timed out");
+                return;
+            }
+        },
+    };
+    serve_http(tls, addr, &shared).await
+}
+
+/// HTTP/1.1 on `io` until the client or hyper closes it, a wait expires, or shutdown.
+async fn serve_http<I>(io: I, addr: SocketAddr, shared: &Shared)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Activity::new();
+    let io = TokioIo::new(TrackedIo {
+        io,
+        activity: activity.clone(),
+    });
+    let service = TrackedService {
+        app: TowerToHyperService::new(shared.app.clone()),
+        activity: activity.clone(),
+    };
+    // Both timeouts are `activity`'s: hyper's header timer also runs while a keep-alive
+    // connection waits for its next request, so it cannot tell idling from a slow head.
+    let conn = http1::Builder::new()
+        .header_read_timeout(None::<std::time::Duration>)
+        .serve_connection(io, service);
+    let mut conn = std::pin::pin!(conn);
+    let settings = &shared.settings;
+    let mut stopping = false;
+    loop {
+        // Cancel safety: `conn` is pinned outside the loop and polled on after a shutdown
+        // request; `expired` and the token futures keep no state of their own.
+        tokio::select! {
+            r = conn.as_mut() => {
+                if let Err(e) = r {
+                    debug!(err = %e, "connection ended with an error");
+                }
+                return;
+            }
+            phase = activity.expired(settings.header_timeout, settings.idle_timeout) => {
+                // Dropping `conn` closes the socket; no request is being served.
+                shared.log_expired(phase, addr);
+                return;
+            }
+            _ = shared.stop.cancelled(), if !stopping => {
+                // Closes an idle connection now, a busy one once its response is sent.
+                stopping = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = shared.abort.cancelled() => return,
+        }
+    }
+}
+
+/// The socket, reporting every read to the connection's `Activity`.
+struct TrackedIo<I> {
+    io: I,
+    activity: Arc<Activity>,
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for TrackedIo<I> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            this.activity.read();
+        }
+        polled
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for TrackedIo<I> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
+    }
+}
+
+/// The axum router, marking the connection busy from a request's head to its response's end.
+struct TrackedService {
+    app: TowerToHyperService<axum::Router>,
+    activity: Arc<Activity>,
+}
+
+impl hyper::service::Service<Request<Incoming>> for TrackedService {
+    type Response = Response<TrackedBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn call(&self, req: Request<Incoming>) -> Self::Future {
+        // Taken before the handler runs: a handler that waits long (a slow tool) is busy too.
+        let in_flight = self.activity.request();
+        let response = self.app.call(req);
+        Box::pin(async move {
+            let response = response.await?;
+            Ok(response.map(|body| TrackedBody {
+                body,
+                _in_flight: in_flight,
+            }))
+        })
+    }
+}
+
+/// A response body that keeps its connection busy until hyper drops it (sent, or abandoned).
+struct TrackedBody {
+    body: Body,
+    _in_flight: InFlight,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
