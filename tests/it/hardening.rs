@@ -8,8 +8,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::support::*;
 
-// ---- A child's initialize result -------------------------------------------------------------
-
 #[tokio::test]
 async fn an_unusable_initialize_result_fails_start_up_naming_what_is_wrong() {
     let cases = [
@@ -51,8 +49,6 @@ async fn lines_that_are_not_json_before_a_minimal_initialize_result_do_not_stop_
     assert_eq!(result["protocolVersion"], "2025-06-18", "{result}");
     c.assert_echo(json!(1), "up").await;
 }
-
-// ---- Limits under a burst --------------------------------------------------------------------
 
 /// The most `children.running` and `sessions` `/health` reported while it was watched, and how
 /// many times it was asked.
@@ -186,8 +182,6 @@ async fn a_burst_of_initialize_never_opens_more_sessions_than_max_sessions_while
     a_burst_never_opens_more_sessions_than_max_sessions(bridge).await;
 }
 
-// ---- No request waits forever ----------------------------------------------------------------
-
 /// The request timeout of these tests: far below the 60 s `slow` call and the test's `WAIT`.
 const TIMEOUT: Duration = Duration::from_millis(400);
 
@@ -304,8 +298,6 @@ async fn a_call_waiting_on_an_unanswered_server_request_ends_its_stream_with_an_
     assert_cancelled_at_the_child(&bridge, &c).await;
 }
 
-// ---- Server requests in session isolation ----------------------------------------------------
-
 /// Session `n` on a child that asks for `roots/list` as soon as it is initialized: the request
 /// waits for the session's stream, and the session's answer is the one its child keeps.
 async fn roots_reach_their_session(bridge: &TestBridge, n: usize) {
@@ -335,8 +327,6 @@ async fn roots_asked_at_start_in_session_isolation_reach_each_session() {
     futures_util::future::join_all((1..5).map(|n| roots_reach_their_session(&bridge, n))).await;
     assert_eq!(bridge.health().await["children"]["running"], 5);
 }
-
-// ---- Nothing crosses users on a shared child -------------------------------------------------
 
 const ALICE: &str = "alice-token-0123456789";
 const BOB: &str = "bob-token-0123456789ab";
