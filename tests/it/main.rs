@@ -9,6 +9,9 @@ mod child_concurrency;
 mod cli;
 /// Slow, idle and surplus connections: header timeout, idle timeout, connection cap.
 mod connections;
+/// Hardening: unusable initialize results, limits under a burst, request timeouts, server
+/// requests that wait for their session's stream, nothing crossing users on a shared child.
+mod hardening;
 /// Hostile input (property tests) at the HTTP side and on the child's stdout.
 mod hostile;
 /// Legacy HTTP+SSE: endpoint event, message POSTs, replies on the stream, both transports.

@@ -69,21 +69,6 @@ async fn progress_with_the_same_id_and_token_stays_with_its_session() {
     }
 }
 
-/// The `notifications/cancelled` the child has received, per the fixture's `cancellations`
-/// tool, once there are at least `n` of them (asked again until then, under `WAIT`).
-async fn cancellations_at_child(c: &Client, n: usize) -> Vec<Value> {
-    within("cancellations at the child", async {
-        loop {
-            let r = c.call(json!("c"), "cancellations", json!({})).await;
-            let seen: Vec<Value> = serde_json::from_str(text(&r)).expect("a JSON array");
-            if seen.len() >= n {
-                return seen;
-            }
-        }
-    })
-    .await
-}
-
 /// Asserts that the child got exactly one cancellation, with `reason`, naming a request by the
 /// bridge's id (a number; the client's id was a string) rather than the client's.
 fn assert_one_cancellation(seen: &[Value], reason: &str) {

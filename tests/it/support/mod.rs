@@ -85,6 +85,19 @@ impl TestBridge {
         c
     }
 
+    /// A client with a fresh, initialized session, sending `Authorization: Bearer <token>`
+    /// with every request.
+    pub async fn client_with_token(&self, token: &str) -> Client {
+        let mut c = Client::new(&self.url);
+        let bearer = format!("Bearer {token}");
+        c.http = reqwest::Client::builder()
+            .default_headers(headers(&[("authorization", &bearer)]))
+            .build()
+            .unwrap();
+        c.initialize().await;
+        c
+    }
+
     /// Waits for the bridge to end on its own (e.g. after the child exited).
     pub async fn finished(&mut self) -> anyhow::Result<()> {
         within("bridge end", self.task.take().unwrap())
@@ -285,6 +298,21 @@ pub fn text(response: &Value) -> &str {
     response["result"]["content"][0]["text"]
         .as_str()
         .unwrap_or_else(|| panic!("no text in {response}"))
+}
+
+/// The `notifications/cancelled` the child has received, per the fixture's `cancellations`
+/// tool, once there are at least `n` of them (asked again until then, under `WAIT`).
+pub async fn cancellations_at_child(c: &Client, n: usize) -> Vec<Value> {
+    within("cancellations at the child", async {
+        loop {
+            let r = c.call(json!("c"), "cancellations", json!({})).await;
+            let seen: Vec<Value> = serde_json::from_str(text(&r)).expect("a JSON array");
+            if seen.len() >= n {
+                return seen;
+            }
+        }
+    })
+    .await
 }
 
 /// A client's answer to `sampling/createMessage` request `req`, saying `text`.
