@@ -138,3 +138,35 @@ fn without_a_timeout_nothing_expires() {
         .to_child
         .is_empty());
 }
+
+#[test]
+fn a_server_request_on_the_stream_of_a_timed_out_call_goes_with_it() {
+    let mut r = routes();
+    let (_, _rx) = call(&mut r, json!("c"));
+    let call_due = r.next_deadline().unwrap();
+    // Until the clock has moved on, so that the server request's deadline comes later.
+    while Instant::now() + TIMEOUT <= call_due {
+        std::hint::spin_loop();
+    }
+    let sample = json!({"jsonrpc": "2.0", "id": "child-5", "method": "sampling/createMessage"});
+    let Action::Deliver { msg, .. } = r.from_child(sample) else {
+        panic!()
+    };
+    assert!(r.next_deadline() == Some(call_due));
+    let expired = r.expire(call_due);
+    assert!(
+        expired
+            .to_child
+            .iter()
+            .any(|m| m["id"] == "child-5" && m.get("error").is_some()),
+        "the child hears at once: {expired:?}"
+    );
+    let to_client: Vec<Value> = expired.to_clients.iter().map(|(_, o)| decode(o)).collect();
+    assert_eq!(to_client.len(), 2, "{to_client:?}");
+    assert_eq!(to_client[0]["method"], "notifications/cancelled");
+    assert_eq!(to_client[0]["params"]["requestId"], msg["id"]);
+    assert_eq!(
+        to_client[1]["id"], "c",
+        "the call's error comes last and ends the stream"
+    );
+}

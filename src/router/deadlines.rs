@@ -30,7 +30,9 @@ impl Routes {
     }
 
     /// Removes everything whose deadline is at or before `now`, returning what the clients and
-    /// the child must be told.
+    /// the child must be told. A server request sent on the stream of a request that timed out
+    /// goes with it (nobody could answer it any more), and its cancellation reaches the client
+    /// before the request's error ends that stream.
     pub fn expire(&mut self, now: Instant) -> Expired {
         let mut out = Expired::default();
         let timeout = self.rules.request_timeout.unwrap_or_default();
@@ -41,21 +43,18 @@ impl Routes {
             .filter(|(_, p)| due(p.deadline))
             .map(|(&id, _)| id)
             .collect();
-        for id in overdue {
-            let Some(p) = self.remove_pending(id) else {
-                continue;
-            };
-            let why =
-                format!("the MCP server did not answer within {timeout:?} (--request-timeout)");
-            out.to_child.push(jsonrpc::cancelled(json!(id), &why));
-            if let Some(stream) = p.stream {
-                let msg = jsonrpc::error_value(p.client_id, jsonrpc::REQUEST_TIMEOUT, &why);
-                out.to_clients.push((stream, outbound(&msg, true)));
-            }
-        }
+        let overdue: Vec<(u64, super::Pending)> = overdue
+            .into_iter()
+            .filter_map(|id| Some((id, self.remove_pending(id)?)))
+            .collect();
+        let ending: Vec<StreamTx> = overdue
+            .iter()
+            .filter_map(|(_, p)| p.stream.clone())
+            .collect();
         let why = format!("the client did not answer within {timeout:?} (--request-timeout)");
         self.server_requests.retain(|&id, r| {
-            if !due(r.deadline) {
+            let orphaned = ending.iter().any(|s| s.same_stream(&r.stream));
+            if !due(r.deadline) && !orphaned {
                 return true;
             }
             let error = jsonrpc::error_value(r.child_id.clone(), jsonrpc::REQUEST_TIMEOUT, &why);
@@ -65,6 +64,14 @@ impl Routes {
                 .push((r.stream.clone(), outbound(&cancel, false)));
             false
         });
+        let why = format!("the MCP server did not answer within {timeout:?} (--request-timeout)");
+        for (id, p) in overdue {
+            out.to_child.push(jsonrpc::cancelled(json!(id), &why));
+            if let Some(stream) = p.stream {
+                let msg = jsonrpc::error_value(p.client_id, jsonrpc::REQUEST_TIMEOUT, &why);
+                out.to_clients.push((stream, outbound(&msg, true)));
+            }
+        }
         let why = "no client stream was opened to carry this request in time";
         self.held.retain(|h| {
             if h.deadline > now {
