@@ -53,6 +53,9 @@ pub struct Session {
     /// The revision negotiated at `initialize` (legacy SSE sessions learn it after the stream
     /// opened).
     version: OnceLock<&'static str>,
+    /// What the client declared at `initialize` (capabilities, clientInfo): the `_meta` a
+    /// modern child needs on each of its requests.
+    caller: OnceLock<crate::back::modern::CallerMeta>,
     /// Cancelled when the session ends: ends its streams.
     pub cancel: CancellationToken,
     /// Its transport.
@@ -79,6 +82,7 @@ impl Session {
             id: new_session_id(),
             child: Mutex::new(child),
             version: OnceLock::new(),
+            caller: OnceLock::new(),
             cancel: parent.child_token(),
             transport,
             next_stream: AtomicU64::new(1),
@@ -108,6 +112,19 @@ impl Session {
     /// Records the revision negotiated at `initialize` (the first one sticks).
     pub fn set_protocol_version(&self, v: &'static str) {
         let _ = self.version.set(v);
+    }
+
+    /// Records what the client declared at `initialize` (the first one sticks).
+    pub fn set_caller(&self, caller: crate::back::modern::CallerMeta) {
+        let _ = self.caller.set(caller);
+    }
+
+    /// What the client declared at `initialize` (nothing before).
+    pub fn caller(&self) -> &crate::back::modern::CallerMeta {
+        static NONE: OnceLock<crate::back::modern::CallerMeta> = OnceLock::new();
+        self.caller
+            .get()
+            .unwrap_or_else(|| NONE.get_or_init(Default::default))
     }
 
     /// Records activity from the client.

@@ -114,7 +114,7 @@ impl ChildHandle {
         // detached before the hand-over or finds the successor and leaves it too.
         let mut old = self.routes();
         let owners = old.take_owners();
-        let adopted = next.routes().adopt(owners);
+        let adopted = next.routes().adopt(owners, next.era == ChildEra::Legacy);
         let _ = self.successor.set(next.clone());
         drop(old);
         adopted

@@ -9,6 +9,8 @@ use serde_json::Value;
 use tracing::debug;
 
 use super::ChildHandle;
+use crate::back::modern::{self, CallerMeta};
+use crate::back::ChildEra;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 use crate::router::{Outbound, Owner, Refused, Registration, StreamTx};
@@ -79,6 +81,7 @@ impl ChildHandle {
         owner: &Owner,
         mut msg: Value,
         reg: Registration,
+        caller: &CallerMeta,
     ) -> Result<Forwarded, Refused> {
         let Ok(slot) = self.slot(owner).await else {
             return Ok(Forwarded::Refused(
@@ -90,6 +93,12 @@ impl ChildHandle {
         // Lock: registration, its slot and the held server requests in one critical section.
         let (registered, held) = {
             let mut routes = self.routes();
+            // A modern child needs the caller's `_meta` on every request (its log level is the
+            // one the session set with `logging/setLevel`).
+            if let ChildEra::Modern { version } = &self.era {
+                let level = routes.log_level(owner).map(|l| l.as_str());
+                modern::stamp(&mut msg, version, caller, level);
+            }
             let registered = routes.register(owner, &mut msg, reg);
             if let (Ok(id), Some(slot)) = (&registered, slot) {
                 routes.hold_slot(*id, slot);
@@ -166,7 +175,11 @@ impl ChildHandle {
         let line = {
             let mut routes = self.routes();
             let change = routes.set_log_level(owner, level);
-            change.map(|level| routes.set_level_request(level))
+            // A modern child hears the level with each request instead (`forward_request`).
+            let legacy = self.era == ChildEra::Legacy;
+            change
+                .filter(|_| legacy)
+                .map(|level| routes.set_level_request(level))
         };
         match line {
             Some(line) => self.send_line(&line).await,

@@ -10,6 +10,8 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tracing::{info, warn};
 
+use crate::back::modern::CallerMeta;
+use crate::back::ChildEra;
 use crate::child::Forwarded;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
@@ -64,10 +66,17 @@ pub fn initialize(session: &Session, msg: &Value) -> Value {
     let requested = jsonrpc::param(msg, "protocolVersion").and_then(Value::as_str);
     let version = crate::back::legacy::negotiate(requested, &init.protocol_version);
     session.set_protocol_version(version);
-    let client = jsonrpc::param(msg, "clientInfo")
-        .and_then(|c| c.get("name"))
-        .and_then(Value::as_str);
+    let caller = CallerMeta {
+        capabilities: jsonrpc::param(msg, "capabilities")
+            .cloned()
+            .unwrap_or_default(),
+        client_info: jsonrpc::param(msg, "clientInfo")
+            .cloned()
+            .unwrap_or_default(),
+    };
+    let client = caller.client_info.get("name").and_then(Value::as_str);
     info!(session = %session.id, version, client = client.unwrap_or("?"), "session initialized");
+    session.set_caller(caller);
     jsonrpc::result_value(jsonrpc::id(msg), init.session_result(requested))
 }
 
@@ -86,7 +95,7 @@ pub async fn request(session: &Session, msg: Value, reg: Registration) -> Result
     let stream = reg.stream.clone();
     match session
         .child()
-        .forward_request(&session.id, msg, reg)
+        .forward_request(&session.id, msg, reg, session.caller())
         .await?
     {
         Forwarded::Sent => {}
@@ -116,7 +125,10 @@ async fn answer_locally(session: &Session, msg: &Value) -> Result<Option<Value>,
             .and_then(Value::as_str)
             .unwrap_or("")
     };
+    let modern = matches!(child.era, ChildEra::Modern { .. });
     match jsonrpc::method(msg) {
+        // A modern child has no `ping`; the bridge is who the client can reach.
+        "ping" if modern => ok(),
         "logging/setLevel" => {
             let level = jsonrpc::param(msg, "level")
                 .and_then(Value::as_str)
@@ -125,6 +137,11 @@ async fn answer_locally(session: &Session, msg: &Value) -> Result<Option<Value>,
             child.set_log_level(&session.id, level).await?;
             ok()
         }
+        "resources/subscribe" | "resources/unsubscribe" if modern => Ok(Some(jsonrpc::error_value(
+            jsonrpc::id(msg),
+            jsonrpc::METHOD_NOT_FOUND,
+            "resource subscriptions through a 2026-07-28 server are not served by this bridge yet",
+        ))),
         // The child is subscribed once for all sessions; later subscribers are only recorded.
         "resources/subscribe" if !child.subscribe(&session.id, uri()) => ok(),
         "resources/unsubscribe" if !child.unsubscribe(&session.id, uri()) => ok(),
@@ -141,10 +158,16 @@ async fn answer_locally(session: &Session, msg: &Value) -> Result<Option<Value>,
 /// # Errors
 /// `ChildGone`.
 pub async fn notification(session: &Session, msg: Value) -> Result<(), Refused> {
-    if jsonrpc::method(&msg) == "notifications/initialized" {
-        return Ok(());
+    let child = session.child();
+    match jsonrpc::method(&msg) {
+        "notifications/initialized" => return Ok(()),
+        // Gone in 2026-07-28: a modern child asks for nothing, so it needs no such hint.
+        "notifications/roots/list_changed" if matches!(child.era, ChildEra::Modern { .. }) => {
+            return Ok(())
+        }
+        _ => {}
     }
-    session.child().forward_notification(&session.id, msg).await
+    child.forward_notification(&session.id, msg).await
 }
 
 /// Handles a client's response to a server request.

@@ -83,6 +83,11 @@ impl Routes {
         self.recompute_log_level()
     }
 
+    /// The logging level `owner` asked for, if any.
+    pub fn log_level(&self, owner: &Owner) -> Option<LogLevel> {
+        self.attached.get(owner)?.log_level
+    }
+
     fn recompute_log_level(&mut self) -> Option<LogLevel> {
         let want = self.attached.values().filter_map(|a| a.log_level).min();
         if want.is_some() && want != self.child_log_level {
@@ -111,9 +116,13 @@ impl Routes {
 
     /// Attaches the owners of a replaced child with what they had told it. Returns the lines
     /// this child must get to serve them the same way (one `resources/subscribe` per URI, the
-    /// merged logging level; registered as the bridge's own requests) and their standalone
-    /// streams.
-    pub fn adopt(&mut self, owners: Vec<(Owner, Carried)>) -> (Vec<Value>, Vec<StreamTx>) {
+    /// merged logging level when `tell_level`; registered as the bridge's own requests) and
+    /// their standalone streams.
+    pub fn adopt(
+        &mut self,
+        owners: Vec<(Owner, Carried)>,
+        tell_level: bool,
+    ) -> (Vec<Value>, Vec<StreamTx>) {
         let mut to_child = Vec::new();
         let mut streams = Vec::new();
         for (owner, c) in owners {
@@ -132,7 +141,7 @@ impl Routes {
             a.log_level = c.log_level;
             a.subscriptions = c.subscriptions;
         }
-        if let Some(level) = self.recompute_log_level() {
+        if let Some(level) = self.recompute_log_level().filter(|_| tell_level) {
             to_child.push(self.set_level_request(level));
         }
         (to_child, streams)
