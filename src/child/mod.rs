@@ -265,9 +265,12 @@ pub async fn spawn(
         gate: (config.limits.child_concurrency > 0)
             .then(|| Gate::new(config.limits.child_concurrency, config.limits.max_waiting)),
         init,
-        era: declared.era,
+        era: declared.era.clone(),
         writer,
-        routes: Mutex::new(Routes::new(legacy::FIRST_CLIENT_ID, route_rules(config))),
+        routes: Mutex::new(Routes::new(
+            legacy::FIRST_CLIENT_ID,
+            route_rules(config, &declared.era),
+        )),
         gone: CancellationToken::new(),
         exited: CancellationToken::new(),
         exit: Mutex::new(None),
@@ -287,12 +290,13 @@ pub async fn spawn(
     Ok(handle)
 }
 
-/// The routing rules a child of this configuration gets.
-fn route_rules(config: &Config) -> RouteRules {
+/// The routing rules a child of this configuration and era gets.
+fn route_rules(config: &Config, era: &ChildEra) -> RouteRules {
     RouteRules {
         max_in_flight: config.limits.max_requests_per_session,
         request_timeout: config.request_timeout,
         single_owner: config.supervision.isolation == crate::config::Isolation::Session,
+        mrtr: matches!(era, ChildEra::Modern { .. }),
     }
 }
 

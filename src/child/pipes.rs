@@ -163,6 +163,15 @@ fn perform(child: &ChildHandle, action: Action) {
             };
             deliver(child, &to, out, jsonrpc::method(&msg));
         }
+        Action::Ask { to, requests } => {
+            for msg in requests {
+                let out = Outbound {
+                    json: jsonrpc::to_bytes(&msg),
+                    last: false,
+                };
+                deliver(child, &to, out, jsonrpc::method(&msg));
+            }
+        }
         Action::Broadcast { to, msg } => {
             let json = jsonrpc::to_bytes(&msg);
             for tx in to {

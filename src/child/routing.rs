@@ -13,7 +13,7 @@ use crate::back::modern::{self, CallerMeta};
 use crate::back::ChildEra;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
-use crate::router::{Outbound, Owner, Refused, Registration, StreamTx};
+use crate::router::{Outbound, Owner, Refused, Registration, ReplyRoute, StreamTx};
 
 /// How a forwarded request fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,8 +151,19 @@ impl ChildHandle {
     /// # Errors
     /// `NoSuchServerRequest` or `ChildGone`.
     pub async fn forward_reply(&self, owner: &Owner, mut msg: Value) -> Result<(), Refused> {
-        self.routes().reply_from_client(owner, &mut msg)?;
-        self.send_line(&msg).await
+        let route = self.routes().reply_from_client(owner, &mut msg)?;
+        match route {
+            ReplyRoute::Forward => self.send_line(&msg).await,
+            ReplyRoute::Recorded => Ok(()),
+            ReplyRoute::Retry(retry) => self.send_line(&retry).await,
+            ReplyRoute::Fail(stream, error) => {
+                let _ = stream.try_send(Outbound {
+                    json: jsonrpc::to_bytes(&error),
+                    last: true,
+                });
+                Ok(())
+            }
+        }
     }
 
     /// Makes `tx` the session's standalone stream; the server requests held for the session go

@@ -52,18 +52,32 @@ impl Routes {
             .filter_map(|(_, p)| p.stream.clone())
             .collect();
         let why = format!("the client did not answer within {timeout:?} (--request-timeout)");
+        let mut abandoned = Vec::new();
         self.server_requests.retain(|&id, r| {
             let orphaned = ending.iter().any(|s| s.same_stream(&r.stream));
             if !due(r.deadline) && !orphaned {
                 return true;
             }
-            let error = jsonrpc::error_value(r.child_id.clone(), jsonrpc::REQUEST_TIMEOUT, &why);
-            out.to_child.push(error);
+            match &r.input {
+                None => {
+                    let error =
+                        jsonrpc::error_value(r.child_id.clone(), jsonrpc::REQUEST_TIMEOUT, &why);
+                    out.to_child.push(error);
+                }
+                Some((continuation, _)) => abandoned.push(*continuation),
+            }
             let cancel = jsonrpc::cancelled(json!(id), &why);
             out.to_clients
                 .push((r.stream.clone(), outbound(&cancel, false)));
             false
         });
+        // A call whose client did not give the input its child asked for ends with an error.
+        for continuation in abandoned {
+            if let Some((stream, client_id)) = self.abandon(continuation) {
+                let msg = jsonrpc::error_value(client_id, jsonrpc::REQUEST_TIMEOUT, &why);
+                out.to_clients.push((stream, outbound(&msg, true)));
+            }
+        }
         let why = format!("the MCP server did not answer within {timeout:?} (--request-timeout)");
         for (id, p) in overdue {
             out.to_child.push(jsonrpc::cancelled(json!(id), &why));

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use super::{tasks, Action, Pending, Routes};
+use super::{continuations, tasks, Action, Pending, Routes};
 use crate::jsonrpc::{self, Kind};
 use crate::loglevel::LogLevel;
 
@@ -37,12 +37,15 @@ impl Routes {
                 },
             };
         };
-        let Some(to) = p.stream else {
+        let Some(to) = p.stream.clone() else {
             return Action::Drop {
                 why: "response for a request of the bridge's own",
                 warn: false,
             };
         };
+        if p.retry.is_some() && continuations::asks_for_input(&msg) {
+            return self.ask_for_input(p, to, msg);
+        }
         self.record_task(&p.owner, &msg);
         if p.lists_tasks {
             self.filter_task_list(&p.owner, &mut msg);
@@ -144,7 +147,7 @@ impl Routes {
         let found = self
             .server_requests
             .iter()
-            .find(|(_, r)| r.child_id == child_id)
+            .find(|(_, r)| r.input.is_none() && r.child_id == child_id)
             .map(|(&id, _)| id);
         let Some(r) = found.and_then(|id| self.server_requests.remove(&id).map(|r| (id, r))) else {
             return Action::Drop {

@@ -16,12 +16,14 @@ use tokio_util::sync::CancellationToken;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 
+mod continuations;
 mod deadlines;
 mod from_child;
 mod owners;
 mod server_requests;
 mod tasks;
 
+pub use continuations::ReplyRoute;
 pub use deadlines::Expired;
 pub use owners::Carried;
 pub use tasks::task_not_found;
@@ -45,6 +47,13 @@ pub struct Outbound {
 pub struct StreamTx {
     tx: mpsc::Sender<Outbound>,
     stop: CancellationToken,
+}
+
+/// Two handles are equal when they feed the same stream.
+impl PartialEq for StreamTx {
+    fn eq(&self, other: &Self) -> bool {
+        self.same_stream(other)
+    }
 }
 
 /// The receiving end of a client stream.
@@ -114,6 +123,11 @@ struct Pending {
     deadline: Option<Instant>,
     /// The request's slot at the child (`--child-concurrency`): freed with the entry.
     slot: Option<crate::gate::Permit>,
+    /// The request as sent, kept to retry it when a modern child answers `input_required`
+    /// (`continuations`); `None` when the child cannot or the method may not.
+    retry: Option<Box<Value>>,
+    /// Retries so far.
+    rounds: u8,
 }
 
 /// A request from the child forwarded to a client under a bridge id.
@@ -124,6 +138,10 @@ struct ServerRequest {
     stream: StreamTx,
     /// When the child gets an error instead of the client's answer.
     deadline: Option<Instant>,
+    /// For an input request the bridge made of a modern child's `input_required`: the
+    /// continuation waiting for the answer, and the child's key for it (`child_id` is then
+    /// null: the child asked nothing itself).
+    input: Option<(u64, String)>,
 }
 
 /// A request from the child whose session is certain but has no stream to carry it yet: it
@@ -185,6 +203,9 @@ pub struct RouteRules {
     /// The child only ever serves one session (session isolation): every message from it
     /// belongs to that session.
     pub single_owner: bool,
+    /// The child is modern: an `input_required` result is asked of the client as server
+    /// requests and the call retried (`continuations`).
+    pub mrtr: bool,
 }
 
 impl RouteRules {
@@ -199,6 +220,7 @@ impl RouteRules {
             max_in_flight,
             request_timeout: None,
             single_owner: false,
+            mrtr: false,
         }
     }
 
@@ -242,6 +264,14 @@ pub enum Action {
         /// The message, unchanged.
         msg: Value,
     },
+    /// Send these server requests (input requests of a modern child's `input_required`) on
+    /// the call's stream.
+    Ask {
+        /// The call's stream.
+        to: StreamTx,
+        /// The requests, under bridge ids.
+        requests: Vec<Value>,
+    },
     /// Write `msg` back to the child (ping answers, refused server requests).
     ToChild {
         /// The reply.
@@ -266,6 +296,8 @@ pub struct Routes {
     pending: HashMap<u64, Pending>,
     server_requests: HashMap<u64, ServerRequest>,
     held: VecDeque<Held>,
+    /// Calls waiting for their client's answers to a modern child's input requests.
+    continuations: HashMap<u64, continuations::Continuation>,
     /// Whether a message that could not be attributed to one user was dropped already (the
     /// first such drop is a warning, later ones are debug logs).
     warned_unattributable: bool,
@@ -286,6 +318,7 @@ impl Routes {
             pending: HashMap::new(),
             server_requests: HashMap::new(),
             held: VecDeque::new(),
+            continuations: HashMap::new(),
             warned_unattributable: false,
             attached: HashMap::new(),
             child_log_level: None,
@@ -372,6 +405,12 @@ impl Routes {
         let owner = owner.clone();
         let id = self.alloc();
         let client_id = jsonrpc::replace_id(msg, json!(id));
+        let retry = (self.rules.mrtr
+            && matches!(
+                jsonrpc::method(msg),
+                "tools/call" | "resources/read" | "prompts/get"
+            ))
+        .then(|| Box::new(msg.clone()));
         // The bridge id doubles as the progress token the child sees: unique while pending.
         let progress = jsonrpc::replace_progress_token(msg, json!(id));
         let prev = self.pending.insert(
@@ -385,6 +424,8 @@ impl Routes {
                 lists_tasks: jsonrpc::method(msg) == "tasks/list",
                 deadline: self.deadline(self.rules.request_timeout),
                 slot: None,
+                retry,
+                rounds: 0,
             },
         );
         assert!(prev.is_none(), "bridge id {id} allocated twice");
@@ -417,6 +458,8 @@ impl Routes {
                 lists_tasks: false,
                 deadline: self.deadline(self.rules.request_timeout),
                 slot: None,
+                retry: None,
+                rounds: 0,
             },
         );
         id
@@ -448,6 +491,9 @@ impl Routes {
             .find(|(_, p)| p.owner == *owner && p.client_id == *target)
             .map(|(&id, _)| id);
         let Some(id) = found else {
+            // A call waiting for its client's input has nothing at the child to cancel.
+            let target = target.clone();
+            self.forget_continuations(|p| p.owner == *owner && p.client_id == target);
             return false;
         };
         self.remove_pending(id);
@@ -455,19 +501,27 @@ impl Routes {
         true
     }
 
-    /// Rewrites a client's response to a server request back to the child's id.
+    /// Takes a client's response to a server request: rewritten to the child's id when the
+    /// child asked, or recorded for the call whose input it is (see `ReplyRoute`).
     ///
     /// # Errors
     /// `NoSuchServerRequest` when the id names no request sent to this owner.
-    pub fn reply_from_client(&mut self, owner: &Owner, msg: &mut Value) -> Result<(), Refused> {
+    pub fn reply_from_client(
+        &mut self,
+        owner: &Owner,
+        msg: &mut Value,
+    ) -> Result<ReplyRoute, Refused> {
         let id = jsonrpc::as_bridge_id(&jsonrpc::id(msg)).ok_or(Refused::NoSuchServerRequest)?;
         match self.server_requests.get(&id) {
             Some(r) if r.owner == *owner => {}
             _ => return Err(Refused::NoSuchServerRequest),
         }
         let r = self.server_requests.remove(&id).expect("checked above");
+        if let Some((continuation, key)) = r.input {
+            return Ok(self.record_input(continuation, key, msg));
+        }
         jsonrpc::replace_id(msg, r.child_id);
-        Ok(())
+        Ok(ReplyRoute::Forward)
     }
 
     /// Forgets a stream whose client stopped reading: its requests are cancelled at the child
@@ -510,15 +564,15 @@ impl Routes {
                     .map(|_| jsonrpc::cancelled(json!(id), why))
             })
             .collect();
+        self.forget_continuations(&pending);
         self.server_requests.retain(|_, r| {
             if !server_request(r) {
                 return true;
             }
-            to_child.push(jsonrpc::error_value(
-                r.child_id.clone(),
-                jsonrpc::INTERNAL_ERROR,
-                why,
-            ));
+            if r.input.is_none() {
+                let error = jsonrpc::error_value(r.child_id.clone(), jsonrpc::INTERNAL_ERROR, why);
+                to_child.push(error);
+            }
             false
         });
         to_child
@@ -544,6 +598,12 @@ impl Routes {
         self.closed = true;
         self.server_requests.clear();
         self.held.clear();
+        // A call waiting for input gets the same error as those at the child.
+        let waiting_input: Vec<(StreamTx, Value)> = self
+            .continuations
+            .drain()
+            .filter_map(|(_, c)| Some((c.call.stream?, c.call.client_id)))
+            .collect();
         // The owners stay, with their standalone streams, until `take_owners` hands them to a
         // successor or their sessions end.
         for a in self.attached.values_mut() {
@@ -552,12 +612,15 @@ impl Routes {
         self.pending
             .drain()
             .filter_map(|(_, p)| p.stream.map(|s| (s, p.client_id)))
+            .chain(waiting_input)
             .collect()
     }
 }
 
 #[cfg(test)]
 mod attribution_tests;
+#[cfg(test)]
+mod continuation_tests;
 #[cfg(test)]
 mod deadline_tests;
 #[cfg(test)]

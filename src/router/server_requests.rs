@@ -94,6 +94,7 @@ impl Routes {
                 child_id,
                 stream: stream.clone(),
                 deadline,
+                input: None,
             },
         );
         Action::Deliver {

@@ -295,7 +295,10 @@ async fn a_call_waiting_on_an_unanswered_server_request_ends_its_stream_with_an_
     // The sampling request goes with the call: the client hears it is cancelled, then the
     // call's error ends the stream (and the child heard at once that nobody will answer).
     let cancelled = events.next().await.expect("the cancellation");
-    assert_eq!(cancelled["method"], "notifications/cancelled", "{cancelled}");
+    assert_eq!(
+        cancelled["method"], "notifications/cancelled",
+        "{cancelled}"
+    );
     assert_eq!(cancelled["params"]["requestId"], sample["id"]);
     assert_timed_out(&events.next().await.expect("the error"));
     assert!(events.next().await.is_none(), "the error is the last event");
