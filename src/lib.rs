@@ -4,40 +4,60 @@
 //!
 //! # Architecture
 //!
+//! One routing core between a front per client era and a back per child era:
+//!
 //! ```text
 //! HTTP clients ─► listener (a permit per connection, one task each: TLS, hyper HTTP/1.1,
 //!                 header/idle timeouts) ─► axum: http::guard (Host, Origin, CORS, bearer
-//!                 token) ─► http::streamable | http::legacy_sse
-//!                   parse → dispatch: lock(child routes){ alloc bridge id, register } → child.send(line)
-//!                   reply: SSE body fed by the request's own channel | JSON | 202
-//!                        │ bounded mpsc<Bytes>
+//!                 token) ─► http::streamable | http::legacy_sse   (HTTP only: parse, find the
+//!                 session, pick the reply mode)
+//!                        ▼
+//! front::session   the session era (≤ 2025-11-25): initialize answered by the bridge,
+//!                  requests, notifications, replies, end of a session
+//!                        ▼
+//! child (ChildHandle, named routing methods) ─ lock(routes){ stamp per back, alloc bridge id,
+//!                  register } → child.send(line)
+//!   back::legacy   opened with one `initialize`; requests go as they are
+//!   back::modern   opened with `server/discover`; requests carry the caller's `_meta`;
+//!                  `input_required` becomes server requests (router::continuations)
+//!                        │ bounded mpsc<Bytes> (+ the reader's own bounded lane)
 //!                        ▼
 //! [writer]  owns the child's stdin; batches queued lines into one write
 //! [reader]  owns the child's stdout; parse → lock(routes){ decide } → try_send to stream(s)
 //! [stderr]  child's stderr lines → tracing (target "child")
 //! [exit]    waits for the process and records its status
+//! [deadlines] answers what waited past --request-timeout
 //!                        │ bounded channel per stream (StreamTx: queue + stop token)
 //!                        ▼
 //! SSE bodies: one per POST that carries requests, one standalone (GET) per session, one per
 //! legacy session
-//! [supervisor] one per shared child: restarts it with backoff (`children`)
+//! [supervisor] one per shared child: restarts it with backoff, hands its sessions over
 //! [reaper]     ends idle sessions
 //! ```
 //!
+//! * `state::BridgeState` is what the whole bridge shares (config, sessions, children, the
+//!   shutdown token); it knows no HTTP. `config::Config` is plain data. Room for later: several
+//!   named servers are several `Children` (each with its routes) in one state; several bridge
+//!   instances share nothing but the session ids' prefix.
 //! * `router::Routes` is the routing core: plain data, no I/O, unit-tested. It knows owners
-//!   (opaque keys, in practice session ids), never HTTP. One `Routes` per child; a session
-//!   refers to its child (`Session::child`), which `children::Children` chose for it (the
-//!   shared child, the least loaded of a pool, or its own).
+//!   (opaque keys, in practice session ids), never HTTP nor an era's wire details beyond the
+//!   envelope. One `Routes` per child, reached only through `ChildHandle`'s named methods
+//!   (`child::routing`); a session refers to its child (`Session::child`, following a
+//!   restarted child's successor), which `children::Children` chose for it.
 //! * Locks: `Sessions` (id → session) and each child's `Routes` are `std::sync::Mutex`es held
-//!   for map operations only, never across `.await`, and never one inside the other.
+//!   for map operations only, never across `.await`, and never one inside the other (the one
+//!   exception, handing a restarted child's sessions over, takes the old routes then the new).
 //! * ORDERING: everything that belongs to one client request (its progress notifications, the
 //!   server requests sent on its behalf, and finally its response) travels through ONE ordered
 //!   channel, which ends after the response. Nothing can overtake the response.
 //! * The reader never waits on a client: it uses `try_send`, so one stalled client cannot stall
 //!   the others (a full queue stops that stream and cancels its requests); it never waits on
-//!   the writer either (pipe deadlock).
-//! * Cancellation tree: `root` (shutdown) → one token per session (DELETE, expiry, its child's
-//!   exit) → each stream ends when its token, or its own stop token, is cancelled.
+//!   the writer either (pipe deadlock): its own lines go through a bounded lane.
+//! * Limits are reservations taken before any `.await` (sessions, children, connections,
+//!   `--child-concurrency` slots); every queue is bounded; every task is tracked and waited for
+//!   at shutdown.
+//! * Cancellation tree: `root` (shutdown) → one token per session (DELETE, expiry, its own
+//!   child's exit) → each stream ends when its token, or its own stop token, is cancelled.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
