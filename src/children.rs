@@ -227,6 +227,20 @@ impl Children {
             .unwrap_or_else(|| "the MCP server exited".into())
     }
 
+    /// The child for one stateless request: the least busy running shared child.
+    ///
+    /// # Errors
+    /// `ChildGone` when none runs, and in session isolation (no child is shared; a stateless
+    /// request has no session to give a child of its own).
+    pub fn for_request(&self) -> Result<Arc<ChildHandle>, Refused> {
+        let slots = lock(&self.slots);
+        let running = slots.iter().filter(|c| c.is_running());
+        running
+            .min_by_key(|c| c.waiting_clients())
+            .cloned()
+            .ok_or(Refused::ChildGone)
+    }
+
     /// The shared child of slot 0 (shared isolation), for status and shutdown draining.
     pub fn shared(&self) -> Vec<Arc<ChildHandle>> {
         lock(&self.slots).clone()

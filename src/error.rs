@@ -38,6 +38,23 @@ pub enum HttpError {
     Unauthorized,
     /// The session limit is reached (503).
     TooManySessions,
+    /// A JSON-RPC error answering a request with its id (the stateless front's refusals).
+    Rpc(RpcError),
+}
+
+/// A JSON-RPC error that answers one request, with the HTTP status it goes with.
+#[derive(Debug)]
+pub struct RpcError {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// The request's id.
+    pub id: Value,
+    /// The JSON-RPC error code.
+    pub code: i64,
+    /// The message.
+    pub message: String,
+    /// The error's `data`, if any.
+    pub data: Option<Value>,
 }
 
 impl HttpError {
@@ -115,12 +132,20 @@ impl HttpError {
                 jsonrpc::BAD_REQUEST,
                 "Service Unavailable: too many sessions".into(),
             ),
+            Rpc(e) => (e.status, e.code, e.message.clone()),
         }
     }
 }
 
 impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
+        if let HttpError::Rpc(e) = self {
+            let mut body = jsonrpc::error_value(e.id, e.code, &e.message);
+            if let Some(data) = e.data {
+                body["error"]["data"] = data;
+            }
+            return json_response(e.status, &body);
+        }
         let (status, code, message) = self.parts();
         tracing::debug!(%status, message, "request refused");
         let mut resp = json_response(status, &jsonrpc::error_value(Value::Null, code, &message));

@@ -24,6 +24,16 @@ pub enum Forwarded {
     Refused(&'static str),
 }
 
+/// How a front wants a request forwarded.
+#[derive(Default)]
+pub struct Forwarding<'a> {
+    /// A session client's `_meta`, stamped on the request for a modern child; `None` when the
+    /// request carries its own (a modern client) or the child needs none.
+    pub caller: Option<&'a CallerMeta>,
+    /// Applied to the response before it is delivered (the front's rendering).
+    pub finish: Option<fn(&mut Value)>,
+}
+
 /// Undoes a registration if the caller is dropped before the line reached the child's queue.
 struct Unregister<'a> {
     child: &'a ChildHandle,
@@ -81,7 +91,7 @@ impl ChildHandle {
         owner: &Owner,
         mut msg: Value,
         reg: Registration,
-        caller: &CallerMeta,
+        how: Forwarding<'_>,
     ) -> Result<Forwarded, Refused> {
         let Ok(slot) = self.slot(owner).await else {
             return Ok(Forwarded::Refused(
@@ -95,13 +105,16 @@ impl ChildHandle {
             let mut routes = self.routes();
             // A modern child needs the caller's `_meta` on every request (its log level is the
             // one the session set with `logging/setLevel`).
-            if let ChildEra::Modern { version } = &self.era {
+            if let (ChildEra::Modern { version }, Some(caller)) = (&self.era, how.caller) {
                 let level = routes.log_level(owner).map(|l| l.as_str());
                 modern::stamp(&mut msg, version, caller, level);
             }
             let registered = routes.register(owner, &mut msg, reg);
             if let (Ok(id), Some(slot)) = (&registered, slot) {
                 routes.hold_slot(*id, slot);
+            }
+            if let (Ok(id), Some(finish)) = (&registered, how.finish) {
+                routes.finish_with(*id, finish);
             }
             let held = match registered {
                 Ok(_) if sse => routes.release_held(owner, &stream),

@@ -3,5 +3,7 @@
 //!
 //! * `session`: the session era (revisions up to 2025-11-25): `initialize`, `Mcp-Session-Id`,
 //!   server-to-client requests on the request's stream.
+//! * `stateless`: revision 2026-07-28: no session, `_meta` on every request, a reply per POST.
 
 pub mod session;
+pub mod stateless;

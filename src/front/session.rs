@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::back::modern::CallerMeta;
 use crate::back::ChildEra;
-use crate::child::Forwarded;
+use crate::child::{Forwarded, Forwarding};
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 use crate::router::{task_not_found, Outbound, Refused, Registration, StreamTx};
@@ -93,9 +93,13 @@ pub async fn request(session: &Session, msg: Value, reg: Registration) -> Result
     }
     let id = jsonrpc::id(&msg);
     let stream = reg.stream.clone();
+    let how = Forwarding {
+        caller: Some(session.caller()),
+        finish: None,
+    };
     match session
         .child()
-        .forward_request(&session.id, msg, reg, session.caller())
+        .forward_request(&session.id, msg, reg, how)
         .await?
     {
         Forwarded::Sent => {}

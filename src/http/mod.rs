@@ -5,6 +5,7 @@ mod accept;
 mod guard;
 mod legacy_sse;
 mod sse;
+mod stateless;
 mod streamable;
 
 use std::sync::Arc;

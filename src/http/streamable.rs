@@ -44,6 +44,11 @@ pub async fn post(
     accept::check_content_type(&headers)?;
     let mode = accept::post_reply_mode(&headers)?;
     let msg: Value = super::parse_json(&body)?;
+    // A request carrying the 2026-07-28 `_meta` is served statelessly, whatever the session
+    // headers say (a dual-era endpoint: `initialize` still opens a session).
+    if front::stateless::is_modern(&msg) && super::classify(&msg)? == Kind::Request {
+        return super::stateless::post(&app, principal, &headers, msg, mode).await;
+    }
     if let Value::Array(batch) = msg {
         let session = session_of(&app, &headers, &principal)?;
         return post_batch(&app, &session, batch, mode).await;
@@ -149,7 +154,7 @@ async fn reply(
 
 /// JSON mode: the response (or a batch's responses as an array); related notifications
 /// cannot travel in a single JSON body and are left out.
-async fn json_reply(mut rx: StreamRx, responses: usize) -> Response {
+pub(super) async fn json_reply(mut rx: StreamRx, responses: usize) -> Response {
     let mut got = Vec::with_capacity(responses);
     while got.len() < responses {
         let next = tokio::select! {

@@ -50,6 +50,9 @@ impl Routes {
         if p.lists_tasks {
             self.filter_task_list(&p.owner, &mut msg);
         }
+        if let Some(finish) = p.finish {
+            finish(&mut msg);
+        }
         jsonrpc::replace_id(&mut msg, p.client_id);
         Action::Deliver {
             to,

@@ -128,6 +128,9 @@ struct Pending {
     retry: Option<Box<Value>>,
     /// Retries so far.
     rounds: u8,
+    /// Applied to the response before it is delivered (a front's rendering, e.g. the result
+    /// fields a modern client needs from a legacy child); the router does not know what.
+    finish: Option<fn(&mut Value)>,
 }
 
 /// A request from the child forwarded to a client under a bridge id.
@@ -426,6 +429,7 @@ impl Routes {
                 slot: None,
                 retry,
                 rounds: 0,
+                finish: None,
             },
         );
         assert!(prev.is_none(), "bridge id {id} allocated twice");
@@ -440,6 +444,13 @@ impl Routes {
     pub fn hold_slot(&mut self, id: u64, slot: crate::gate::Permit) {
         if let Some(p) = self.pending.get_mut(&id) {
             p.slot = Some(slot);
+        }
+    }
+
+    /// Has the response of registered request `id` passed through `finish` before delivery.
+    pub fn finish_with(&mut self, id: u64, finish: fn(&mut Value)) {
+        if let Some(p) = self.pending.get_mut(&id) {
+            p.finish = Some(finish);
         }
     }
 
@@ -460,6 +471,7 @@ impl Routes {
                 slot: None,
                 retry: None,
                 rounds: 0,
+                finish: None,
             },
         );
         id

@@ -1,0 +1,264 @@
+//! The stateless front: clients of revision 2026-07-28. There is no session: every request
+//! carries its own `_meta` (revision, capabilities, client info), is served by a shared child,
+//! and ends with its reply; closing the reply's stream cancels it at the child.
+//!
+//! In front of a modern child the request passes through with its id remapped. In front of a
+//! legacy child the bridge answers `server/discover` from the child's `initialize` result and
+//! gives every result the fields a modern client requires (`resultType`, and `ttlMs` and
+//! `cacheScope` on cacheable results).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use tokio_util::task::TaskTracker;
+
+use crate::back::modern::{self, META_CAPABILITIES, META_SERVER_INFO, META_VERSION};
+use crate::back::ChildEra;
+use crate::child::{ChildHandle, Forwarded, Forwarding};
+use crate::jsonrpc;
+use crate::router::{Outbound, Owner, Refused, Registration};
+use crate::state::BridgeState;
+
+/// The revisions this front serves.
+pub const SUPPORTED: [&str; 1] = [modern::VERSION];
+
+/// The client requests of revision 2026-07-28 (with the tasks extension).
+const METHODS: [&str; 14] = [
+    "server/discover",
+    "tools/list",
+    "tools/call",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+    "prompts/list",
+    "prompts/get",
+    "completion/complete",
+    "subscriptions/listen",
+    "tasks/get",
+    "tasks/result",
+    "tasks/list",
+    "tasks/cancel",
+];
+
+/// Results a modern client may cache: they carry `ttlMs` and `cacheScope`.
+const CACHEABLE: [&str; 6] = [
+    "server/discover",
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+
+/// Methods that need a request's `Mcp-Name` header, and the parameter it mirrors.
+pub fn named_param(method: &str) -> Option<&'static str> {
+    match method {
+        "tools/call" | "prompts/get" => Some("name"),
+        "resources/read" => Some("uri"),
+        _ => None,
+    }
+}
+
+/// Whether a message is a modern request: it carries the per-request `_meta` revision.
+pub fn is_modern(msg: &Value) -> bool {
+    jsonrpc::param(msg, "_meta").is_some_and(|m| m.get(META_VERSION).is_some())
+}
+
+/// The revision a modern request names.
+pub fn version_of(msg: &Value) -> Option<&str> {
+    jsonrpc::param(msg, "_meta")?.get(META_VERSION)?.as_str()
+}
+
+/// Why a modern request is refused before it reaches a child.
+#[derive(Debug)]
+pub enum Refusal {
+    /// A required `_meta` key is missing (-32602).
+    MissingMeta(&'static str),
+    /// The revision is not one the bridge serves (-32022, with the supported ones).
+    UnsupportedVersion(String),
+    /// Not a 2026-07-28 method (-32601, HTTP 404).
+    UnknownMethod(String),
+    /// Routing refused it.
+    Routing(Refused),
+}
+
+/// An open stateless request: its owner stays attached to the child until this is dropped,
+/// which detaches it and so cancels at the child whatever it still has running.
+pub struct Call {
+    owner: Owner,
+    child: Arc<ChildHandle>,
+    tasks: TaskTracker,
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        let (owner, child) = (self.owner.clone(), self.child.clone());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            self.tasks
+                .spawn_on(async move { child.detach(&owner).await }, &rt);
+        }
+    }
+}
+
+/// A fresh owner key for one stateless request (never a session id: those are hex).
+fn new_owner() -> Owner {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    format!("stateless-{}", NEXT.fetch_add(1, Ordering::Relaxed)).into()
+}
+
+/// Serves one modern request: checks its `_meta` and method, then answers it (a legacy
+/// child's `server/discover`) or forwards it. The reply arrives on `reg.stream`; the request
+/// lives as long as the returned `Call`.
+///
+/// # Errors
+/// A `Refusal` to answer with an error (the transport picks the status).
+pub async fn request(
+    app: &BridgeState,
+    principal: Option<Arc<str>>,
+    msg: Value,
+    reg: Registration,
+) -> Result<Call, Refusal> {
+    let meta = jsonrpc::param(&msg, "_meta");
+    for key in [META_VERSION, META_CAPABILITIES] {
+        if meta.and_then(|m| m.get(key)).is_none() {
+            return Err(Refusal::MissingMeta(key));
+        }
+    }
+    let version = version_of(&msg).unwrap_or_default();
+    if !SUPPORTED.contains(&version) {
+        return Err(Refusal::UnsupportedVersion(version.to_owned()));
+    }
+    let method = jsonrpc::method(&msg).to_owned();
+    if !METHODS.contains(&method.as_str()) {
+        return Err(Refusal::UnknownMethod(method));
+    }
+    let child = app.children.for_request().map_err(Refusal::Routing)?;
+    let owner = new_owner();
+    child.attach(&owner, principal);
+    let call = Call {
+        owner: owner.clone(),
+        child: child.clone(),
+        tasks: app.children.tasks().clone(),
+    };
+    let legacy = child.era == ChildEra::Legacy;
+    if legacy && method == "server/discover" {
+        let result = discover_result(&child);
+        answer(&reg, jsonrpc::result_value(jsonrpc::id(&msg), result));
+        return Ok(call);
+    }
+    if legacy && method == "subscriptions/listen" {
+        let why =
+            "subscriptions/listen through a session-era server is not served by this bridge yet";
+        let error = jsonrpc::error_value(jsonrpc::id(&msg), jsonrpc::METHOD_NOT_FOUND, why);
+        answer(&reg, error);
+        return Ok(call);
+    }
+    let finish: Option<fn(&mut Value)> = match (legacy, CACHEABLE.contains(&method.as_str())) {
+        (false, _) => None,
+        (true, true) => Some(complete_cacheable),
+        (true, false) => Some(complete),
+    };
+    let id = jsonrpc::id(&msg);
+    let how = Forwarding {
+        caller: None,
+        finish,
+    };
+    let stream = reg.stream.clone();
+    match child.forward_request(&owner, msg, reg, how).await {
+        Ok(Forwarded::Sent) => {}
+        Ok(Forwarded::Refused(why)) => {
+            let error = jsonrpc::error_value(id, jsonrpc::TOO_MANY_REQUESTS, why);
+            let _ = stream.try_send(Outbound {
+                json: jsonrpc::to_bytes(&error),
+                last: true,
+            });
+        }
+        Err(r) => return Err(Refusal::Routing(r)),
+    }
+    Ok(call)
+}
+
+/// Puts the bridge's own response on a request's stream (its caller's: it is still there).
+fn answer(reg: &Registration, reply: Value) {
+    let _ = reg.stream.try_send(Outbound {
+        json: jsonrpc::to_bytes(&reply),
+        last: true,
+    });
+}
+
+/// A legacy child's `DiscoverResult`, made from its `initialize` result.
+fn discover_result(child: &ChildHandle) -> Value {
+    let init = &child.init.result;
+    let mut result = json!({
+        "supportedVersions": SUPPORTED,
+        "capabilities": init.get("capabilities").cloned().unwrap_or_else(|| json!({})),
+        "_meta": {META_SERVER_INFO: init.get("serverInfo").cloned().unwrap_or_else(|| json!({}))},
+    });
+    if let Some(text) = init.get("instructions").filter(|i| i.is_string()) {
+        result["instructions"] = text.clone();
+    }
+    fill(&mut result, true);
+    result
+}
+
+/// Adds `resultType` (and, for cacheable results, `ttlMs: 0` and `cacheScope: "private"`:
+/// a legacy child promises nothing about caching, and its answers may differ per user) where
+/// the child did not set them.
+fn fill(result: &mut Value, cacheable: bool) {
+    let Some(obj) = result.as_object_mut() else {
+        return;
+    };
+    obj.entry("resultType").or_insert_with(|| json!("complete"));
+    if cacheable {
+        obj.entry("ttlMs").or_insert_with(|| json!(0));
+        obj.entry("cacheScope").or_insert_with(|| json!("private"));
+    }
+}
+
+/// `finish` for a legacy child's result to a modern client.
+fn complete(msg: &mut Value) {
+    if let Some(result) = msg.get_mut("result") {
+        fill(result, false);
+    }
+}
+
+/// `finish` for a legacy child's cacheable result to a modern client.
+fn complete_cacheable(msg: &mut Value) {
+    if let Some(result) = msg.get_mut("result") {
+        fill(result, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn legacy_results_gain_the_fields_modern_clients_require() {
+        let mut listed = json!({"id": 1, "result": {"tools": []}});
+        complete_cacheable(&mut listed);
+        assert_eq!(
+            listed["result"],
+            json!({"tools": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "private"})
+        );
+        let mut called = json!({"id": 2, "result": {"content": [], "resultType": "complete"}});
+        complete(&mut called);
+        assert!(called["result"].get("ttlMs").is_none());
+        let mut error = json!({"id": 3, "error": {"code": 1, "message": "x"}});
+        complete(&mut error);
+        assert!(error.get("result").is_none());
+    }
+
+    #[test]
+    fn modern_requests_are_told_by_their_meta() {
+        let modern = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list",
+                            "params": {"_meta": {META_VERSION: "2026-07-28"}}});
+        assert!(is_modern(&modern));
+        assert_eq!(version_of(&modern), Some("2026-07-28"));
+        let legacy = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"_meta": {"progressToken": 1}}});
+        assert!(!is_modern(&legacy));
+        assert_eq!(named_param("resources/read"), Some("uri"));
+        assert_eq!(named_param("tools/list"), None);
+    }
+}

@@ -1,0 +1,274 @@
+//! HTTP for the stateless front (revision 2026-07-28): the request-metadata headers must match
+//! the body (`MCP-Protocol-Version` = `_meta` revision, `Mcp-Method` = method, `Mcp-Name` =
+//! `params.name` or `params.uri`, Base64-encoded values decoded first); errors carry the
+//! request's id with the status the revision prescribes; the reply is JSON or an event stream
+//! that ends with the response, without session, event ids or resumption.
+
+use std::sync::Arc;
+
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use super::accept::ReplyMode;
+use super::guard::Principal;
+use super::sse::{self, EventStream};
+use crate::error::{HttpError, RpcError};
+use crate::front::stateless::{self, Refusal};
+use crate::jsonrpc;
+use crate::router::{stream_channel, Outbound, Registration};
+use crate::state::BridgeState;
+
+/// JSON-RPC error: the headers do not match the body, or a required one is missing.
+pub const HEADER_MISMATCH: i64 = -32020;
+
+const VERSION_HEADER: &str = "mcp-protocol-version";
+const METHOD_HEADER: &str = "mcp-method";
+const NAME_HEADER: &str = "mcp-name";
+
+/// Serves one modern request.
+///
+/// # Errors
+/// The HTTP error answering a request that is refused before reaching a child.
+pub async fn post(
+    app: &Arc<BridgeState>,
+    principal: Principal,
+    headers: &HeaderMap,
+    msg: Value,
+    mode: ReplyMode,
+) -> Result<Response, HttpError> {
+    check_headers(headers, &msg)?;
+    let id = jsonrpc::id(&msg);
+    let (tx, mut rx) = stream_channel(app.config.limits.stream_queue);
+    let reg = Registration {
+        stream: tx,
+        sse: mode == ReplyMode::Sse,
+    };
+    let call = stateless::request(app, principal.0, msg, reg)
+        .await
+        .map_err(|r| refusal(id, r))?;
+    match mode {
+        ReplyMode::Json => {
+            // The call lives until its answer came (or the client left: dropping it cancels).
+            let reply = super::streamable::json_reply(rx, 1).await;
+            drop(call);
+            Ok(reply)
+        }
+        ReplyMode::Sse => {
+            let first = rx.rx.recv().await;
+            if let Some(Outbound { json, last: true }) = &first {
+                return Ok(sse::complete(vec![sse::frame(None, Some("message"), json)]));
+            }
+            let prelude = first
+                .map(|m| vec![sse::frame(None, Some("message"), &m.json)])
+                .unwrap_or_default();
+            let stream = EventStream {
+                prelude,
+                responses: 1,
+                on_drop: Some(Box::new(call)),
+                ..EventStream::new(rx, app.root.clone(), app.config.keep_alive)
+            };
+            Ok(stream.into_response())
+        }
+    }
+}
+
+/// The error for a request the front refused.
+fn refusal(id: Value, r: Refusal) -> HttpError {
+    let rpc = |status, code, message: String, data: Option<Value>| {
+        HttpError::Rpc(RpcError {
+            status,
+            id: id.clone(),
+            code,
+            message,
+            data,
+        })
+    };
+    match r {
+        Refusal::MissingMeta(key) => rpc(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::INVALID_PARAMS,
+            format!("Invalid params: _meta must carry {key}"),
+            None,
+        ),
+        Refusal::UnsupportedVersion(v) => rpc(
+            StatusCode::BAD_REQUEST,
+            crate::back::modern::UNSUPPORTED_VERSION,
+            "Unsupported protocol version".into(),
+            Some(json!({"supported": stateless::SUPPORTED, "requested": v})),
+        ),
+        Refusal::UnknownMethod(m) => rpc(
+            StatusCode::NOT_FOUND,
+            jsonrpc::METHOD_NOT_FOUND,
+            format!("Method not found: {m}"),
+            None,
+        ),
+        Refusal::Routing(r) => super::refused(r),
+    }
+}
+
+/// Checks the request-metadata headers against the body.
+fn check_headers(headers: &HeaderMap, msg: &Value) -> Result<(), HttpError> {
+    let mismatch = |message: String| {
+        HttpError::Rpc(RpcError {
+            status: StatusCode::BAD_REQUEST,
+            id: jsonrpc::id(msg),
+            code: HEADER_MISMATCH,
+            message,
+            data: None,
+        })
+    };
+    let header = |name: &str| -> Result<Option<&str>, HttpError> {
+        match headers.get(name) {
+            None => Ok(None),
+            Some(v) => v
+                .to_str()
+                .map(Some)
+                .map_err(|_| mismatch(format!("Header mismatch: {name} holds invalid characters"))),
+        }
+    };
+    let version = stateless::version_of(msg).unwrap_or_default();
+    match header(VERSION_HEADER)? {
+        None => {
+            return Err(mismatch(
+                "Header mismatch: MCP-Protocol-Version is required".into(),
+            ))
+        }
+        Some(v) if v != version => {
+            return Err(mismatch(format!(
+                "Header mismatch: MCP-Protocol-Version {v:?} does not match the body's {version:?}"
+            )))
+        }
+        Some(_) => {}
+    }
+    let method = jsonrpc::method(msg);
+    match header(METHOD_HEADER)? {
+        None => return Err(mismatch("Header mismatch: Mcp-Method is required".into())),
+        Some(m) if m != method => {
+            return Err(mismatch(format!(
+                "Header mismatch: Mcp-Method {m:?} does not match the body's {method:?}"
+            )))
+        }
+        Some(_) => {}
+    }
+    let Some(param) = stateless::named_param(method) else {
+        return Ok(());
+    };
+    let body = jsonrpc::param(msg, param).and_then(Value::as_str);
+    let Some(raw) = header(NAME_HEADER)? else {
+        return Err(mismatch(format!(
+            "Header mismatch: Mcp-Name is required for {method}"
+        )));
+    };
+    let name = decode(raw).ok_or_else(|| {
+        mismatch("Header mismatch: Mcp-Name holds an invalid Base64 value".into())
+    })?;
+    if body != Some(name.as_str()) {
+        return Err(mismatch(format!(
+            "Header mismatch: Mcp-Name {name:?} does not match the body's {param} {body:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// A header value, decoded when it uses the Base64 sentinel `=?base64?…?=`.
+fn decode(value: &str) -> Option<String> {
+    let Some(encoded) = value
+        .strip_prefix("=?base64?")
+        .and_then(|v| v.strip_suffix("?="))
+    else {
+        return Some(value.to_owned());
+    };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::back::modern::META_VERSION;
+    use axum::http::HeaderValue;
+
+    fn call(name: &str) -> Value {
+        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+               "params": {"name": name, "_meta": {META_VERSION: "2026-07-28"}}})
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn headers_must_mirror_the_body() {
+        let ok = [
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+        ];
+        let cases: &[(&[(&'static str, &str)], &str, Option<&str>)] = &[
+            (&[ok[0], ok[1], ("mcp-name", "echo")], "echo", None),
+            (
+                &[
+                    ok[0],
+                    ok[1],
+                    ("mcp-name", "=?base64?SGVsbG8sIOS4lueVjA==?="),
+                ],
+                "Hello, 世界",
+                None,
+            ),
+            (
+                &[ok[1], ("mcp-name", "echo")],
+                "echo",
+                Some("MCP-Protocol-Version is required"),
+            ),
+            (
+                &[
+                    ("mcp-protocol-version", "2025-11-25"),
+                    ok[1],
+                    ("mcp-name", "echo"),
+                ],
+                "echo",
+                Some("does not match"),
+            ),
+            (
+                &[ok[0], ("mcp-name", "echo")],
+                "echo",
+                Some("Mcp-Method is required"),
+            ),
+            (
+                &[ok[0], ("mcp-method", "tools/list"), ("mcp-name", "echo")],
+                "echo",
+                Some("Mcp-Method"),
+            ),
+            (&[ok[0], ok[1]], "echo", Some("Mcp-Name is required")),
+            (
+                &[ok[0], ok[1], ("mcp-name", "other")],
+                "echo",
+                Some("does not match"),
+            ),
+            (
+                &[ok[0], ok[1], ("mcp-name", "=?base64?!!!?=")],
+                "echo",
+                Some("invalid Base64"),
+            ),
+        ];
+        for (i, (pairs, name, want)) in cases.iter().enumerate() {
+            let got = check_headers(&headers(pairs), &call(name));
+            match (got, want) {
+                (Ok(()), None) => {}
+                (Err(HttpError::Rpc(e)), Some(w)) => {
+                    assert_eq!(e.code, HEADER_MISMATCH, "case {i}");
+                    assert_eq!(e.id, json!(7), "case {i}: the request's id is echoed");
+                    assert!(e.message.contains(w), "case {i}: {}", e.message);
+                }
+                (got, _) => panic!("case {i}: {got:?}"),
+            }
+        }
+    }
+}
