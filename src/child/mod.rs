@@ -267,10 +267,7 @@ pub async fn spawn(
         init,
         era: declared.era.clone(),
         writer,
-        routes: Mutex::new(Routes::new(
-            legacy::FIRST_CLIENT_ID,
-            route_rules(config, &declared.era),
-        )),
+        routes: Mutex::new(Routes::new(legacy::FIRST_CLIENT_ID, route_rules(config))),
         gone: CancellationToken::new(),
         exited: CancellationToken::new(),
         exit: Mutex::new(None),
@@ -290,13 +287,12 @@ pub async fn spawn(
     Ok(handle)
 }
 
-/// The routing rules a child of this configuration and era gets.
-fn route_rules(config: &Config, era: &ChildEra) -> RouteRules {
+/// The routing rules a child of this configuration gets.
+fn route_rules(config: &Config) -> RouteRules {
     RouteRules {
         max_in_flight: config.limits.max_requests_per_session,
         request_timeout: config.request_timeout,
         single_owner: config.supervision.isolation == crate::config::Isolation::Session,
-        mrtr: matches!(era, ChildEra::Modern { .. }),
     }
 }
 

@@ -105,11 +105,20 @@ impl ChildHandle {
             let mut routes = self.routes();
             // A modern child needs the caller's `_meta` on every request (its log level is the
             // one the session set with `logging/setLevel`).
-            if let (ChildEra::Modern { version }, Some(caller)) = (&self.era, how.caller) {
-                let level = routes.log_level(owner).map(|l| l.as_str());
-                modern::stamp(&mut msg, version, caller, level);
-            }
+            let session_to_modern = match (&self.era, how.caller) {
+                (ChildEra::Modern { version }, Some(caller)) => {
+                    let level = routes.log_level(owner).map(|l| l.as_str());
+                    modern::stamp(&mut msg, version, caller, level);
+                    true
+                }
+                _ => false,
+            };
             let registered = routes.register(owner, &mut msg, reg);
+            // A session client knows only server requests: the child's input requests are
+            // asked of it as such, and the call retried.
+            if let (Ok(id), true) = (&registered, session_to_modern) {
+                routes.retry_on_input(*id, &msg);
+            }
             if let (Ok(id), Some(slot)) = (&registered, slot) {
                 routes.hold_slot(*id, slot);
             }

@@ -28,7 +28,7 @@ pub const REPLAY_FRAMES: usize = 32;
 /// How long a request's reply waits for its first message before the response headers go out
 /// and the body streams. A response that arrives within it is sent as one complete body (one
 /// write, no chunked framing): most tool calls take the fast path.
-const FIRST_MESSAGE_WAIT: Duration = Duration::from_millis(20);
+pub(super) const FIRST_MESSAGE_WAIT: Duration = Duration::from_millis(20);
 
 /// One SSE event: optional `id`, optional `event` name, and `data` (a JSON message on one line).
 pub fn frame(id: Option<(u64, u64)>, event: Option<&str>, data: &[u8]) -> Bytes {

@@ -56,7 +56,12 @@ pub async fn post(
             Ok(reply)
         }
         ReplyMode::Sse => {
-            let first = rx.rx.recv().await;
+            // Cancel safety: `recv` loses nothing when the wait ends first.
+            let first = tokio::select! {
+                biased;
+                m = rx.rx.recv() => m,
+                _ = tokio::time::sleep(sse::FIRST_MESSAGE_WAIT) => None,
+            };
             if let Some(Outbound { json, last: true }) = &first {
                 return Ok(sse::complete(vec![sse::frame(None, Some("message"), json)]));
             }
@@ -205,13 +210,16 @@ mod tests {
         h
     }
 
+    /// Header pairs, the tool named in the body, and the error expected (a part of its message).
+    type Case<'a> = (&'a [(&'static str, &'a str)], &'a str, Option<&'a str>);
+
     #[test]
     fn headers_must_mirror_the_body() {
         let ok = [
             ("mcp-protocol-version", "2026-07-28"),
             ("mcp-method", "tools/call"),
         ];
-        let cases: &[(&[(&'static str, &str)], &str, Option<&str>)] = &[
+        let cases: &[Case<'_>] = &[
             (&[ok[0], ok[1], ("mcp-name", "echo")], "echo", None),
             (
                 &[

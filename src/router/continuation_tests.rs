@@ -8,9 +8,8 @@ fn owner(s: &str) -> Owner {
     Owner::from(s)
 }
 
-fn routes(mrtr: bool) -> Routes {
+fn routes() -> Routes {
     let rules = RouteRules {
-        mrtr,
         request_timeout: Some(Duration::from_secs(5)),
         ..RouteRules::new(8)
     };
@@ -19,8 +18,18 @@ fn routes(mrtr: bool) -> Routes {
     r
 }
 
-/// A `tools/call` of session "a" under client id "call", answered on an SSE stream or not.
+/// A `tools/call` of session "a" under client id "call", answered on an SSE stream or not, and
+/// retried on input (a session client before a modern child).
 fn call(r: &mut Routes, sse: bool) -> (u64, StreamTx, Receiver<Outbound>) {
+    let (id, tx, rx) = register(r, sse);
+    let line = json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+                      "params": {"name": "book", "arguments": {"day": "monday"}, "_meta": {"progressToken": id}}});
+    r.retry_on_input(id, &line);
+    (id, tx, rx)
+}
+
+/// The same call, registered only (a client that handles input requests itself).
+fn register(r: &mut Routes, sse: bool) -> (u64, StreamTx, Receiver<Outbound>) {
     let (tx, rx) = stream_channel(16);
     let mut msg = json!({"jsonrpc": "2.0", "id": "call", "method": "tools/call",
                          "params": {"name": "book", "arguments": {"day": "monday"}, "_meta": {"progressToken": "p"}}});
@@ -52,7 +61,7 @@ fn answer(to: &Value, result: Value) -> Value {
 
 #[test]
 fn input_requests_become_server_requests_and_their_answers_a_retry() {
-    let mut r = routes(true);
+    let mut r = routes();
     let (bid, _tx, _rx) = call(&mut r, true);
     let Action::Ask { requests, .. } =
         r.from_child(input_required(bid, two_inputs(), Some("opaque")))
@@ -117,7 +126,7 @@ fn input_requests_become_server_requests_and_their_answers_a_retry() {
 
 #[test]
 fn a_retry_that_asks_again_asks_again_and_state_alone_is_retried_at_once() {
-    let mut r = routes(true);
+    let mut r = routes();
     let (bid, _tx, _rx) = call(&mut r, true);
     let Action::ToChild {
         msg: retry,
@@ -136,7 +145,7 @@ fn a_retry_that_asks_again_asks_again_and_state_alone_is_retried_at_once() {
 
 #[test]
 fn a_call_that_only_ever_gets_state_back_fails_instead_of_looping() {
-    let mut r = routes(true);
+    let mut r = routes();
     let (mut id, _tx, _rx) = call(&mut r, true);
     for _ in 0..20 {
         match r.from_child(input_required(id, json!({}), Some("again"))) {
@@ -159,7 +168,7 @@ fn a_call_that_only_ever_gets_state_back_fails_instead_of_looping() {
 
 #[test]
 fn input_cannot_be_asked_on_a_json_reply_nor_of_an_unknown_kind() {
-    let mut r = routes(true);
+    let mut r = routes();
     let (bid, _tx, _rx) = call(&mut r, false);
     let Action::Deliver {
         msg, last: true, ..
@@ -182,7 +191,7 @@ fn input_cannot_be_asked_on_a_json_reply_nor_of_an_unknown_kind() {
 
 #[test]
 fn a_refused_input_ends_the_call_with_an_error() {
-    let mut r = routes(true);
+    let mut r = routes();
     let (bid, _tx, _rx) = call(&mut r, true);
     let Action::Ask { requests, .. } = r.from_child(input_required(bid, two_inputs(), None)) else {
         panic!()
@@ -203,7 +212,7 @@ fn a_refused_input_ends_the_call_with_an_error() {
 
 #[test]
 fn an_unanswered_input_request_times_the_call_out() {
-    let mut r = routes(true);
+    let mut r = routes();
     let (bid, _tx, _rx) = call(&mut r, true);
     let Action::Ask { .. } = r.from_child(input_required(bid, two_inputs(), None)) else {
         panic!()
@@ -235,7 +244,7 @@ fn an_unanswered_input_request_times_the_call_out() {
 
 #[test]
 fn a_session_that_ends_while_asked_leaves_nothing_behind() {
-    let mut r = routes(true);
+    let mut r = routes();
     let (bid, _tx, _rx) = call(&mut r, true);
     let Action::Ask { requests, .. } = r.from_child(input_required(bid, two_inputs(), None)) else {
         panic!()
@@ -249,9 +258,9 @@ fn a_session_that_ends_while_asked_leaves_nothing_behind() {
 }
 
 #[test]
-fn a_legacy_childs_results_pass_untouched() {
-    let mut r = routes(false);
-    let (bid, _tx, _rx) = call(&mut r, true);
+fn input_requests_pass_untouched_to_a_client_that_handles_them() {
+    let mut r = routes();
+    let (bid, _tx, _rx) = register(&mut r, true);
     let Action::Deliver { msg, .. } = r.from_child(input_required(bid, two_inputs(), None)) else {
         panic!()
     };

@@ -206,9 +206,6 @@ pub struct RouteRules {
     /// The child only ever serves one session (session isolation): every message from it
     /// belongs to that session.
     pub single_owner: bool,
-    /// The child is modern: an `input_required` result is asked of the client as server
-    /// requests and the call retried (`continuations`).
-    pub mrtr: bool,
 }
 
 impl RouteRules {
@@ -223,7 +220,6 @@ impl RouteRules {
             max_in_flight,
             request_timeout: None,
             single_owner: false,
-            mrtr: false,
         }
     }
 
@@ -408,12 +404,6 @@ impl Routes {
         let owner = owner.clone();
         let id = self.alloc();
         let client_id = jsonrpc::replace_id(msg, json!(id));
-        let retry = (self.rules.mrtr
-            && matches!(
-                jsonrpc::method(msg),
-                "tools/call" | "resources/read" | "prompts/get"
-            ))
-        .then(|| Box::new(msg.clone()));
         // The bridge id doubles as the progress token the child sees: unique while pending.
         let progress = jsonrpc::replace_progress_token(msg, json!(id));
         let prev = self.pending.insert(
@@ -427,7 +417,7 @@ impl Routes {
                 lists_tasks: jsonrpc::method(msg) == "tasks/list",
                 deadline: self.deadline(self.rules.request_timeout),
                 slot: None,
-                retry,
+                retry: None,
                 rounds: 0,
                 finish: None,
             },
@@ -444,6 +434,19 @@ impl Routes {
     pub fn hold_slot(&mut self, id: u64, slot: crate::gate::Permit) {
         if let Some(p) = self.pending.get_mut(&id) {
             p.slot = Some(slot);
+        }
+    }
+
+    /// Keeps registered request `id` (as `msg`, its line to the child) to retry it when the
+    /// child answers `input_required`: its client is asked for the input instead of seeing
+    /// that result (`continuations`). Only the requests that may ask for input are kept.
+    pub fn retry_on_input(&mut self, id: u64, msg: &Value) {
+        let may_ask = matches!(
+            jsonrpc::method(msg),
+            "tools/call" | "resources/read" | "prompts/get"
+        );
+        if let Some(p) = self.pending.get_mut(&id).filter(|_| may_ask) {
+            p.retry = Some(Box::new(msg.clone()));
         }
     }
 

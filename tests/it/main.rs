@@ -9,6 +9,8 @@ mod child_concurrency;
 mod cli;
 /// Slow, idle and surplus connections: header timeout, idle timeout, connection cap.
 mod connections;
+/// Both eras on one endpoint: session and stateless clients, legacy and modern children.
+mod eras;
 /// Hardening: unusable initialize results, limits under a burst, request timeouts, server
 /// requests that wait for their session's stream, nothing crossing users on a shared child.
 mod hardening;

@@ -18,6 +18,8 @@ use tokio_util::sync::CancellationToken;
 pub const FIXTURE: &str = env!("CARGO_BIN_EXE_fake-mcp-server");
 /// The bridge binary.
 pub const BRIDGE: &str = env!("CARGO_BIN_EXE_mcp-http-bridge");
+/// The modern (2026-07-28 only) example server.
+pub const MODERN_FIXTURE: &str = env!("CARGO_BIN_EXE_modern-mcp-server");
 /// Upper bound of any single wait in a test.
 pub const WAIT: Duration = Duration::from_secs(20);
 /// Accept header of a client that takes both reply kinds.
@@ -328,7 +330,7 @@ pub fn initialize_msg(id: Value, version: &str) -> Value {
         "clientInfo": {"name": "it", "version": "0"}}})
 }
 
-async fn read_reply(resp: reqwest::Response) -> Reply {
+pub async fn read_reply(resp: reqwest::Response) -> Reply {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let body = within("body", resp.bytes()).await.unwrap();
@@ -539,4 +541,78 @@ pub fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         h.insert(*k, HeaderValue::from_str(v).unwrap());
     }
     h
+}
+
+/// A 2026-07-28 client: no session, `_meta` and the request-metadata headers on every request.
+#[derive(Clone)]
+pub struct ModernClient {
+    pub http: reqwest::Client,
+    pub url: String,
+}
+
+impl ModernClient {
+    pub fn new(url: &str) -> ModernClient {
+        ModernClient {
+            http: reqwest::Client::new(),
+            url: url.to_owned(),
+        }
+    }
+
+    /// A request with the modern `_meta` laid under `params` (keys of `params._meta` win).
+    pub fn message(id: Value, method: &str, mut params: Value) -> Value {
+        let mut meta = json!({
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientInfo": {"name": "it-modern", "version": "0"},
+            "io.modelcontextprotocol/clientCapabilities": {"elicitation": {}, "sampling": {}, "roots": {}},
+        });
+        if let Some(extra) = params.get("_meta").and_then(Value::as_object) {
+            for (k, v) in extra {
+                meta[k] = v.clone();
+            }
+        }
+        params["_meta"] = meta;
+        json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+    }
+
+    /// A POST of `msg` with the headers its body calls for.
+    pub fn post(&self, msg: &Value, accept: &str) -> reqwest::RequestBuilder {
+        let mut b = self
+            .http
+            .post(&self.url)
+            .header("content-type", "application/json")
+            .header("accept", accept)
+            .header("mcp-method", msg["method"].as_str().unwrap_or(""));
+        if let Some(v) = msg["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"].as_str()
+        {
+            b = b.header("mcp-protocol-version", v);
+        }
+        let name = msg["params"]["name"]
+            .as_str()
+            .or(msg["params"]["uri"].as_str());
+        if let Some(name) = name {
+            b = b.header("mcp-name", name);
+        }
+        b.body(msg.to_string())
+    }
+
+    /// Sends `msg` and reads the whole reply.
+    pub async fn send(&self, msg: &Value, accept: &str) -> Reply {
+        let resp = within("modern POST", self.post(msg, accept).send())
+            .await
+            .unwrap();
+        read_reply(resp).await
+    }
+
+    /// A request answered as an event stream, read whole.
+    pub async fn request(&self, id: Value, method: &str, params: Value) -> Reply {
+        self.send(&Self::message(id, method, params), BOTH).await
+    }
+
+    /// A tool call's response.
+    pub async fn call(&self, id: Value, name: &str, args: Value) -> Value {
+        let r = self
+            .request(id, "tools/call", json!({"name": name, "arguments": args}))
+            .await;
+        r.last().clone()
+    }
 }

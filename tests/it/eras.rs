@@ -1,0 +1,256 @@
+//! Both eras on one endpoint: session clients and stateless (2026-07-28) clients, in front of a
+//! legacy child and of a modern one, with the bridge translating where the eras differ.
+
+use serde_json::{json, Value};
+
+use crate::support::*;
+
+async fn modern_bridge() -> TestBridge {
+    TestBridge::start_with(|c| c.command = MODERN_FIXTURE.into()).await
+}
+
+fn result_text(response: &Value) -> String {
+    text(response).to_owned()
+}
+
+#[tokio::test]
+async fn a_modern_child_is_found_by_its_discover_answer_and_a_legacy_one_by_everything_else() {
+    let modern = modern_bridge().await;
+    assert_eq!(modern.health().await["child"]["era"], "modern");
+    let legacy = TestBridge::start().await;
+    assert_eq!(legacy.health().await["child"]["era"], "legacy");
+}
+
+#[tokio::test]
+async fn session_clients_use_a_modern_child_with_their_meta_on_every_request() {
+    let bridge = modern_bridge().await;
+    let mut c = Client::new(&bridge.url);
+    let init = c.initialize().await;
+    assert_eq!(init["protocolVersion"], "2025-11-25", "{init}");
+    assert!(init["capabilities"]["tools"].is_object(), "{init}");
+    // The bridge answers what the modern child no longer has.
+    let pong = c.request(json!("p"), "ping", json!({})).await;
+    assert_eq!(pong.last()["result"], json!({}));
+    let tools = c.request(json!(1), "tools/list", json!({})).await;
+    let names: Vec<&str> = tools.last()["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str())
+        .collect();
+    assert!(
+        names.contains(&"ask_name") && names.contains(&"echo"),
+        "{names:?}"
+    );
+    assert_eq!(
+        text(
+            &c.call(json!(2), "echo", json!({"text": "across eras"}))
+                .await
+        ),
+        "across eras"
+    );
+    // A log level set the session way reaches the child with each request.
+    let set = c
+        .request(json!(3), "logging/setLevel", json!({"level": "debug"}))
+        .await;
+    assert_eq!(set.last()["result"], json!({}));
+    let logged = c
+        .call(json!(4), "log", json!({"level": "info", "message": "hi"}))
+        .await;
+    assert_eq!(text(&logged), "logged");
+}
+
+#[tokio::test]
+async fn a_modern_childs_request_for_input_reaches_a_session_client_as_a_server_request() {
+    let bridge = modern_bridge().await;
+    let c = bridge.client().await;
+    let mut events = c.call_streaming(json!("ask"), "ask_name", json!({})).await;
+    let ask = events.next_method("elicitation/create").await;
+    assert!(ask["id"].is_u64(), "an ordinary server request: {ask}");
+    let answer = json!({"jsonrpc": "2.0", "id": ask["id"],
+                        "result": {"action": "accept", "content": {"name": "Ada"}}});
+    assert_eq!(c.send(BOTH, &answer).await.status, 202);
+    let done = events.next_response(&json!("ask")).await;
+    assert_eq!(result_text(&done), "Hello, Ada", "{done}");
+    // Another session cannot answer someone else's input request.
+    let other = bridge.client().await;
+    let mut events = c.call_streaming(json!("ask2"), "ask_name", json!({})).await;
+    let ask = events.next_method("elicitation/create").await;
+    let stolen = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"action": "accept", "content": {"name": "Mallory"}}});
+    assert_eq!(other.send(BOTH, &stolen).await.status, 400);
+    let answer = json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"action": "accept", "content": {"name": "Grace"}}});
+    assert_eq!(c.send(BOTH, &answer).await.status, 202);
+    assert_eq!(
+        result_text(&events.next_response(&json!("ask2")).await),
+        "Hello, Grace"
+    );
+}
+
+#[tokio::test]
+async fn stateless_clients_use_a_legacy_child_with_the_result_fields_they_require() {
+    let bridge = TestBridge::start().await;
+    let m = ModernClient::new(&bridge.url);
+    let discover = m.request(json!(1), "server/discover", json!({})).await;
+    assert_eq!(discover.status, 200);
+    assert!(
+        discover.headers.get("mcp-session-id").is_none(),
+        "no session"
+    );
+    let r = &discover.last()["result"];
+    assert_eq!(r["supportedVersions"], json!(["2026-07-28"]));
+    assert!(r["capabilities"]["tools"].is_object(), "{r}");
+    assert_eq!(
+        r["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "fake-mcp-server"
+    );
+    assert_eq!(
+        (
+            r["resultType"].clone(),
+            r["ttlMs"].clone(),
+            r["cacheScope"].clone()
+        ),
+        (json!("complete"), json!(0), json!("private"))
+    );
+    let listed = m.request(json!(2), "tools/list", json!({})).await;
+    let r = &listed.last()["result"];
+    assert!(
+        r["tools"].is_array() && r["resultType"] == "complete" && r["ttlMs"] == 0,
+        "{r}"
+    );
+    let echoed = m.call(json!(3), "echo", json!({"text": "stateless"})).await;
+    assert_eq!(text(&echoed), "stateless");
+    assert_eq!(echoed["result"]["resultType"], "complete");
+    assert!(
+        echoed["result"].get("ttlMs").is_none(),
+        "a tool result is not cacheable"
+    );
+    assert_eq!(bridge.health().await["sessions"], 0);
+}
+
+#[tokio::test]
+async fn stateless_clients_use_a_modern_child_as_it_is() {
+    let bridge = modern_bridge().await;
+    let m = ModernClient::new(&bridge.url);
+    let discover = m.request(json!(1), "server/discover", json!({})).await;
+    assert!(
+        discover.last()["result"]["supportedVersions"].is_array(),
+        "{discover:?}"
+    );
+    assert_eq!(
+        text(
+            &m.call(json!(2), "echo", json!({"text": "modern all the way"}))
+                .await
+        ),
+        "modern all the way"
+    );
+    // Input requests and the child's state pass through untouched; the retry completes.
+    let first = m.call(json!("a"), "ask_name", json!({})).await;
+    let r = &first["result"];
+    assert_eq!(r["resultType"], "input_required", "{first}");
+    let state = r["requestState"].clone();
+    assert!(state.is_string());
+    let retry = m
+        .request(
+            json!("b"),
+            "tools/call",
+            json!({"name": "ask_name", "arguments": {},
+            "inputResponses": {"user_name": {"action": "accept", "content": {"name": "Lin"}}},
+            "requestState": state}),
+        )
+        .await;
+    assert_eq!(text(retry.last()), "Hello, Lin");
+}
+
+#[tokio::test]
+async fn stateless_requests_with_bad_headers_are_refused_with_their_id() {
+    let bridge = TestBridge::start().await;
+    let m = ModernClient::new(&bridge.url);
+    let msg = ModernClient::message(
+        json!(41),
+        "tools/call",
+        json!({"name": "echo", "arguments": {"text": "x"}}),
+    );
+    // Mcp-Name naming another tool than the body.
+    let mut wrong = msg.clone();
+    wrong["params"]["name"] = json!("add");
+    let wrong_name = m.post(&wrong, BOTH).body(msg.to_string());
+    let resp = within("POST", wrong_name.send()).await.unwrap();
+    let r = read_reply(resp).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.last()["id"], 41);
+    assert_eq!(r.last()["error"]["code"], -32020);
+    // A revision the bridge does not serve.
+    let old = ModernClient::message(
+        json!(42),
+        "tools/list",
+        json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2099-01-01"}}),
+    );
+    let r = m.send(&old, BOTH).await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.last()["error"]["code"], -32022);
+    assert_eq!(
+        r.last()["error"]["data"]["supported"],
+        json!(["2026-07-28"])
+    );
+    assert_eq!(r.last()["error"]["data"]["requested"], "2099-01-01");
+    // A method 2026-07-28 does not have.
+    let r = m
+        .request(json!(43), "logging/setLevel", json!({"level": "info"}))
+        .await;
+    assert_eq!(r.status, 404);
+    assert_eq!(r.last()["error"]["code"], -32601);
+    assert_eq!(r.last()["id"], 43);
+}
+
+#[tokio::test]
+async fn closing_a_stateless_reply_stream_cancels_the_request_at_the_child() {
+    let bridge = modern_bridge().await;
+    let m = ModernClient::new(&bridge.url);
+    let msg = ModernClient::message(
+        json!("long"),
+        "tools/call",
+        json!({"name": "slow", "arguments": {"ms": 60000}}),
+    );
+    let resp = within("POST", m.post(&msg, BOTH).send()).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    bridge.wait_pending(1).await;
+    drop(resp);
+    within("cancelled at the child", async {
+        loop {
+            let seen = m.call(json!("c"), "cancellations", json!({})).await;
+            let seen: Value = serde_json::from_str(text(&seen)).unwrap();
+            if seen.as_array().is_some_and(|a| !a.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(bridge.health().await["pendingRequests"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stateless_and_session_clients_with_colliding_ids_each_get_their_own_answers() {
+    for bridge in [TestBridge::start().await, modern_bridge().await] {
+        let mut tasks = Vec::new();
+        for n in 0..8 {
+            let url = bridge.url.clone();
+            tasks.push(tokio::spawn(async move {
+                let m = ModernClient::new(&url);
+                for i in 0..10 {
+                    let t = format!("stateless {n}/{i}");
+                    assert_eq!(text(&m.call(json!(i), "echo", json!({"text": t})).await), t);
+                }
+            }));
+            let c = bridge.client().await;
+            tasks.push(tokio::spawn(async move {
+                for i in 0..10 {
+                    c.assert_echo(json!(i), &format!("session {n}/{i}")).await;
+                }
+            }));
+        }
+        for t in tasks {
+            within("clients", t).await.unwrap();
+        }
+    }
+}
