@@ -143,6 +143,21 @@ pub fn replace_param(v: &mut Value, key: &str, new: Value) -> Option<Value> {
         .map(|slot| std::mem::replace(slot, new))
 }
 
+/// The `_meta` key naming the subscription a notification belongs to: the id of the
+/// `subscriptions/listen` request that opened it (2026-07-28), rewritten like any id.
+pub const SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
+
+/// `params._meta.<key>`, when present.
+pub fn meta<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
+    v.get("params")?.get("_meta")?.get(key)
+}
+
+/// Replaces `params._meta.<key>` (which must exist), returning the old value.
+pub fn replace_meta(v: &mut Value, key: &str, new: Value) -> Option<Value> {
+    let meta = params_mut(v)?.get_mut("_meta")?.as_object_mut()?;
+    meta.get_mut(key).map(|slot| std::mem::replace(slot, new))
+}
+
 /// `params.<key>`, when present.
 pub fn param<'a>(v: &'a Value, key: &str) -> Option<&'a Value> {
     v.get("params")?.get(key)

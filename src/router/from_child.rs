@@ -61,7 +61,25 @@ impl Routes {
         }
     }
 
-    fn child_notification(&mut self, msg: Value) -> Action {
+    fn child_notification(&mut self, mut msg: Value) -> Action {
+        // A notification on a subscription stream (2026-07-28 `subscriptions/listen`) names
+        // the listen request's id: it belongs to that request's stream, under the client's id.
+        let subscription =
+            jsonrpc::meta(&msg, jsonrpc::SUBSCRIPTION_ID).and_then(jsonrpc::as_bridge_id);
+        if let Some(Pending {
+            stream: Some(to),
+            client_id,
+            ..
+        }) = subscription.and_then(|id| self.pending.get(&id))
+        {
+            let to = to.clone();
+            jsonrpc::replace_meta(&mut msg, jsonrpc::SUBSCRIPTION_ID, client_id.clone());
+            return Action::Deliver {
+                to,
+                msg,
+                last: false,
+            };
+        }
         let method = jsonrpc::method(&msg);
         match method {
             "notifications/progress" => self.child_progress(msg),

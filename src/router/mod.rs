@@ -406,6 +406,11 @@ impl Routes {
         let client_id = jsonrpc::replace_id(msg, json!(id));
         // The bridge id doubles as the progress token the child sees: unique while pending.
         let progress = jsonrpc::replace_progress_token(msg, json!(id));
+        // A subscription stream stays open as long as its client wants: no timeout.
+        let deadline = match jsonrpc::method(msg) {
+            "subscriptions/listen" => None,
+            _ => self.deadline(self.rules.request_timeout),
+        };
         let prev = self.pending.insert(
             id,
             Pending {
@@ -415,7 +420,7 @@ impl Routes {
                 progress,
                 sse: reg.sse,
                 lists_tasks: jsonrpc::method(msg) == "tasks/list",
-                deadline: self.deadline(self.rules.request_timeout),
+                deadline,
                 slot: None,
                 retry: None,
                 rounds: 0,

@@ -254,3 +254,44 @@ async fn stateless_and_session_clients_with_colliding_ids_each_get_their_own_ans
         }
     }
 }
+
+#[tokio::test]
+async fn a_subscription_on_a_modern_child_carries_the_clients_listen_id() {
+    let bridge = modern_bridge().await;
+    let m = ModernClient::new(&bridge.url);
+    let listen = ModernClient::message(
+        json!("my-listen"),
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true}}),
+    );
+    let resp = within("listen", m.post(&listen, BOTH).send())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut events = SseReader::new(resp);
+    let ack = events
+        .next_method("notifications/subscriptions/acknowledged")
+        .await;
+    let id_key = "io.modelcontextprotocol/subscriptionId";
+    assert_eq!(ack["params"]["_meta"][id_key], "my-listen", "{ack}");
+    // Another client with the same id must not see this one's notifications, nor break it.
+    let other = m
+        .call(json!("my-listen"), "list_changed", json!({"kind": "tools"}))
+        .await;
+    assert!(other.get("result").is_some(), "{other}");
+    let changed = events.next_method("notifications/tools/list_changed").await;
+    assert_eq!(changed["params"]["_meta"][id_key], "my-listen", "{changed}");
+    // Closing the listen stream cancels it at the child.
+    drop(events);
+    within("listen cancelled", async {
+        loop {
+            let seen = m.call(json!("c"), "cancellations", json!({})).await;
+            let seen: Value = serde_json::from_str(text(&seen)).unwrap();
+            if seen.as_array().is_some_and(|a| !a.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
