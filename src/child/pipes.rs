@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::mpsc;
@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::ChildHandle;
+use crate::front::request_state;
 use crate::jsonrpc;
 use crate::lines::{Line, LineReader};
 use crate::router::{Action, Outbound, StreamTx};
@@ -156,6 +157,27 @@ fn fail_oversized(child: &ChildHandle, lines: &LineReader<ChildStdout>, bytes: u
 /// child, and the reader goes on serving everyone else.
 fn perform(child: &ChildHandle, action: Action) {
     match action {
+        Action::Several(actions) => {
+            for a in actions {
+                perform(child, a);
+            }
+        }
+        Action::AskByResult {
+            to,
+            client_id,
+            parked,
+            caller,
+            asks,
+        } => {
+            let ttl = child.routes().rules().shortest_wait();
+            let state = request_state::mint(parked, caller.as_deref(), ttl);
+            let result = json!({"resultType": "input_required", "inputRequests": asks, "requestState": state});
+            let out = Outbound {
+                json: jsonrpc::to_bytes(&jsonrpc::result_value(client_id, result)),
+                last: true,
+            };
+            deliver(child, &to, out, "input_required");
+        }
         Action::Deliver { to, msg, last } => {
             let out = Outbound {
                 json: jsonrpc::to_bytes(&msg),

@@ -13,7 +13,9 @@ use crate::back::modern::{self, CallerMeta};
 use crate::back::ChildEra;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
-use crate::router::{Outbound, Owner, Refused, Registration, ReplyRoute, StreamTx};
+use crate::router::{
+    Outbound, Owner, Refused, Registration, ReplyRoute, ResumeError, Resumed, StreamTx,
+};
 
 /// How a forwarded request fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +54,41 @@ impl ChildHandle {
     /// Attaches a session, belonging to `principal` (its token's name).
     pub fn attach(&self, owner: &Owner, principal: Option<Arc<str>>) {
         self.routes().attach(owner.clone(), principal);
+    }
+
+    /// Attaches a stateless client's request: the input requests it can answer (by method)
+    /// reach it as an `input_required` result.
+    pub fn attach_stateless(
+        &self,
+        owner: &Owner,
+        principal: Option<Arc<str>>,
+        input_methods: Vec<String>,
+    ) {
+        self.routes()
+            .attach_stateless(owner.clone(), principal, input_methods);
+    }
+
+    /// Resumes a call parked while its stateless client was asked for input: the child gets
+    /// the retry's answers and the call's result goes to the retry (`reg`).
+    ///
+    /// # Errors
+    /// `Gone` when the call ended meanwhile; `ChildGone` when the child cannot be written.
+    pub async fn resume(
+        &self,
+        parked: u64,
+        owner: &Owner,
+        msg: &Value,
+        reg: Registration,
+    ) -> Result<Resumed, ResumeError> {
+        let resumed = self.routes().resume(parked, owner, msg, reg)?;
+        if let Resumed::Answer(lines) = &resumed {
+            for line in lines {
+                if self.send_line(line).await.is_err() {
+                    return Err(ResumeError::Gone);
+                }
+            }
+        }
+        Ok(resumed)
     }
 
     /// Whether this child only ever serves one session (session isolation).

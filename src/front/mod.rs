@@ -5,5 +5,6 @@
 //!   server-to-client requests on the request's stream.
 //! * `stateless`: revision 2026-07-28: no session, `_meta` on every request, a reply per POST.
 
+pub mod request_state;
 pub mod session;
 pub mod stateless;

@@ -13,11 +13,12 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use tokio_util::task::TaskTracker;
 
+use super::request_state;
 use crate::back::modern::{self, META_CAPABILITIES, META_SERVER_INFO, META_VERSION};
 use crate::back::ChildEra;
 use crate::child::{ChildHandle, Forwarded, Forwarding};
 use crate::jsonrpc;
-use crate::router::{Outbound, Owner, Refused, Registration};
+use crate::router::{Outbound, Owner, Refused, Registration, ResumeError, Resumed, RouteRules};
 use crate::state::BridgeState;
 
 /// The revisions this front serves.
@@ -81,6 +82,22 @@ pub enum Refusal {
     UnknownMethod(String),
     /// Routing refused it.
     Routing(Refused),
+    /// Its `requestState` is not one the bridge minted for this caller, or its call is gone.
+    BadState(request_state::Invalid),
+}
+
+/// The input requests a client can answer, by method, from the capabilities it declared.
+fn input_methods(meta: Option<&Value>) -> Vec<String> {
+    let caps = meta.and_then(|m| m.get(META_CAPABILITIES));
+    [
+        ("elicitation", "elicitation/create"),
+        ("sampling", "sampling/createMessage"),
+        ("roots", "roots/list"),
+    ]
+    .into_iter()
+    .filter(|(cap, _)| caps.and_then(|c| c.get(*cap)).is_some())
+    .map(|(_, method)| method.to_owned())
+    .collect()
 }
 
 /// An open stateless request: its owner stays attached to the child until this is dropped,
@@ -135,13 +152,33 @@ pub async fn request(
     }
     let child = app.children.for_request().map_err(Refusal::Routing)?;
     let owner = new_owner();
-    child.attach(&owner, principal);
+    let caller = principal.clone();
+    child.attach_stateless(&owner, principal, input_methods(meta));
     let call = Call {
         owner: owner.clone(),
         child: child.clone(),
         tasks: app.children.tasks().clone(),
     };
     let legacy = child.era == ChildEra::Legacy;
+    // A retry of a call parked at a legacy child while its client was asked for input.
+    let state = jsonrpc::param(&msg, "requestState").and_then(Value::as_str);
+    if let (true, Some(state)) = (legacy, state) {
+        let parked = request_state::verify(state, caller.as_deref()).map_err(Refusal::BadState)?;
+        let id = jsonrpc::id(&msg);
+        match child.resume(parked, &owner, &msg, reg.clone()).await {
+            Ok(Resumed::Answer(_)) => {}
+            Ok(Resumed::AskAgain(asks)) => {
+                let ttl = RouteRules::HOLD_FOR;
+                let state = request_state::mint(parked, caller.as_deref(), ttl);
+                let result = json!({"resultType": "input_required", "inputRequests": asks, "requestState": state});
+                answer(&reg, jsonrpc::result_value(id, result));
+            }
+            Err(ResumeError::Gone) => {
+                return Err(Refusal::BadState(request_state::Invalid::Expired))
+            }
+        }
+        return Ok(call);
+    }
     if legacy && method == "server/discover" {
         let result = discover_result(&child);
         answer(&reg, jsonrpc::result_value(jsonrpc::id(&msg), result));

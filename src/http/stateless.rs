@@ -110,6 +110,12 @@ fn refusal(id: Value, r: Refusal) -> HttpError {
             None,
         ),
         Refusal::Routing(r) => super::refused(r),
+        Refusal::BadState(why) => rpc(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::INVALID_PARAMS,
+            format!("Invalid params: requestState is not valid here ({why:?}): retry the original request without it"),
+            None,
+        ),
     }
 }
 

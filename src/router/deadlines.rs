@@ -26,7 +26,11 @@ impl Routes {
         let pending = self.pending.values().filter_map(|p| p.deadline);
         let server = self.server_requests.values().filter_map(|r| r.deadline);
         let held = self.held.iter().map(|h| h.deadline);
-        pending.chain(server).chain(held).min()
+        pending
+            .chain(server)
+            .chain(held)
+            .chain(self.next_parked_deadline())
+            .min()
     }
 
     /// Removes everything whose deadline is at or before `now`, returning what the clients and
@@ -85,6 +89,10 @@ impl Routes {
                 let msg = jsonrpc::error_value(p.client_id, jsonrpc::REQUEST_TIMEOUT, &why);
                 out.to_clients.push((stream, outbound(&msg, true)));
             }
+        }
+        for parked in self.overdue_parked(now) {
+            let lines = self.forget_parked(parked);
+            out.to_child.extend(lines);
         }
         let why = "no client stream was opened to carry this request in time";
         self.held.retain(|h| {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -20,12 +20,14 @@ mod continuations;
 mod deadlines;
 mod from_child;
 mod owners;
+mod parked;
 mod server_requests;
 mod tasks;
 
 pub use continuations::ReplyRoute;
 pub use deadlines::Expired;
 pub use owners::Carried;
+pub use parked::{ResumeError, Resumed, MISSING_CAPABILITY};
 pub use tasks::task_not_found;
 
 /// The key of whoever owns a request: a session id, as far as this module knows.
@@ -169,6 +171,9 @@ struct Attached {
     in_flight: usize,
     log_level: Option<LogLevel>,
     subscriptions: HashSet<String>,
+    /// A stateless client: the input requests it can answer (by method), asked of it as an
+    /// `input_required` result (`parked`); `None` for a session, asked by server requests.
+    input_methods: Option<Vec<String>>,
 }
 
 /// How a client request is to be registered.
@@ -271,6 +276,22 @@ pub enum Action {
         /// The requests, under bridge ids.
         requests: Vec<Value>,
     },
+    /// Answer a stateless client's call with `input_required`: the child's requests under the
+    /// bridge's keys, and a `requestState` naming the parking (minted for `caller`).
+    AskByResult {
+        /// The call's stream.
+        to: StreamTx,
+        /// The call's id, as the client sent it.
+        client_id: Value,
+        /// The parking the `requestState` names.
+        parked: u64,
+        /// Who the state is for.
+        caller: Option<Arc<str>>,
+        /// The input requests, by key.
+        asks: Map<String, Value>,
+    },
+    /// Several of these, in order.
+    Several(Vec<Action>),
     /// Write `msg` back to the child (ping answers, refused server requests).
     ToChild {
         /// The reply.
@@ -297,6 +318,8 @@ pub struct Routes {
     held: VecDeque<Held>,
     /// Calls waiting for their client's answers to a modern child's input requests.
     continuations: HashMap<u64, continuations::Continuation>,
+    /// Calls of stateless clients parked at a legacy child while they are asked for input.
+    parked: HashMap<u64, parked::Parked>,
     /// Whether a message that could not be attributed to one user was dropped already (the
     /// first such drop is a warning, later ones are debug logs).
     warned_unattributable: bool,
@@ -318,6 +341,7 @@ impl Routes {
             server_requests: HashMap::new(),
             held: VecDeque::new(),
             continuations: HashMap::new(),
+            parked: HashMap::new(),
             warned_unattributable: false,
             attached: HashMap::new(),
             child_log_level: None,
@@ -344,6 +368,19 @@ impl Routes {
     /// Adds an owner (a session) to this child, belonging to `principal` (its token's name).
     pub fn attach(&mut self, owner: Owner, principal: Option<Arc<str>>) {
         self.attached.entry(owner).or_default().principal = principal;
+    }
+
+    /// Adds a stateless client's request as an owner: input requests reach it as an
+    /// `input_required` result, for the methods in `input_methods` (what it declared).
+    pub fn attach_stateless(
+        &mut self,
+        owner: Owner,
+        principal: Option<Arc<str>>,
+        input_methods: Vec<String>,
+    ) {
+        let a = self.attached.entry(owner).or_default();
+        a.principal = principal;
+        a.input_methods = Some(input_methods);
     }
 
     /// Whether the child has gone.
@@ -618,6 +655,7 @@ impl Routes {
         self.closed = true;
         self.server_requests.clear();
         self.held.clear();
+        self.parked.clear();
         // A call waiting for input gets the same error as those at the child.
         let waiting_input: Vec<(StreamTx, Value)> = self
             .continuations
@@ -643,5 +681,7 @@ mod attribution_tests;
 mod continuation_tests;
 #[cfg(test)]
 mod deadline_tests;
+#[cfg(test)]
+mod parked_tests;
 #[cfg(test)]
 mod tests;

@@ -30,6 +30,9 @@ impl Routes {
             };
         }
         let why = match self.server_request_target(&msg) {
+            Target::Send(owner, _) | Target::Hold(Some(owner)) if self.asks_by_result(&owner) => {
+                return self.ask_by_result(&owner, msg)
+            }
             Target::Send(owner, stream) => return self.send_server_request(owner, msg, stream),
             Target::Hold(owner) if self.held.len() < RouteRules::MAX_HELD => {
                 let deadline = Instant::now() + self.rules.hold_for();
@@ -168,6 +171,14 @@ impl Routes {
         if let Some(owner) = owner {
             return match self.newest_request_stream(owner) {
                 Some(s) => Ok((owner.clone(), s)),
+                // A stateless client is asked by its call's result, on whatever stream.
+                None if self.asks_by_result(owner) => self
+                    .pending
+                    .values()
+                    .find(|p| p.owner == *owner)
+                    .and_then(|p| p.stream.clone())
+                    .map(|s| (owner.clone(), s))
+                    .ok_or("the session's requests have no open event stream"),
                 None => Err("the session's requests have no open event stream"),
             };
         }

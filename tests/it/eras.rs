@@ -295,3 +295,82 @@ async fn a_subscription_on_a_modern_child_carries_the_clients_listen_id() {
     })
     .await;
 }
+
+/// The modern `_meta` of a client that declared only these capabilities.
+fn declaring(caps: Value) -> Value {
+    json!({"io.modelcontextprotocol/clientCapabilities": caps})
+}
+
+#[tokio::test]
+async fn a_legacy_childs_server_request_reaches_a_stateless_client_as_input_required() {
+    let bridge = TestBridge::start().await;
+    let m = ModernClient::new(&bridge.url);
+    let first = m
+        .call(json!(1), "elicit", json!({"message": "Who are you?"}))
+        .await;
+    let r = &first["result"];
+    assert_eq!(r["resultType"], "input_required", "{first}");
+    let asks = r["inputRequests"].as_object().expect("input requests");
+    assert_eq!(asks.len(), 1);
+    let (key, ask) = asks.iter().next().unwrap();
+    assert_eq!(ask["method"], "elicitation/create");
+    assert_eq!(ask["params"]["message"], "Who are you?");
+    let state = r["requestState"].as_str().expect("a state").to_owned();
+    // A retry that leaves the input out is asked again, under the same key.
+    let again = m
+        .request(json!(2), "tools/call", json!({"name": "elicit", "arguments": {"message": "Who are you?"}, "requestState": state}))
+        .await;
+    let again = &again.last()["result"];
+    assert_eq!(again["resultType"], "input_required");
+    assert!(again["inputRequests"].get(key).is_some(), "{again}");
+    // A tampered state is refused, and so is another caller's (the tests run unauthenticated,
+    // so the other caller here is a forged state).
+    let mut forged = state.clone();
+    forged.insert(0, 'x');
+    let refused = m
+        .request(
+            json!(3),
+            "tools/call",
+            json!({"name": "elicit", "arguments": {}, "requestState": forged,
+            "inputResponses": {key.clone(): {"action": "accept", "content": {"name": "Eve"}}}}),
+        )
+        .await;
+    assert_eq!(refused.status, 400);
+    assert_eq!(refused.last()["error"]["code"], -32602);
+    // The answered retry completes the call the child was running all along.
+    let state = again["requestState"].as_str().unwrap().to_owned();
+    let done = m
+        .request(
+            json!(4),
+            "tools/call",
+            json!({"name": "elicit", "arguments": {"message": "Who are you?"},
+            "requestState": state,
+            "inputResponses": {key.clone(): {"action": "accept", "content": {"name": "Ada"}}}}),
+        )
+        .await;
+    let done = done.last();
+    assert_eq!(done["id"], 4);
+    assert_eq!(done["result"]["resultType"], "complete", "{done}");
+    let told: Value = serde_json::from_str(text(done)).unwrap();
+    assert_eq!(told["content"]["name"], "Ada");
+    assert_eq!(bridge.health().await["pendingRequests"], 0);
+}
+
+#[tokio::test]
+async fn a_stateless_client_without_the_capability_gets_the_missing_capability_error() {
+    let bridge = TestBridge::start().await;
+    let m = ModernClient::new(&bridge.url);
+    let r = m
+        .request(json!("e"), "tools/call", json!({"name": "elicit", "arguments": {"message": "?"}, "_meta": declaring(json!({"sampling": {}}))}))
+        .await;
+    let error = r.last();
+    assert_eq!(error["id"], "e");
+    assert_eq!(error["error"]["code"], -32021, "{error}");
+    // The child was told: the session-less request left nothing behind.
+    within("nothing pending", async {
+        while bridge.health().await["pendingRequests"] != 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+}
