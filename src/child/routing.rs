@@ -14,7 +14,7 @@ use crate::back::ChildEra;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 use crate::router::{
-    Outbound, Owner, Refused, Registration, ReplyRoute, ResumeError, Resumed, StreamTx,
+    Listen, Outbound, Owner, Refused, Registration, ReplyRoute, ResumeError, Resumed, StreamTx,
 };
 
 /// How a forwarded request fared.
@@ -89,6 +89,24 @@ impl ChildHandle {
             }
         }
         Ok(resumed)
+    }
+
+    /// Makes a stateless request a listener of this (legacy) child's notifications,
+    /// subscribing the child to `uris` where nobody had.
+    ///
+    /// # Errors
+    /// `ChildGone`.
+    pub async fn listen(
+        &self,
+        owner: &Owner,
+        listen: Listen,
+        uris: &[String],
+    ) -> Result<(), Refused> {
+        let lines = self.routes().listen(owner, listen, uris);
+        for line in lines {
+            self.send_line(&line).await?;
+        }
+        Ok(())
     }
 
     /// Whether this child only ever serves one session (session isolation).

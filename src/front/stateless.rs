@@ -18,7 +18,9 @@ use crate::back::modern::{self, META_CAPABILITIES, META_SERVER_INFO, META_VERSIO
 use crate::back::ChildEra;
 use crate::child::{ChildHandle, Forwarded, Forwarding};
 use crate::jsonrpc;
-use crate::router::{Outbound, Owner, Refused, Registration, ResumeError, Resumed, RouteRules};
+use crate::router::{
+    Listen, Outbound, Owner, Refused, Registration, ResumeError, Resumed, RouteRules,
+};
 use crate::state::BridgeState;
 
 /// The revisions this front serves.
@@ -185,10 +187,9 @@ pub async fn request(
         return Ok(call);
     }
     if legacy && method == "subscriptions/listen" {
-        let why =
-            "subscriptions/listen through a session-era server is not served by this bridge yet";
-        let error = jsonrpc::error_value(jsonrpc::id(&msg), jsonrpc::METHOD_NOT_FOUND, why);
-        answer(&reg, error);
+        listen(&child, &owner, &msg, &reg)
+            .await
+            .map_err(Refusal::Routing)?;
         return Ok(call);
     }
     let finish: Option<fn(&mut Value)> = match (legacy, CACHEABLE.contains(&method.as_str())) {
@@ -214,6 +215,65 @@ pub async fn request(
         Err(r) => return Err(Refusal::Routing(r)),
     }
     Ok(call)
+}
+
+/// Serves `subscriptions/listen` from a legacy child's notifications: acknowledges the part of
+/// the filter the child can honour (the list-changed kinds it declares, resource updates when
+/// it supports subscriptions), then tags each matching notification with the listen
+/// request's id. The stream stays open until the client closes it.
+async fn listen(
+    child: &ChildHandle,
+    owner: &Owner,
+    msg: &Value,
+    reg: &Registration,
+) -> Result<(), Refused> {
+    let filter = jsonrpc::param(msg, "notifications");
+    let asked = |key: &str| filter.and_then(|f| f.get(key)).and_then(Value::as_bool) == Some(true);
+    let caps = child.init.result.get("capabilities");
+    let declares = |kind: &str| caps.and_then(|c| c.get(kind)).is_some();
+    let mut honoured = json!({});
+    let mut kinds = Vec::new();
+    for (key, kind) in [
+        ("toolsListChanged", "tools"),
+        ("promptsListChanged", "prompts"),
+        ("resourcesListChanged", "resources"),
+    ] {
+        if asked(key) && declares(kind) {
+            honoured[key] = json!(true);
+            kinds.push(kind.to_owned());
+        }
+    }
+    let can_subscribe = caps
+        .and_then(|c| c.get("resources"))
+        .and_then(|r| r.get("subscribe"))
+        .and_then(Value::as_bool)
+        == Some(true);
+    let uris: Vec<String> = filter
+        .and_then(|f| f.get("resourceSubscriptions"))
+        .and_then(Value::as_array)
+        .filter(|_| can_subscribe)
+        .map(|a| {
+            a.iter()
+                .filter_map(|u| u.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !uris.is_empty() {
+        honoured["resourceSubscriptions"] = json!(uris);
+    }
+    let id = jsonrpc::id(msg);
+    let ack = json!({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+                     "params": {"notifications": honoured, "_meta": {jsonrpc::SUBSCRIPTION_ID: id}}});
+    let _ = reg.stream.try_send(Outbound {
+        json: jsonrpc::to_bytes(&ack),
+        last: false,
+    });
+    let listen = Listen {
+        stream: reg.stream.clone(),
+        id,
+        kinds,
+    };
+    child.listen(owner, listen, &uris).await
 }
 
 /// Puts the bridge's own response on a request's stream (its caller's: it is still there).

@@ -105,11 +105,18 @@ impl Routes {
                 let uri = jsonrpc::param(&msg, "uri").and_then(Value::as_str);
                 let uri = uri.unwrap_or_default().to_owned();
                 let to = self.standalone_where(|a| a.subscriptions.contains(&uri));
-                Action::Broadcast { to, msg }
+                let listeners = self.listeners(|a, _| a.subscriptions.contains(&uri));
+                self.to_listeners(listeners, Action::Broadcast { to, msg })
             }
             m if m.ends_with("/list_changed") => {
+                let kind = m
+                    .strip_prefix("notifications/")
+                    .and_then(|k| k.strip_suffix("/list_changed"))
+                    .unwrap_or_default()
+                    .to_owned();
                 let to = self.standalone_where(|_| true);
-                Action::Broadcast { to, msg }
+                let listeners = self.listeners(|_, l| l.kinds.contains(&kind));
+                self.to_listeners(listeners, Action::Broadcast { to, msg })
             }
             _ => match self
                 .task_route(&msg, false)

@@ -19,6 +19,7 @@ use crate::loglevel::LogLevel;
 mod continuations;
 mod deadlines;
 mod from_child;
+mod listeners;
 mod owners;
 mod parked;
 mod server_requests;
@@ -26,6 +27,7 @@ mod tasks;
 
 pub use continuations::ReplyRoute;
 pub use deadlines::Expired;
+pub use listeners::Listen;
 pub use owners::Carried;
 pub use parked::{ResumeError, Resumed, MISSING_CAPABILITY};
 pub use tasks::task_not_found;
@@ -174,6 +176,8 @@ struct Attached {
     /// A stateless client: the input requests it can answer (by method), asked of it as an
     /// `input_required` result (`parked`); `None` for a session, asked by server requests.
     input_methods: Option<Vec<String>>,
+    /// A stateless listener (`subscriptions/listen`): what it hears, and where.
+    listen: Option<listeners::Listen>,
 }
 
 /// How a client request is to be registered.

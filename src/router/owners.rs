@@ -12,6 +12,8 @@ pub struct Carried {
     standalone: Option<StreamTx>,
     log_level: Option<LogLevel>,
     subscriptions: std::collections::HashSet<String>,
+    input_methods: Option<Vec<String>>,
+    listen: Option<super::Listen>,
 }
 use crate::loglevel::LogLevel;
 
@@ -108,6 +110,8 @@ impl Routes {
                     standalone: a.standalone,
                     log_level: a.log_level,
                     subscriptions: a.subscriptions,
+                    input_methods: a.input_methods,
+                    listen: a.listen,
                 };
                 (owner, carried)
             })
@@ -140,6 +144,8 @@ impl Routes {
             a.standalone = c.standalone;
             a.log_level = c.log_level;
             a.subscriptions = c.subscriptions;
+            a.input_methods = c.input_methods;
+            a.listen = c.listen;
         }
         if let Some(level) = self.recompute_log_level().filter(|_| tell_level) {
             to_child.push(self.set_level_request(level));

@@ -374,3 +374,38 @@ async fn a_stateless_client_without_the_capability_gets_the_missing_capability_e
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_stateless_listener_hears_a_legacy_childs_changes_and_updates() {
+    let bridge = TestBridge::start().await;
+    let m = ModernClient::new(&bridge.url);
+    let listen = ModernClient::message(
+        json!(77),
+        "subscriptions/listen",
+        json!({"notifications": {"toolsListChanged": true, "promptsListChanged": false,
+                                 "resourceSubscriptions": ["fixture://hello"]}}),
+    );
+    let resp = within("listen", m.post(&listen, BOTH).send())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mut events = SseReader::new(resp);
+    let ack = events
+        .next_method("notifications/subscriptions/acknowledged")
+        .await;
+    let id_key = "io.modelcontextprotocol/subscriptionId";
+    assert_eq!(ack["params"]["_meta"][id_key], 77);
+    assert_eq!(
+        ack["params"]["notifications"],
+        json!({"toolsListChanged": true, "resourceSubscriptions": ["fixture://hello"]})
+    );
+    m.call(json!(1), "list_changed", json!({})).await;
+    let changed = events.next_method("notifications/tools/list_changed").await;
+    assert_eq!(changed["params"]["_meta"][id_key], 77);
+    // The child was subscribed for the listener: it only reports updates of subscribed URIs.
+    m.call(json!(2), "touch", json!({"uri": "fixture://hello"}))
+        .await;
+    let updated = events.next_method("notifications/resources/updated").await;
+    assert_eq!(updated["params"]["uri"], "fixture://hello");
+    assert_eq!(updated["params"]["_meta"][id_key], 77);
+}
