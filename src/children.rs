@@ -379,6 +379,11 @@ async fn carry_sessions(old: &ChildHandle, new: &Arc<ChildHandle>) -> usize {
             break;
         }
     }
+    if new.era != crate::back::ChildEra::Legacy {
+        // The sessions' subscriptions, through the bridge's listen; a child that is gone again
+        // is the supervisor's next round.
+        let _ = new.relisten().await;
+    }
     let caps = new.init.result.get("capabilities");
     for kind in ["tools", "prompts", "resources"] {
         if caps.and_then(|c| c.get(kind)).is_none() {

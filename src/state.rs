@@ -38,7 +38,8 @@ impl BridgeState {
         let running = shared.is_empty() || shared.iter().any(|c| c.is_running());
         let children = self.children.status();
         let all = self.children.all();
-        let pending: usize = all.iter().map(|c| c.pending()).sum();
+        // Client requests only: the bridge's own (a modern child's listen) are not work waiting.
+        let pending: usize = all.iter().map(|c| c.waiting_clients()).sum();
         let waiting: usize = all.iter().map(|c| c.waiting_for_slot()).sum();
         let body = json!({
             "status": if running { "ok" } else { "degraded" },

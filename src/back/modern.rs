@@ -236,6 +236,29 @@ fn judge(answer: Value) -> anyhow::Result<Probe> {
     }
 }
 
+/// The bridge's own `subscriptions/listen` for its session clients in front of a modern
+/// child: every list change, and updates of `uris`.
+pub fn listen_request(uris: &[String]) -> Value {
+    json!({
+        "jsonrpc": "2.0",
+        "id": 0,
+        "method": "subscriptions/listen",
+        "params": {
+            "notifications": {
+                "toolsListChanged": true,
+                "promptsListChanged": true,
+                "resourcesListChanged": true,
+                "resourceSubscriptions": uris,
+            },
+            "_meta": {
+                META_VERSION: VERSION,
+                META_CAPABILITIES: bridge_capabilities(),
+                META_CLIENT_INFO: bridge_info(),
+            }
+        }
+    })
+}
+
 /// What a session client told the bridge about itself at `initialize`, rendered as the
 /// `_meta` a modern child needs on each of its requests.
 #[derive(Debug, Clone, Default)]

@@ -284,6 +284,13 @@ pub async fn spawn(
     tasks.spawn(run_reader(stdout, handle.clone()).instrument(span.clone()));
     tasks.spawn(enforce_deadlines(handle.clone()).instrument(span.clone()));
     tasks.spawn(watch_exit(child, handle.clone()).instrument(span));
+    // A modern child tells its changes only to listeners: the bridge listens for its sessions.
+    if handle.era != ChildEra::Legacy {
+        handle
+            .relisten()
+            .await
+            .map_err(|_| anyhow::anyhow!("the MCP server exited"))?;
+    }
     Ok(handle)
 }
 

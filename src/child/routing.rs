@@ -275,14 +275,45 @@ impl ChildHandle {
         }
     }
 
-    /// Records a subscription; true when the child must be told (the first subscriber).
-    pub fn subscribe(&self, owner: &Owner, uri: &str) -> bool {
-        self.routes().subscribe(owner, uri)
+    /// Records a subscription; true when a legacy child must be told (the first subscriber).
+    /// A modern child hears it through the bridge's listen, opened again with the new set.
+    pub async fn subscribe(&self, owner: &Owner, uri: &str) -> bool {
+        let first = self.routes().subscribe(owner, uri);
+        self.changed_subscriptions(first).await
     }
 
-    /// Drops a subscription; true when the child must be told (the last subscriber left).
-    pub fn unsubscribe(&self, owner: &Owner, uri: &str) -> bool {
-        self.routes().unsubscribe(owner, uri)
+    /// Drops a subscription; true when a legacy child must be told (the last subscriber left).
+    pub async fn unsubscribe(&self, owner: &Owner, uri: &str) -> bool {
+        let last = self.routes().unsubscribe(owner, uri);
+        self.changed_subscriptions(last).await
+    }
+
+    async fn changed_subscriptions(&self, changed: bool) -> bool {
+        if self.era == ChildEra::Legacy {
+            return changed;
+        }
+        if changed {
+            // The child may be gone; then there is nothing to listen to.
+            let _ = self.relisten().await;
+        }
+        false
+    }
+
+    /// (Re)opens the bridge's `subscriptions/listen` at a modern child, with every URI a
+    /// session is subscribed to, and cancels the one it replaces.
+    ///
+    /// # Errors
+    /// `ChildGone`.
+    pub async fn relisten(&self) -> Result<(), Refused> {
+        let lines = {
+            let mut routes = self.routes();
+            let listen = modern::listen_request(&routes.subscribed_uris());
+            routes.replace_listen(listen)
+        };
+        for line in lines {
+            self.send_line(&line).await?;
+        }
+        Ok(())
     }
 
     /// Whether `owner` may act on the task a `tasks/*` request names.
@@ -293,7 +324,17 @@ impl ChildHandle {
     /// Detaches a session that ended: its requests still running are cancelled at the child,
     /// its server requests refused, its subscriptions and logging level released.
     pub async fn detach(&self, owner: &Owner) {
-        let to_child = self.routes().detach(owner);
+        let (to_child, uris_before) = {
+            let mut routes = self.routes();
+            let before = routes.subscribed_uris();
+            (
+                routes.detach_from(owner, self.era == ChildEra::Legacy),
+                before,
+            )
+        };
+        if self.era != ChildEra::Legacy && uris_before != self.routes().subscribed_uris() {
+            let _ = self.relisten().await;
+        }
         for msg in to_child {
             // The child may be gone already; then there is nothing left to cancel.
             if self.send_line(&msg).await.is_err() {

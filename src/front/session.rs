@@ -141,14 +141,17 @@ async fn answer_locally(session: &Session, msg: &Value) -> Result<Option<Value>,
             child.set_log_level(&session.id, level).await?;
             ok()
         }
-        "resources/subscribe" | "resources/unsubscribe" if modern => Ok(Some(jsonrpc::error_value(
-            jsonrpc::id(msg),
-            jsonrpc::METHOD_NOT_FOUND,
-            "resource subscriptions through a 2026-07-28 server are not served by this bridge yet",
-        ))),
-        // The child is subscribed once for all sessions; later subscribers are only recorded.
-        "resources/subscribe" if !child.subscribe(&session.id, uri()) => ok(),
-        "resources/unsubscribe" if !child.unsubscribe(&session.id, uri()) => ok(),
+        // The child is subscribed once for all sessions (a modern one through the bridge's
+        // listen); later subscribers are only recorded. A first subscriber of a legacy child
+        // goes on to the child, which answers it.
+        "resources/subscribe" => match child.subscribe(&session.id, uri()).await {
+            true => Ok(None),
+            false => ok(),
+        },
+        "resources/unsubscribe" => match child.unsubscribe(&session.id, uri()).await {
+            true => Ok(None),
+            false => ok(),
+        },
         "tasks/get" | "tasks/result" | "tasks/cancel" if !child.may_use_task(&session.id, msg) => {
             Ok(Some(task_not_found(jsonrpc::id(msg))))
         }

@@ -66,19 +66,29 @@ impl Routes {
         // the listen request's id: it belongs to that request's stream, under the client's id.
         let subscription =
             jsonrpc::meta(&msg, jsonrpc::SUBSCRIPTION_ID).and_then(jsonrpc::as_bridge_id);
-        if let Some(Pending {
-            stream: Some(to),
-            client_id,
-            ..
-        }) = subscription.and_then(|id| self.pending.get(&id))
-        {
-            let to = to.clone();
-            jsonrpc::replace_meta(&mut msg, jsonrpc::SUBSCRIPTION_ID, client_id.clone());
-            return Action::Deliver {
-                to,
-                msg,
-                last: false,
-            };
+        match subscription.and_then(|id| self.pending.get(&id)) {
+            Some(Pending {
+                stream: Some(to),
+                client_id,
+                ..
+            }) => {
+                let to = to.clone();
+                jsonrpc::replace_meta(&mut msg, jsonrpc::SUBSCRIPTION_ID, client_id.clone());
+                return Action::Deliver {
+                    to,
+                    msg,
+                    last: false,
+                };
+            }
+            // The bridge's own listen: its changes go to the sessions by the rules below; the
+            // rest of what it hears (its acknowledgement) is the bridge's.
+            Some(_) if !is_change(jsonrpc::method(&msg)) => {
+                return Action::Drop {
+                    why: "a notification on the bridge's own subscription",
+                    warn: false,
+                }
+            }
+            _ => {}
         }
         let method = jsonrpc::method(&msg);
         match method {
@@ -190,4 +200,9 @@ impl Routes {
             last: false,
         }
     }
+}
+
+/// Whether a notification tells of a change sessions may hear about.
+fn is_change(method: &str) -> bool {
+    method.ends_with("/list_changed") || method == "notifications/resources/updated"
 }

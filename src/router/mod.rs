@@ -324,6 +324,9 @@ pub struct Routes {
     continuations: HashMap<u64, continuations::Continuation>,
     /// Calls of stateless clients parked at a legacy child while they are asked for input.
     parked: HashMap<u64, parked::Parked>,
+    /// The bridge's own `subscriptions/listen` at a modern child, for its session clients'
+    /// standalone streams and resource subscriptions.
+    bridge_listen: Option<u64>,
     /// Whether a message that could not be attributed to one user was dropped already (the
     /// first such drop is a warning, later ones are debug logs).
     warned_unattributable: bool,
@@ -346,6 +349,7 @@ impl Routes {
             held: VecDeque::new(),
             continuations: HashMap::new(),
             parked: HashMap::new(),
+            bridge_listen: None,
             warned_unattributable: false,
             attached: HashMap::new(),
             child_log_level: None,
@@ -507,6 +511,10 @@ impl Routes {
     pub fn register_internal(&mut self, msg: &mut Value) -> u64 {
         let id = self.alloc();
         jsonrpc::replace_id(msg, json!(id));
+        let deadline = match jsonrpc::method(msg) {
+            "subscriptions/listen" => None,
+            _ => self.deadline(self.rules.request_timeout),
+        };
         self.pending.insert(
             id,
             Pending {
@@ -516,7 +524,7 @@ impl Routes {
                 progress: None,
                 sse: false,
                 lists_tasks: false,
-                deadline: self.deadline(self.rules.request_timeout),
+                deadline,
                 slot: None,
                 retry: None,
                 rounds: 0,
@@ -524,6 +532,35 @@ impl Routes {
             },
         );
         id
+    }
+
+    /// The URIs any owner is subscribed to, sorted.
+    pub fn subscribed_uris(&self) -> Vec<String> {
+        let mut uris: Vec<String> = self
+            .attached
+            .values()
+            .flat_map(|a| a.subscriptions.iter().cloned())
+            .collect();
+        uris.sort_unstable();
+        uris.dedup();
+        uris
+    }
+
+    /// Makes `listen` (a `subscriptions/listen` of the bridge's own, for a modern child) the
+    /// one the bridge holds open: registers it, and returns the lines for the child: the new
+    /// listen, then the cancellation of the one it replaces.
+    pub fn replace_listen(&mut self, mut listen: Value) -> Vec<Value> {
+        let id = self.register_internal(&mut listen);
+        let mut lines = vec![listen];
+        if let Some(old) = self.bridge_listen.replace(id) {
+            if self.remove_pending(old).is_some() {
+                lines.push(jsonrpc::cancelled(
+                    json!(old),
+                    "replaced by a listen with another filter",
+                ));
+            }
+        }
+        lines
     }
 
     /// Takes a waiting client request out of the table (its response cannot be delivered):

@@ -119,19 +119,19 @@ impl Routes {
     }
 
     /// Attaches the owners of a replaced child with what they had told it. Returns the lines
-    /// this child must get to serve them the same way (one `resources/subscribe` per URI, the
-    /// merged logging level when `tell_level`; registered as the bridge's own requests) and
-    /// their standalone streams.
+    /// this child must get to serve them the same way when it is legacy (`legacy`: one
+    /// `resources/subscribe` per URI, the merged logging level; registered as the bridge's own
+    /// requests; a modern child hears both otherwise) and their standalone streams.
     pub fn adopt(
         &mut self,
         owners: Vec<(Owner, Carried)>,
-        tell_level: bool,
+        legacy: bool,
     ) -> (Vec<Value>, Vec<StreamTx>) {
         let mut to_child = Vec::new();
         let mut streams = Vec::new();
         for (owner, c) in owners {
             for uri in &c.subscriptions {
-                if self.subscribe(&owner, uri) {
+                if self.subscribe(&owner, uri) && legacy {
                     let mut msg = json!({"jsonrpc": "2.0", "id": 0, "method": "resources/subscribe",
                                          "params": {"uri": uri}});
                     self.register_internal(&mut msg);
@@ -147,7 +147,7 @@ impl Routes {
             a.input_methods = c.input_methods;
             a.listen = c.listen;
         }
-        if let Some(level) = self.recompute_log_level().filter(|_| tell_level) {
+        if let Some(level) = self.recompute_log_level().filter(|_| legacy) {
             to_child.push(self.set_level_request(level));
         }
         (to_child, streams)
@@ -157,16 +157,24 @@ impl Routes {
     /// `notifications/cancelled` for each of its requests still running, and an error for each
     /// server request it will now never answer.
     pub fn detach(&mut self, owner: &Owner) -> Vec<Value> {
+        self.detach_from(owner, true)
+    }
+
+    /// `detach`, for a legacy child (`legacy`: it is told of released subscriptions and
+    /// logging levels) or a modern one (it hears them through the bridge's listen and each
+    /// request's `_meta`).
+    pub fn detach_from(&mut self, owner: &Owner, legacy: bool) -> Vec<Value> {
         let Some(gone) = self.attached.remove(owner) else {
             return Vec::new();
         };
         self.forget_tasks(owner);
         let mut to_child = Vec::new();
         for uri in gone.subscriptions {
-            if !self
-                .attached
-                .values()
-                .any(|a| a.subscriptions.contains(&uri))
+            if legacy
+                && !self
+                    .attached
+                    .values()
+                    .any(|a| a.subscriptions.contains(&uri))
             {
                 let mut msg = json!({"jsonrpc": "2.0", "id": 0, "method": "resources/unsubscribe",
                                      "params": {"uri": uri}});
@@ -174,7 +182,7 @@ impl Routes {
                 to_child.push(msg);
             }
         }
-        if let Some(level) = self.recompute_log_level() {
+        if let Some(level) = self.recompute_log_level().filter(|_| legacy) {
             to_child.push(self.set_level_request(level));
         }
         let why = "the client session ended";

@@ -409,3 +409,33 @@ async fn a_stateless_listener_hears_a_legacy_childs_changes_and_updates() {
     assert_eq!(updated["params"]["uri"], "fixture://hello");
     assert_eq!(updated["params"]["_meta"][id_key], 77);
 }
+
+#[tokio::test]
+async fn session_clients_of_a_modern_child_hear_changes_and_their_subscriptions_through_a_listen() {
+    let bridge = modern_bridge().await;
+    let c = bridge.client().await;
+    let mut stream = c.open_stream().await;
+    c.call(json!(1), "list_changed", json!({"kind": "tools"}))
+        .await;
+    stream.next_method("notifications/tools/list_changed").await;
+    let uri = "test://watched-resource";
+    let sub = c
+        .request(json!(2), "resources/subscribe", json!({"uri": uri}))
+        .await;
+    assert_eq!(sub.last()["result"], json!({}), "{sub:?}");
+    // The bridge listens again with the URI; the child reports updates of it from then on.
+    within("an update", async {
+        loop {
+            c.call(json!(3), "touch", json!({"uri": uri})).await;
+            let next =
+                tokio::time::timeout(std::time::Duration::from_millis(200), stream.next()).await;
+            if let Ok(Some(m)) = next {
+                if m["method"] == "notifications/resources/updated" {
+                    assert_eq!(m["params"]["uri"], uri);
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+}
