@@ -18,6 +18,7 @@ use crate::back::modern::{self, META_CAPABILITIES, META_SERVER_INFO, META_VERSIO
 use crate::back::ChildEra;
 use crate::child::{ChildHandle, Forwarded, Forwarding};
 use crate::jsonrpc;
+use crate::loglevel::LogLevel;
 use crate::router::{
     Listen, Outbound, Owner, Refused, Registration, ResumeError, Resumed, RouteRules,
 };
@@ -191,6 +192,18 @@ pub async fn request(
             .await
             .map_err(Refusal::Routing)?;
         return Ok(call);
+    }
+    // The log level this request asked for (`_meta`): a legacy child is set to it (merged with
+    // everyone else's), and the request hears the child's logs while it is the one in flight.
+    let level = meta
+        .and_then(|m| m.get(modern::META_LOG_LEVEL))
+        .and_then(Value::as_str)
+        .and_then(LogLevel::parse);
+    if let (true, Some(level)) = (legacy, level) {
+        child
+            .set_log_level(&owner, level)
+            .await
+            .map_err(Refusal::Routing)?;
     }
     let finish: Option<fn(&mut Value)> = match (legacy, CACHEABLE.contains(&method.as_str())) {
         (false, _) => None,

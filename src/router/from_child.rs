@@ -105,10 +105,22 @@ impl Routes {
                 let level = jsonrpc::param(&msg, "level")
                     .and_then(Value::as_str)
                     .and_then(LogLevel::parse);
-                let to = self.standalone_where(|a| match (level, a.log_level) {
+                let wants = |min: Option<LogLevel>| match (level, min) {
                     (Some(l), Some(min)) => l >= min,
                     _ => true,
-                });
+                };
+                let mut to = self.standalone_where(|a| wants(a.log_level));
+                // A stateless client hears logs on its request's stream, when it asked for them
+                // (`_meta` logLevel) and its request is the only one in flight.
+                if let Ok((owner, stream)) = self.sole_owner() {
+                    let a = self.attached.get(&owner);
+                    let level = a
+                        .filter(|a| a.input_methods.is_some())
+                        .and_then(|a| a.log_level);
+                    if level.is_some() && wants(level) {
+                        to.push(stream);
+                    }
+                }
                 Action::Broadcast { to, msg }
             }
             "notifications/resources/updated" => {

@@ -439,3 +439,40 @@ async fn session_clients_of_a_modern_child_hear_changes_and_their_subscriptions_
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_stateless_request_hears_a_legacy_childs_logs_only_when_it_asked_for_them() {
+    let bridge = TestBridge::start().await;
+    let m = ModernClient::new(&bridge.url);
+    let args = json!({"level": "warning", "message": "careful"});
+    let asked = m
+        .request(
+            json!(1),
+            "tools/call",
+            json!({"name": "log", "arguments": args,
+            "_meta": {"io.modelcontextprotocol/logLevel": "info"}}),
+        )
+        .await;
+    let logs: Vec<&Value> = asked
+        .messages
+        .iter()
+        .filter(|m| m["method"] == "notifications/message")
+        .collect();
+    assert_eq!(logs.len(), 1, "{asked:?}");
+    assert_eq!(logs[0]["params"]["data"], "careful");
+    assert_eq!(asked.last()["id"], 1);
+    let silent = m
+        .request(
+            json!(2),
+            "tools/call",
+            json!({"name": "log", "arguments": args}),
+        )
+        .await;
+    assert!(
+        silent
+            .messages
+            .iter()
+            .all(|m| m["method"] != "notifications/message"),
+        "{silent:?}"
+    );
+}
