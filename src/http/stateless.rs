@@ -7,17 +7,17 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::accept::ReplyMode;
 use super::guard::Principal;
 use super::sse::{self, EventStream};
-use crate::error::{HttpError, RpcError};
+use crate::error::{json_bytes_response, HttpError, RpcError};
 use crate::front::stateless::{self, Refusal};
 use crate::jsonrpc;
-use crate::router::{stream_channel, Outbound, Registration};
+use crate::router::{stream_channel, Outbound, Registration, StreamRx, MISSING_CAPABILITY};
 use crate::state::BridgeState;
 
 /// JSON-RPC error: the headers do not match the body, or a required one is missing.
@@ -51,7 +51,7 @@ pub async fn post(
     match mode {
         ReplyMode::Json => {
             // The call lives until its answer came (or the client left: dropping it cancels).
-            let reply = super::streamable::json_reply(rx, 1).await;
+            let reply = json_answer(rx).await;
             drop(call);
             Ok(reply)
         }
@@ -63,7 +63,9 @@ pub async fn post(
                 _ = tokio::time::sleep(sse::FIRST_MESSAGE_WAIT) => None,
             };
             if let Some(Outbound { json, last: true }) = &first {
-                return Ok(sse::complete(vec![sse::frame(None, Some("message"), json)]));
+                let mut reply = sse::complete(vec![sse::frame(None, Some("message"), json)]);
+                *reply.status_mut() = status_of(json);
+                return Ok(reply);
             }
             let prelude = first
                 .map(|m| vec![sse::frame(None, Some("message"), &m.json)])
@@ -76,6 +78,46 @@ pub async fn post(
             };
             Ok(stream.into_response())
         }
+    }
+}
+
+/// The JSON reply: the request's answer, with the status its error (if any) calls for.
+async fn json_answer(mut rx: StreamRx) -> Response {
+    loop {
+        // Cancel safety: `recv` loses nothing when the stream is stopped instead.
+        let next = tokio::select! {
+            m = rx.rx.recv() => m,
+            _ = rx.stop.cancelled() => None,
+        };
+        match next {
+            Some(Outbound { json, last: true }) => {
+                return json_bytes_response(status_of(&json), json)
+            }
+            Some(_) => {}
+            // Cancelled before any answer.
+            None => return StatusCode::NO_CONTENT.into_response(),
+        }
+    }
+}
+
+/// The HTTP status of a stateless answer: the 2026-07-28 errors that describe the request
+/// (header mismatch, missing capability, unsupported revision, invalid params) are 400, an
+/// unknown method 404, anything else 200.
+fn status_of(json: &[u8]) -> StatusCode {
+    // Only an error changes it; most answers are results and are not parsed again.
+    if !json.windows(7).any(|w| w == b"\"error\"") {
+        return StatusCode::OK;
+    }
+    let code = serde_json::from_slice::<Value>(json)
+        .ok()
+        .and_then(|v| v.get("error")?.get("code")?.as_i64());
+    match code {
+        Some(HEADER_MISMATCH | jsonrpc::INVALID_PARAMS) => StatusCode::BAD_REQUEST,
+        Some(c) if c == MISSING_CAPABILITY || c == crate::back::modern::UNSUPPORTED_VERSION => {
+            StatusCode::BAD_REQUEST
+        }
+        Some(jsonrpc::METHOD_NOT_FOUND) => StatusCode::NOT_FOUND,
+        _ => StatusCode::OK,
     }
 }
 

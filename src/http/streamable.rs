@@ -154,7 +154,7 @@ async fn reply(
 
 /// JSON mode: the response (or a batch's responses as an array); related notifications
 /// cannot travel in a single JSON body and are left out.
-pub(super) async fn json_reply(mut rx: StreamRx, responses: usize) -> Response {
+async fn json_reply(mut rx: StreamRx, responses: usize) -> Response {
     let mut got = Vec::with_capacity(responses);
     while got.len() < responses {
         let next = tokio::select! {

@@ -360,12 +360,17 @@ async fn a_legacy_childs_server_request_reaches_a_stateless_client_as_input_requ
 async fn a_stateless_client_without_the_capability_gets_the_missing_capability_error() {
     let bridge = TestBridge::start().await;
     let m = ModernClient::new(&bridge.url);
-    let r = m
-        .request(json!("e"), "tools/call", json!({"name": "elicit", "arguments": {"message": "?"}, "_meta": declaring(json!({"sampling": {}}))}))
-        .await;
+    // A JSON reply: its status is set once the answer is known, however long it takes.
+    let msg = ModernClient::message(
+        json!("e"),
+        "tools/call",
+        json!({"name": "elicit", "arguments": {"message": "?"}, "_meta": declaring(json!({"sampling": {}}))}),
+    );
+    let r = m.send(&msg, JSON_ONLY).await;
     let error = r.last();
     assert_eq!(error["id"], "e");
     assert_eq!(error["error"]["code"], -32021, "{error}");
+    assert_eq!(r.status, 400, "a 2026-07-28 request error is a 400");
     // The child was told: the session-less request left nothing behind.
     within("nothing pending", async {
         while bridge.health().await["pendingRequests"] != 0 {
