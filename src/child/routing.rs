@@ -36,6 +36,20 @@ pub struct Forwarding<'a> {
     pub finish: Option<fn(&mut Value)>,
 }
 
+/// What a detach left to tell the child.
+#[derive(Debug, Default)]
+pub struct Detached {
+    lines: Vec<Value>,
+    relisten: bool,
+}
+
+impl Detached {
+    /// Whether the child needs to hear nothing.
+    pub fn is_empty(&self) -> bool {
+        self.lines.is_empty() && !self.relisten
+    }
+}
+
 /// Undoes a registration if the caller is dropped before the line reached the child's queue.
 struct Unregister<'a> {
     child: &'a ChildHandle,
@@ -324,18 +338,28 @@ impl ChildHandle {
     /// Detaches a session that ended: its requests still running are cancelled at the child,
     /// its server requests refused, its subscriptions and logging level released.
     pub async fn detach(&self, owner: &Owner) {
-        let (to_child, uris_before) = {
-            let mut routes = self.routes();
-            let before = routes.subscribed_uris();
-            (
-                routes.detach_from(owner, self.era == ChildEra::Legacy),
-                before,
-            )
-        };
-        if self.era != ChildEra::Legacy && uris_before != self.routes().subscribed_uris() {
+        let detached = self.detach_now(owner);
+        self.finish_detach(detached).await;
+    }
+
+    /// The part of `detach` that takes no wait: the owner is gone from the routes; what the
+    /// child must still be told is returned, for `finish_detach` (nothing, for most requests).
+    pub fn detach_now(&self, owner: &Owner) -> Detached {
+        let mut routes = self.routes();
+        let legacy = self.era == ChildEra::Legacy;
+        let before = (!legacy).then(|| routes.subscribed_uris());
+        let lines = routes.detach_from(owner, legacy);
+        let relisten = before.is_some_and(|b| b != routes.subscribed_uris());
+        Detached { lines, relisten }
+    }
+
+    /// Tells the child what a detach left to tell it.
+    pub async fn finish_detach(&self, detached: Detached) {
+        if detached.relisten {
+            // The child may be gone; then there is nothing to listen to.
             let _ = self.relisten().await;
         }
-        for msg in to_child {
+        for msg in detached.lines {
             // The child may be gone already; then there is nothing left to cancel.
             if self.send_line(&msg).await.is_err() {
                 break;

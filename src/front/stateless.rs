@@ -113,10 +113,15 @@ pub struct Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
-        let (owner, child) = (self.owner.clone(), self.child.clone());
+        let detached = self.child.detach_now(&self.owner);
+        // Most calls have ended by now and leave nothing to tell the child: no task then.
+        if detached.is_empty() {
+            return;
+        }
+        let child = self.child.clone();
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             self.tasks
-                .spawn_on(async move { child.detach(&owner).await }, &rt);
+                .spawn_on(async move { child.finish_detach(detached).await }, &rt);
         }
     }
 }
