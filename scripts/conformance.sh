@@ -5,7 +5,9 @@
 #   legacy  node scripts/interop/conformance-server.mjs   (speaks 2024-11-05 … 2025-11-25)
 #   modern  target/debug/modern-mcp-server                 (speaks only 2026-07-28)
 # Usage: scripts/conformance.sh --requirements 2025-11-25|2026-07-28 --child legacy|modern
-#                               [-o DIR] [--details] [-- more suite args, e.g. --scenario caching]
+#                               [--scenario NAME] [-o DIR] [--details] [-- more suite args]
+#   --scenario NAME  run only this scenario, at the revision's wire (--spec-version REV); the
+#              suite then prints that scenario's checks instead of the per-scenario summary
 #   -o DIR     keep the suite's per-scenario results (DIR/server-<scenario>-*/checks.json) and the
 #              bridge's log (DIR/bridge.log) in DIR; without it they go to a temporary folder
 #              that is removed when the run passes
@@ -27,11 +29,12 @@ READY_TIMEOUT=20 # seconds for the bridge to print its URL
 die() { echo "conformance: $*" >&2; exit 2; }
 usage() { sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2; exit 2; }
 
-requirements='' child='' out='' details=0 extra=()
+requirements='' child='' scenario='' out='' details=0 extra=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --requirements) requirements="${2:-}"; shift 2 || usage ;;
     --child) child="${2:-}"; shift 2 || usage ;;
+    --scenario) scenario="${2:-}"; shift 2 || usage ;;
     -o | --output-dir) out="${2:-}"; shift 2 || usage ;;
     --details) details=1; shift ;;
     --) shift; extra=("$@"); break ;;
@@ -61,6 +64,7 @@ mkdir -p "$out" || die "cannot create $out"
 out="$(readlink -f "$out")"
 
 # The bridge on a free port; its first stdout line is its URL.
+: >"$out/bridge.stdout"
 # shellcheck disable=SC2086 # BRIDGE_ARGS is a list of flags
 "$BRIDGE_BIN" --port 0 ${BRIDGE_ARGS:-} -- "${child_cmd[@]}" >"$out/bridge.stdout" 2>"$out/bridge.log" &
 bridge_pid=$!
@@ -85,8 +89,14 @@ if ! [[ "$url" =~ ^http://.+/mcp$ ]]; then
   die "the bridge did not print its URL (first stdout line: '${url}')"
 fi
 
-echo "conformance: requirements $requirements, $child child, $url (results in $out)"
-timeout --kill-after=10 "$RUN_TIMEOUT" "$node22" "$cli" server --url "$url" --requirements "$requirements" \
+# The suite refuses --scenario with --requirements: one scenario runs at the revision's wire.
+if [ -n "$scenario" ]; then
+  selection=(--scenario "$scenario" --spec-version "$requirements")
+else
+  selection=(--requirements "$requirements")
+fi
+echo "conformance: requirements $requirements${scenario:+ (scenario $scenario)}, $child child, $url (results in $out)"
+timeout --kill-after=10 "$RUN_TIMEOUT" "$node22" "$cli" server --url "$url" "${selection[@]}" \
   -o "$out" "${extra[@]}"
 status=$?
 [ "$status" -eq 124 ] && echo "conformance: no result after ${RUN_TIMEOUT}s" >&2
