@@ -31,30 +31,8 @@ done
 BRIDGE_BIN="$(readlink -f "$BRIDGE_BIN")" FIXTURE_BIN="$(readlink -f "$FIXTURE_BIN")"
 command -v node >/dev/null || die "node (>= 20) not found"
 
-# Hash of a file; an install is redone only when its lock file's hash changes.
-digest() { sha256sum "$1" | cut -d' ' -f1; }
-
-install_node() {
-  local stamp="$interop/node_modules/.interop-lock-sha256"
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$(digest "$interop/package-lock.json")" ]; then
-    echo "interop: npm ci"
-    (cd "$interop" && npm ci --no-audit --no-fund) || die "npm ci failed"
-    digest "$interop/package-lock.json" >"$stamp"
-  fi
-  local v
-  v="$("$interop/node_modules/node/bin/node" --version 2>/dev/null)"
-  [[ "$v" == v22.* ]] || die "the pinned Node 22 did not install (got '${v:-nothing}'); were npm install scripts disabled?"
-}
-
-install_python() {
-  local venv="$interop/.venv" stamp="$interop/.venv/.interop-requirements-sha256"
-  if [ "$(cat "$stamp" 2>/dev/null)" != "$(digest "$interop/requirements.txt")" ]; then
-    echo "interop: creating $venv"
-    "${PYTHON:-python3}" -m venv --clear "$venv" || die "python venv failed"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$interop/requirements.txt" || die "pip install failed"
-    digest "$interop/requirements.txt" >"$stamp"
-  fi
-}
+# shellcheck source=interop/lib.sh
+source "$interop/lib.sh"
 
 run_ts() { (cd "$interop" && node --test --test-reporter=spec ts/); }
 run_py() { (cd "$interop" && .venv/bin/python -m pytest py -rfE); }

@@ -1,8 +1,14 @@
 #!/usr/bin/env node
-// A stdio MCP server (newline-delimited JSON-RPC, no dependencies) offering exactly what the
-// active server scenarios of @modelcontextprotocol/conformance ask for. The bridge fronts it:
+// A stdio MCP server of the session era (2024-11-05 … 2025-11-25; newline-delimited JSON-RPC,
+// no dependencies) offering what the server scenarios of @modelcontextprotocol/conformance ask
+// for. The bridge fronts it:
 //   mcp-http-bridge --port 0 -- node conformance-server.mjs
 // Each scenario's "Server Implementation Requirements" text is quoted next to what serves it.
+// The 2026-07-28 scenarios reach it through the bridge's translation, so what they ask of a
+// modern server is expressed here the way a session-era server can: an input request
+// (`input_required`) is a server-to-client request made while the call runs, a list change is
+// a list_changed notification, and per-request client capabilities are unknown (the bridge
+// declared its clients' union at initialize).
 import { createInterface } from 'node:readline';
 
 const PROTOCOL_VERSIONS = ['2024-11-05', '2025-03-26', '2025-06-18', '2025-11-25'];
@@ -91,6 +97,50 @@ async function elicit(message, requestedSchema) {
   if (!clientCapabilities.elicitation) throw new Error('client does not support elicitation');
   return requestClient('elicitation/create', { message, requestedSchema });
 }
+
+async function sample(prompt, maxTokens) {
+  if (!clientCapabilities.sampling) throw new Error('client does not support sampling');
+  return requestClient('sampling/createMessage', {
+    messages: [{ role: 'user', content: { type: 'text', text: prompt } }],
+    maxTokens,
+  });
+}
+
+async function listRoots() {
+  if (!clientCapabilities.roots) throw new Error('client does not support roots');
+  return requestClient('roots/list', {});
+}
+
+/** A form asking for one field of JSON type `type`. */
+const oneField = (field, type) => ({ type: 'object', properties: { [field]: { type } }, required: [field] });
+/** The text of an accepted elicitation's `field`, or the action taken. */
+const answered = (r, field) => (r?.action === 'accept' ? r.content?.[field] : `(${r?.action ?? 'no answer'})`);
+const sampled = (r) => r?.content?.text ?? '(no text)';
+
+// json-schema-2020-12: an input schema with 2020-12 keywords that must reach clients untouched.
+const SCHEMA_2020_12 = {
+  $schema: 'https://json-schema.org/draft/2020-12/schema',
+  type: 'object',
+  $defs: {
+    address: {
+      $anchor: 'addressDef',
+      type: 'object',
+      properties: { street: { type: 'string' }, city: { type: 'string' } },
+    },
+  },
+  properties: {
+    name: { type: 'string' },
+    address: { $ref: '#/$defs/address' },
+    contactMethod: { type: 'string', enum: ['phone', 'email'] },
+    phone: { type: 'string' },
+    email: { type: 'string' },
+  },
+  allOf: [{ anyOf: [{ required: ['phone'] }, { required: ['email'] }] }],
+  if: { properties: { contactMethod: { const: 'phone' } }, required: ['contactMethod'] },
+  then: { required: ['phone'] },
+  else: { required: ['email'] },
+  additionalProperties: false,
+};
 
 const TOOLS = {
   test_simple_text: {
@@ -194,6 +244,149 @@ const TOOLS = {
       return { content: [text(`Elicitation completed: action=${r.action}, content=${JSON.stringify(r.content ?? {})}`)] };
     },
   },
+  // json-schema-2020-12 (pending in both requirement sets): "Implement a tool named
+  // json_schema_2020_12_tool" whose inputSchema uses $schema, $defs, $anchor, allOf/anyOf,
+  // if/then/else and additionalProperties.
+  json_schema_2020_12_tool: {
+    description: 'Has an input schema that uses JSON Schema 2020-12 keywords',
+    inputSchema: SCHEMA_2020_12,
+    run: async (args) => ({ content: [text(`called with ${JSON.stringify(args)}`)] }),
+  },
+
+  // http-custom-header-server-validation (pending): a parameter mirrored into the
+  // Mcp-Param-Region header. Only the HTTP server in front can check that header.
+  test_header_param: {
+    description: 'Echoes region, which clients mirror into Mcp-Param-Region',
+    inputSchema: {
+      type: 'object',
+      properties: { region: { type: 'string', 'x-mcp-header': 'Region' }, query: { type: 'string' } },
+      required: ['region'],
+    },
+    run: async (args) => ({ content: [text(`region ${args.region}`)] }),
+  },
+
+  // ---- 2026-07-28 server-stateless diagnostics, expressed for a session-era server ----
+  // "test_missing_capability requiring explicit capabilities": it needs sampling. A modern
+  // client that did not declare sampling must get -32021 (HTTP 400); here the tool just asks.
+  test_missing_capability: {
+    description: 'Needs the sampling client capability: asks the client for a completion',
+    run: async () => {
+      await sample('Reply with anything', 10);
+      return { content: [text('Success: the client can sample')] };
+    },
+  },
+  // "Request stream contains only IncompleteResult, never independent JSON-RPC requests": this
+  // tool asks for elicitation while it runs, which a modern client must see as input_required.
+  test_streaming_elicitation: {
+    description: 'Reports progress, then asks the user to confirm (a server-to-client request)',
+    run: async (args, meta) => {
+      if (meta?.progressToken !== undefined) {
+        notify('notifications/progress', { progressToken: meta.progressToken, progress: 1, total: 2 });
+      }
+      const r = await elicit('Continue streaming?', oneField('ok', 'boolean'));
+      return { content: [text(`Streaming complete (ok=${answered(r, 'ok')})`)] };
+    },
+  },
+  // "No notifications/message for requests that didn't set _meta.../logLevel": this tool logs
+  // at info (a session-era server logs at the level logging/setLevel chose, or everything).
+  test_logging_tool: {
+    description: 'Logs one info message',
+    run: async () => {
+      log('info', 'Diagnostic trace logging activated');
+      return { content: [text('Logging evaluated')] };
+    },
+  },
+  // "List-changed-capable servers notify listen streams": the triggers send list_changed.
+  test_trigger_tool_change: {
+    description: 'Sends notifications/tools/list_changed',
+    run: async () => {
+      notify('notifications/tools/list_changed');
+      return { content: [text('Mutation triggered')] };
+    },
+  },
+  test_trigger_prompt_change: {
+    description: 'Sends notifications/prompts/list_changed',
+    run: async () => {
+      notify('notifications/prompts/list_changed');
+      return { content: [text('Mutation triggered')] };
+    },
+  },
+
+  // ---- 2026-07-28 input-required-result-* scenarios: the inputs are server requests ----
+  test_input_required_result_elicitation: {
+    description: 'Asks the user for a name (elicitation), then greets',
+    run: async () => {
+      const r = await elicit('What is your name?', oneField('name', 'string'));
+      return { content: [text(`Hello, ${answered(r, 'name')}!`)] };
+    },
+  },
+  test_input_required_result_sampling: {
+    description: 'Asks the client to sample an answer, then returns it',
+    run: async () => {
+      const r = await sample('What is the capital of France?', 100);
+      return { content: [text(`Sampling result: ${sampled(r)}`)] };
+    },
+  },
+  test_input_required_result_list_roots: {
+    description: "Asks the client for its roots, then counts them",
+    run: async () => {
+      const r = await listRoots();
+      return { content: [text(`Found ${r?.roots?.length ?? 0} root(s)`)] };
+    },
+  },
+  // "The text content MUST include the word state-ok": a session-era server keeps its state in
+  // the running call; the requestState a modern client sees is the bridge's.
+  test_input_required_result_request_state: {
+    description: 'Asks the user to confirm, then reports state-ok',
+    run: async () => {
+      const r = await elicit('Please confirm', oneField('ok', 'boolean'));
+      return { content: [text(`state-ok: requestState validated (ok=${answered(r, 'ok')})`)] };
+    },
+  },
+  test_input_required_result_tampered_state: {
+    description: 'Asks the user to confirm; the state a modern client sees is the bridge\'s to protect',
+    run: async () => {
+      await elicit('Please confirm', oneField('ok', 'boolean'));
+      return { content: [text('integrity-ok: state verified')] };
+    },
+  },
+  // "multiple inputRequests — elicitation, sampling, and roots/list": three concurrent
+  // server requests.
+  test_input_required_result_multiple_inputs: {
+    description: 'Asks for a name, a sampled greeting and the roots at once',
+    run: async () => {
+      const [name, greeting, roots] = await Promise.all([
+        elicit('What is your name?', oneField('name', 'string')),
+        sample('Generate a greeting', 50),
+        listRoots(),
+      ]);
+      const n = roots?.roots?.length ?? 0;
+      return { content: [text(`Name: ${answered(name, 'name')}; Greeting: ${sampled(greeting)}; Roots: ${n}`)] };
+    },
+  },
+  // Two rounds: one request after the other.
+  test_input_required_result_multi_round: {
+    description: 'Asks for a name, then for a colour',
+    run: async () => {
+      const name = await elicit('Step 1: What is your name?', oneField('name', 'string'));
+      const color = await elicit('Step 2: What is your favorite color?', oneField('color', 'string'));
+      return { content: [text(`Multi-round complete for ${answered(name, 'name')} who likes ${answered(color, 'color')}`)] };
+    },
+  },
+  // "Only include inputRequests for methods the client supports": a session-era server knows
+  // only the capabilities declared at initialize (the bridge's union), so it asks for both and
+  // keeps what it got; a request the client cannot take must be refused by the bridge.
+  test_input_required_result_capabilities: {
+    description: 'Asks for an elicitation and a sample, and reports which were answered',
+    run: async () => {
+      const asked = await Promise.allSettled([
+        elicit('Elicitation input', oneField('value', 'string')),
+        sample('Sample request', 50),
+      ]);
+      const got = ['elicit_input', 'sample_input'].filter((_, i) => asked[i].status === 'fulfilled');
+      return { content: [text(got.length ? `capabilities-ok: received ${got.join(',')}` : 'No supported capabilities declared')] };
+    },
+  },
 };
 
 const RESOURCES = {
@@ -242,6 +435,14 @@ const PROMPTS = {
       { role: 'user', content: text('Please analyze the image above.') },
     ],
   },
+  // input-required-result-non-tool-request: prompts/get asks for elicitation while it runs.
+  test_input_required_result_prompt: {
+    description: 'A prompt that asks the user for context',
+    get: async () => {
+      const r = await elicit('What context should the prompt use?', oneField('context', 'string'));
+      return [{ role: 'user', content: text(`Prompt with context: ${answered(r, 'context')}`) }];
+    },
+  },
 };
 const COMPLETIONS = ['paris', 'park', 'party', 'test', 'testing', 'tested'];
 
@@ -251,7 +452,8 @@ const HANDLERS = {
     return {
       protocolVersion: PROTOCOL_VERSIONS.includes(p?.protocolVersion) ? p.protocolVersion : '2025-11-25',
       capabilities: {
-        tools: {}, prompts: {}, resources: { subscribe: true }, logging: {}, completions: {},
+        tools: { listChanged: true }, prompts: { listChanged: true }, resources: { subscribe: true },
+        logging: {}, completions: {},
       },
       serverInfo: { name: 'conformance-server', version: '1.0.0' },
     };
@@ -303,14 +505,14 @@ const HANDLERS = {
   'prompts/list': () => ({
     prompts: Object.entries(PROMPTS).map(([name, p]) => ({ name, description: p.description, arguments: p.arguments ?? [] })),
   }),
-  'prompts/get': (p) => {
+  'prompts/get': async (p) => {
     const prompt = PROMPTS[p?.name];
     if (!prompt) throw new RpcError(-32602, `Unknown prompt: ${p?.name}`);
     const args = p.arguments ?? {};
     for (const a of prompt.arguments ?? []) {
       if (a.required && args[a.name] === undefined) throw new RpcError(-32602, `Missing argument: ${a.name}`);
     }
-    return { description: prompt.description, messages: prompt.get(args) };
+    return { description: prompt.description, messages: await prompt.get(args) };
   },
   'completion/complete': (p) => {
     const prefix = String(p?.argument?.value ?? '');
