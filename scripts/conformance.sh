@@ -95,9 +95,14 @@ if [ -n "$scenario" ]; then
 else
   selection=(--requirements "$requirements")
 fi
+# Scenarios that cannot pass with this child, each with its reason in the file.
+expected="$interop/expected/$requirements-$child.yml"
+baseline=()
+[ -f "$expected" ] && baseline=(--expected-failures "$expected")
 echo "conformance: requirements $requirements${scenario:+ (scenario $scenario)}, $child child, $url (results in $out)"
+[ ${#baseline[@]} -gt 0 ] && echo "conformance: expected to fail, as $expected explains: $(grep -E '^\s+- ' "$expected" | tr -d ' -' | paste -sd, -)"
 timeout --kill-after=10 "$RUN_TIMEOUT" "$node22" "$cli" server --url "$url" "${selection[@]}" \
-  -o "$out" "${extra[@]}"
+  "${baseline[@]}" -o "$out" "${extra[@]}"
 status=$?
 [ "$status" -eq 124 ] && echo "conformance: no result after ${RUN_TIMEOUT}s" >&2
 

@@ -66,6 +66,11 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
 
     /// The next line, or `None` at end of input.
     ///
+    /// Whether a whole line is buffered already (the next `next_line` needs no read).
+    pub fn has_line(&self) -> bool {
+        self.discarding.is_none() && self.buf.contains(&b'\n')
+    }
+
     /// Cancel safety: every byte read is kept in `self.buf` before any await point, so
     /// dropping this future loses nothing; the next call resumes where it stopped.
     ///

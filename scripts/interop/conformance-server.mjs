@@ -52,8 +52,11 @@ function log(level, data) {
 }
 
 class RpcError extends Error {
-  constructor(code, message) { super(message); this.code = code; }
+  constructor(code, message, data) { super(message); this.code = code; this.data = data; }
 }
+
+/** -32021: the client lacks a capability the request needs (2026-07-28). */
+const MISSING_CAPABILITY = -32021;
 
 // tools-call-elicitation asks for these two fields; sep1034 and sep1330 ask for the schemas below.
 const SEP1034_SCHEMA = {
@@ -473,6 +476,8 @@ const HANDLERS = {
     try {
       return await tool.run(p.arguments ?? {}, p._meta);
     } catch (e) {
+      // A client without a capability the tool needs: the request fails with that error.
+      if (e.code === MISSING_CAPABILITY) throw e;
       return { isError: true, content: [text(String(e.message ?? e))] };
     }
   },
@@ -498,7 +503,7 @@ const HANDLERS = {
         contents: [{ uri: p.uri, mimeType: 'application/json', text: JSON.stringify({ id, templateTest: true, data: `Data for ID: ${id}` }) }],
       };
     }
-    throw new RpcError(-32002, `Resource not found: ${p?.uri}`);
+    throw new RpcError(-32002, `Resource not found: ${p?.uri}`, { uri: p?.uri });
   },
   'resources/subscribe': (p) => { subscriptions.add(p?.uri); return {}; },
   'resources/unsubscribe': (p) => { subscriptions.delete(p?.uri); return {}; },
@@ -526,7 +531,7 @@ async function handle(msg) {
     const waiter = pending.get(msg.id);
     if (!waiter) return;
     pending.delete(msg.id);
-    if (msg.error) waiter.reject(new Error(msg.error.message));
+    if (msg.error) waiter.reject(new RpcError(msg.error.code, msg.error.message, msg.error.data));
     else waiter.resolve(msg.result);
     return;
   }
@@ -536,7 +541,9 @@ async function handle(msg) {
   try {
     send({ id: msg.id, result: await handler(msg.params) });
   } catch (e) {
-    send({ id: msg.id, error: { code: e.code ?? -32603, message: String(e.message ?? e) } });
+    const error = { code: e.code ?? -32603, message: String(e.message ?? e) };
+    if (e.data !== undefined) error.data = e.data;
+    send({ id: msg.id, error });
   }
 }
 

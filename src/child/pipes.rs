@@ -12,6 +12,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, error, info, warn};
 
 use super::ChildHandle;
+
+/// How long the reader waits for more of a child's server requests before it answers a
+/// stateless call with the ones it has (they usually come in one write).
+const ANNOUNCE_WAIT: std::time::Duration = std::time::Duration::from_millis(5);
 use crate::front::request_state;
 use crate::jsonrpc;
 use crate::lines::{Line, LineReader};
@@ -105,7 +109,24 @@ pub(super) async fn run_writer(mut stdin: ChildStdin, mut lanes: Lanes, close: C
 /// ends fails every waiting request and marks the child gone.
 pub(super) async fn run_reader(mut lines: LineReader<ChildStdout>, child: Arc<ChildHandle>) {
     loop {
-        match lines.next_line().await {
+        // A call parked for its stateless client's input is announced once the child has
+        // nothing more to say at once: requests it sends together go out together.
+        let next = if !lines.has_line() && child.routes().has_unannounced() {
+            // Cancel safety: `next_line` keeps every byte it read when the wait ends first.
+            tokio::select! {
+                line = lines.next_line() => line,
+                _ = tokio::time::sleep(ANNOUNCE_WAIT) => {
+                    let actions = child.routes().announce();
+                    for action in actions {
+                        perform(&child, action);
+                    }
+                    continue;
+                }
+            }
+        } else {
+            lines.next_line().await
+        };
+        match next {
             Ok(Some(Line::Text(line))) => match serde_json::from_slice::<Value>(&line) {
                 Ok(msg) => {
                     let action = child.routes().from_child(msg);

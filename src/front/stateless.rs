@@ -87,6 +87,8 @@ pub enum Refusal {
     Routing(Refused),
     /// Its `requestState` is not one the bridge minted for this caller, or its call is gone.
     BadState(request_state::Invalid),
+    /// Its `inputResponses` is not an object of objects.
+    InvalidInput,
 }
 
 /// The input requests a client can answer, by method, from the capabilities it declared.
@@ -184,6 +186,7 @@ pub async fn request(
             Err(ResumeError::Gone) => {
                 return Err(Refusal::BadState(request_state::Invalid::Expired))
             }
+            Err(ResumeError::Invalid) => return Err(Refusal::InvalidInput),
         }
         return Ok(call);
     }
@@ -212,6 +215,7 @@ pub async fn request(
     }
     let finish: Option<fn(&mut Value)> = match (legacy, CACHEABLE.contains(&method.as_str())) {
         (false, _) => None,
+        (true, _) if method == "resources/read" => Some(complete_read),
         (true, true) => Some(complete_cacheable),
         (true, false) => Some(complete),
     };
@@ -338,6 +342,20 @@ fn complete(msg: &mut Value) {
     }
 }
 
+/// `finish` for a legacy child's `resources/read` answer to a modern client: a cacheable
+/// result, and the resource-not-found error under its 2026-07-28 code (SEP-2164 moved it from
+/// -32002 to -32602; its `data` stays).
+fn complete_read(msg: &mut Value) {
+    complete_cacheable(msg);
+    let code = msg.get_mut("error").and_then(|e| e.get_mut("code"));
+    if let Some(code) = code.filter(|c| c.as_i64() == Some(RESOURCE_NOT_FOUND_BEFORE)) {
+        *code = json!(jsonrpc::INVALID_PARAMS);
+    }
+}
+
+/// The resource-not-found error code of the session era.
+const RESOURCE_NOT_FOUND_BEFORE: i64 = -32002;
+
 /// `finish` for a legacy child's cacheable result to a modern client.
 fn complete_cacheable(msg: &mut Value) {
     if let Some(result) = msg.get_mut("result") {
@@ -363,6 +381,11 @@ mod tests {
         let mut error = json!({"id": 3, "error": {"code": 1, "message": "x"}});
         complete(&mut error);
         assert!(error.get("result").is_none());
+        let mut missing =
+            json!({"id": 4, "error": {"code": -32002, "message": "no", "data": {"uri": "u"}}});
+        complete_read(&mut missing);
+        assert_eq!(missing["error"]["code"], -32602);
+        assert_eq!(missing["error"]["data"]["uri"], "u");
     }
 
     #[test]

@@ -101,8 +101,9 @@ async fn json_answer(mut rx: StreamRx) -> Response {
 }
 
 /// The HTTP status of a stateless answer: the 2026-07-28 errors that describe the request
-/// (header mismatch, missing capability, unsupported revision, invalid params) are 400, an
-/// unknown method 404, anything else 200.
+/// (header mismatch, missing capability, unsupported revision) are 400, an unknown method 404,
+/// anything else 200 (an invalid-params error of a tool or resource, such as a resource that
+/// does not exist, is the server's answer, not a malformed request).
 fn status_of(json: &[u8]) -> StatusCode {
     // Only an error changes it; most answers are results and are not parsed again.
     if !json.windows(7).any(|w| w == b"\"error\"") {
@@ -112,7 +113,7 @@ fn status_of(json: &[u8]) -> StatusCode {
         .ok()
         .and_then(|v| v.get("error")?.get("code")?.as_i64());
     match code {
-        Some(HEADER_MISMATCH | jsonrpc::INVALID_PARAMS) => StatusCode::BAD_REQUEST,
+        Some(HEADER_MISMATCH) => StatusCode::BAD_REQUEST,
         Some(c) if c == MISSING_CAPABILITY || c == crate::back::modern::UNSUPPORTED_VERSION => {
             StatusCode::BAD_REQUEST
         }
@@ -152,6 +153,12 @@ fn refusal(id: Value, r: Refusal) -> HttpError {
             None,
         ),
         Refusal::Routing(r) => super::refused(r),
+        Refusal::InvalidInput => rpc(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::INVALID_PARAMS,
+            "Invalid params: inputResponses must be an object whose values are the results of the input requests".into(),
+            None,
+        ),
         Refusal::BadState(why) => rpc(
             StatusCode::BAD_REQUEST,
             jsonrpc::INVALID_PARAMS,
@@ -181,14 +188,15 @@ fn check_headers(headers: &HeaderMap, msg: &Value) -> Result<(), HttpError> {
                 .map_err(|_| mismatch(format!("Header mismatch: {name} holds invalid characters"))),
         }
     };
-    let version = stateless::version_of(msg).unwrap_or_default();
+    // A body without its `_meta` revision is refused by the front (-32602), not here.
+    let version = stateless::version_of(msg);
     match header(VERSION_HEADER)? {
         None => {
             return Err(mismatch(
                 "Header mismatch: MCP-Protocol-Version is required".into(),
             ))
         }
-        Some(v) if v != version => {
+        Some(v) if version.is_some_and(|version| v != version) => {
             return Err(mismatch(format!(
                 "Header mismatch: MCP-Protocol-Version {v:?} does not match the body's {version:?}"
             )))

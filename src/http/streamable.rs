@@ -46,7 +46,7 @@ pub async fn post(
     let msg: Value = super::parse_json(&body)?;
     // A request carrying the 2026-07-28 `_meta` is served statelessly, whatever the session
     // headers say (a dual-era endpoint: `initialize` still opens a session).
-    if front::stateless::is_modern(&msg) && super::classify(&msg)? == Kind::Request {
+    if is_stateless(&headers, &msg) && super::classify(&msg)? == Kind::Request {
         return super::stateless::post(&app, principal, &headers, msg, mode).await;
     }
     if let Value::Array(batch) = msg {
@@ -83,6 +83,20 @@ pub async fn post(
             Ok(StatusCode::ACCEPTED.into_response())
         }
     }
+}
+
+/// Whether a POST is a 2026-07-28 request: its `_meta` names a revision, or, without a
+/// session, its `MCP-Protocol-Version` header names one that is not of the session era (a
+/// request missing its `_meta` is then refused the 2026-07-28 way, with -32602).
+fn is_stateless(headers: &HeaderMap, msg: &Value) -> bool {
+    if front::stateless::is_modern(msg) {
+        return true;
+    }
+    if headers.contains_key(SESSION_HEADER) || jsonrpc::method(msg) == "initialize" {
+        return false;
+    }
+    let version = headers.get(VERSION_HEADER).and_then(|v| v.to_str().ok());
+    version.is_some_and(|v| !handshake::is_supported(v))
 }
 
 /// The session named by `Mcp-Session-Id`, after checking `MCP-Protocol-Version`.

@@ -178,6 +178,9 @@ struct Attached {
     input_methods: Option<Vec<String>>,
     /// A stateless listener (`subscriptions/listen`): what it hears, and where.
     listen: Option<listeners::Listen>,
+    /// The owner of a parked call: the child is waiting for answers to what it asked, so a new
+    /// server request is not its (see `sole_owner`).
+    parked: bool,
 }
 
 /// How a client request is to be registered.

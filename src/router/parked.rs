@@ -10,7 +10,7 @@
 use serde_json::{json, Map, Value};
 use tokio::time::Instant;
 
-use super::{Action, Owner, Registration, Routes};
+use super::{Action, Owner, Registration, Routes, StreamTx};
 use crate::jsonrpc;
 
 /// JSON-RPC error: the client did not declare the capability a request needs (2026-07-28).
@@ -30,6 +30,9 @@ pub(super) struct Parked {
     child_ids: Map<String, Value>,
     /// When the client's retry must have come.
     deadline: Instant,
+    /// Where and to whom the `input_required` answer goes, until it is sent (`announce`): the
+    /// child may ask several things at once, and they go out together.
+    announce: Option<(StreamTx, Value, Option<std::sync::Arc<str>>)>,
 }
 
 /// What a stateless client's retry does.
@@ -46,6 +49,8 @@ pub enum Resumed {
 pub enum ResumeError {
     /// The call is gone (answered, expired or cancelled meanwhile).
     Gone,
+    /// `inputResponses` is not an object of objects.
+    Invalid,
 }
 
 impl Routes {
@@ -100,31 +105,18 @@ impl Routes {
             return refuse(child_id, method, "no call");
         };
         if !allowed {
-            self.remove_pending(call);
-            let why = format!("the MCP server needs {method}, which the client did not declare among its capabilities");
-            let to_client = jsonrpc::error_value(client_id, MISSING_CAPABILITY, &why);
-            let refusal = jsonrpc::error_value(
-                child_id,
-                jsonrpc::UNROUTABLE_SERVER_REQUEST,
-                "the client did not declare this capability",
-            );
-            let why_cancelled = "the client cannot provide the input the server asked for";
-            let cancel = jsonrpc::cancelled(json!(call), why_cancelled);
-            return Action::Several(vec![
-                Action::Deliver {
-                    to: stream,
-                    msg: to_client,
-                    last: true,
-                },
-                Action::ToChild {
-                    msg: refusal,
-                    refused: None,
-                },
-                Action::ToChild {
-                    msg: cancel,
-                    refused: None,
-                },
-            ]);
+            // 2026-07-28 `basic/patterns/mrtr`: a server MUST NOT send input requests the
+            // client has not declared support for. The child is told so (-32021, naming the
+            // capability); a server that cannot do without it fails the call, often with that
+            // very error, and one that can goes on.
+            let capability = method.split('/').next().unwrap_or_default().to_owned();
+            let why = format!("the client did not declare the {capability} capability");
+            let mut refusal = jsonrpc::error_value(child_id, MISSING_CAPABILITY, &why);
+            refusal["error"]["data"] = json!({"requiredCapabilities": {capability: {}}});
+            return Action::ToChild {
+                msg: refusal,
+                refused: None,
+            };
         }
         let id = self.alloc();
         let parking: Owner = format!("parked-{id}").into();
@@ -134,6 +126,9 @@ impl Routes {
             .and_then(|a| a.input_methods.clone())
             .unwrap_or_default();
         self.attach_stateless(parking.clone(), principal.clone(), methods);
+        if let Some(a) = self.attached.get_mut(&parking) {
+            a.parked = true;
+        }
         self.reown(call, &parking);
         let key = "input-1".to_owned();
         let mut asks = Map::new();
@@ -146,18 +141,48 @@ impl Routes {
             Parked {
                 call,
                 owner: parking,
-                asks: asks.clone(),
+                asks,
                 child_ids,
                 deadline,
+                announce: Some((stream, client_id, principal)),
             },
         );
-        Action::AskByResult {
-            to: stream,
-            client_id,
-            parked: id,
-            caller: principal,
-            asks,
+        Action::Drop {
+            why: "call parked; its client hears once the child has asked all it asks at once",
+            warn: false,
         }
+    }
+
+    /// The owner of the one call parked and not announced yet, if there is exactly one.
+    pub(super) fn unannounced_owner(&self) -> Option<Owner> {
+        let mut fresh = self.parked.values().filter(|p| p.announce.is_some());
+        match (fresh.next(), fresh.next()) {
+            (Some(p), None) => Some(p.owner.clone()),
+            _ => None,
+        }
+    }
+
+    /// Whether a parked call's client has not heard of it yet.
+    pub fn has_unannounced(&self) -> bool {
+        self.parked.values().any(|p| p.announce.is_some())
+    }
+
+    /// The `input_required` answers of the calls parked since the last time: each lists every
+    /// request the child asked for it so far.
+    pub fn announce(&mut self) -> Vec<Action> {
+        self.parked
+            .iter_mut()
+            .filter_map(|(&id, p)| {
+                let (to, client_id, caller) = p.announce.take()?;
+                Some(Action::AskByResult {
+                    to,
+                    client_id,
+                    parked: id,
+                    caller,
+                    asks: p.asks.clone(),
+                })
+            })
+            .collect()
     }
 
     /// Moves pending call `id` to `owner`, keeping both owners' counts right.
@@ -192,7 +217,11 @@ impl Routes {
             self.forget_parked(parked);
             return Err(ResumeError::Gone);
         }
-        let answers = jsonrpc::param(msg, "inputResponses").and_then(Value::as_object);
+        let answers = match jsonrpc::param(msg, "inputResponses") {
+            None => None,
+            Some(Value::Object(a)) if a.values().all(Value::is_object) => Some(a),
+            Some(_) => return Err(ResumeError::Invalid),
+        };
         let missing: Map<String, Value> = p
             .asks
             .iter()

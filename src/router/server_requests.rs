@@ -70,6 +70,10 @@ impl Routes {
                 None => Target::Hold(Some(owner)),
             };
         }
+        // Requests the child sends at once for a call just parked (not announced yet) join it.
+        if let Some(owner) = self.unannounced_owner().filter(|_| self.one_user()) {
+            return Target::Hold(Some(owner));
+        }
         if let Some(owner) = self.certain_owner() {
             let stream = owner.as_ref().and_then(|o| {
                 self.newest_request_stream(o)
@@ -111,7 +115,11 @@ impl Routes {
     /// session of a child that serves only one (`Some(None)` before it attaches), or the only
     /// session attached.
     fn certain_owner(&self) -> Option<Option<Owner>> {
-        let mut owners = self.attached.keys();
+        let mut owners = self
+            .attached
+            .iter()
+            .filter(|(_, a)| !a.parked)
+            .map(|(o, _)| o);
         match (owners.next(), owners.next()) {
             (first, None) if self.rules.single_owner => Some(first.cloned()),
             (Some(only), None) => Some(Some(only.clone())),
@@ -160,7 +168,14 @@ impl Routes {
             return Err("sessions of several users share this child: the message cannot be attributed to one of them");
         }
         let mut owner: Option<&Owner> = None;
-        for p in self.pending.values().filter(|p| !p.owner.is_empty()) {
+        // A parked call waits for the answers to what its child asked already: what the child
+        // asks now is for another call.
+        let parked = |o: &Owner| self.attached.get(o).is_some_and(|a| a.parked);
+        for p in self
+            .pending
+            .values()
+            .filter(|p| !p.owner.is_empty() && !parked(&p.owner))
+        {
             match owner {
                 Some(o) if *o != p.owner => {
                     return Err("more than one session has requests in flight")

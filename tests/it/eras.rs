@@ -357,27 +357,32 @@ async fn a_legacy_childs_server_request_reaches_a_stateless_client_as_input_requ
 }
 
 #[tokio::test]
-async fn a_stateless_client_without_the_capability_gets_the_missing_capability_error() {
+async fn a_stateless_client_is_never_asked_for_what_it_did_not_declare() {
     let bridge = TestBridge::start().await;
     let m = ModernClient::new(&bridge.url);
-    // A JSON reply: its status is set once the answer is known, however long it takes.
+    // The child asks for elicitation; the client declared only sampling: the bridge refuses the
+    // child's request for it (-32021, naming the capability) and the child decides. This one
+    // reports the error it got as its result.
     let msg = ModernClient::message(
         json!("e"),
         "tools/call",
         json!({"name": "elicit", "arguments": {"message": "?"}, "_meta": declaring(json!({"sampling": {}}))}),
     );
     let r = m.send(&msg, JSON_ONLY).await;
-    let error = r.last();
-    assert_eq!(error["id"], "e");
-    assert_eq!(error["error"]["code"], -32021, "{error}");
-    assert_eq!(r.status, 400, "a 2026-07-28 request error is a 400");
-    // The child was told: the session-less request left nothing behind.
-    within("nothing pending", async {
-        while bridge.health().await["pendingRequests"] != 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    })
-    .await;
+    assert_eq!(r.status, 200);
+    let answer = r.last();
+    assert_eq!(answer["id"], "e");
+    assert_eq!(
+        answer["result"]["resultType"], "complete",
+        "not asked: {answer}"
+    );
+    let told: Value = serde_json::from_str(text(answer)).unwrap();
+    assert_eq!(told["error"]["code"], -32021, "{told}");
+    assert_eq!(
+        told["error"]["data"]["requiredCapabilities"],
+        json!({"elicitation": {}})
+    );
+    assert_eq!(bridge.health().await["pendingRequests"], 0);
 }
 
 #[tokio::test]
