@@ -48,6 +48,9 @@ fn a_server_request_parks_the_call_and_the_retry_resumes_it() {
         Action::Drop { .. }
     ));
     assert!(r.has_unannounced());
+    // What the child asks at once joins the parking: the retry must answer both.
+    let second = r.from_child(ask("e2", "elicitation/create"));
+    assert!(matches!(second, Action::Drop { .. }), "{second:?}");
     let Some(Action::AskByResult {
         client_id,
         parked,
@@ -62,12 +65,16 @@ fn a_server_request_parks_the_call_and_the_retry_resumes_it() {
     assert_eq!(client_id, "c1");
     assert_eq!(caller.as_deref(), Some("alice"));
     assert_eq!(asks["input-1"]["method"], "elicitation/create");
+    assert_eq!(asks.len(), 2);
     // Its owner can go (the reply stream closed): the call stays at the child.
     assert!(r.detach(&owner("s1")).is_empty(), "nothing cancelled");
-    // A second request of the child joins the parking; the retry must answer both.
+    // Once announced, the call waits for its answers: what the child asks next is not its.
     assert!(matches!(
-        r.from_child(ask("e2", "elicitation/create")),
-        Action::Drop { .. }
+        r.from_child(ask("e3", "elicitation/create")),
+        Action::ToChild {
+            refused: Some(_),
+            ..
+        }
     ));
     r.attach_stateless(owner("s2"), Some(Arc::from("alice")), vec![]);
     let partial =
