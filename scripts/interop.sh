@@ -6,6 +6,7 @@
 #                scripts/interop/conformance-server.mjs
 # Usage: scripts/interop.sh [ts] [py] [conformance]     (default: all three)
 # Env:   BRIDGE_BIN, FIXTURE_BIN   binaries under test (default: target/debug/ of this repo)
+#        MODERN_FIXTURE_BIN        the 2026-07-28 child of the py era tests (default: target/debug/modern-mcp-server)
 #        INTEROP_SSE=0             skip the legacy HTTP+SSE (/sse) client tests
 #        PYTHON                    interpreter for the venv (default: python3)
 # Installs what it needs on first use (npm ci, a venv) and again only when the lock files change.
@@ -17,6 +18,7 @@ export interop="$here/interop"
 root="$(cd "$here/.." && pwd)"
 export BRIDGE_BIN="${BRIDGE_BIN:-$root/target/debug/mcp-http-bridge}"
 export FIXTURE_BIN="${FIXTURE_BIN:-$root/target/debug/fake-mcp-server}"
+export MODERN_FIXTURE_BIN="${MODERN_FIXTURE_BIN:-$root/target/debug/modern-mcp-server}"
 export PYTHONDONTWRITEBYTECODE=1
 SUITE_TIMEOUT=600 # seconds per suite
 
@@ -24,11 +26,12 @@ suites=("$@")
 [ ${#suites[@]} -eq 0 ] && suites=(ts py conformance)
 
 die() { echo "interop: $*" >&2; exit 2; }
-for bin in "$BRIDGE_BIN" "$FIXTURE_BIN"; do
-  [ -x "$bin" ] || die "no executable at $bin (build it with 'cargo build --bins', or set BRIDGE_BIN/FIXTURE_BIN)"
+for bin in "$BRIDGE_BIN" "$FIXTURE_BIN" "$MODERN_FIXTURE_BIN"; do
+  [ -x "$bin" ] || die "no executable at $bin (build it with 'cargo build --bins', or set BRIDGE_BIN/FIXTURE_BIN/MODERN_FIXTURE_BIN)"
 done
 # The suites run from scripts/interop/, so relative paths must not stay relative.
 BRIDGE_BIN="$(readlink -f "$BRIDGE_BIN")" FIXTURE_BIN="$(readlink -f "$FIXTURE_BIN")"
+MODERN_FIXTURE_BIN="$(readlink -f "$MODERN_FIXTURE_BIN")"
 command -v node >/dev/null || die "node (>= 20) not found"
 
 # shellcheck source=interop/lib.sh
@@ -59,6 +62,7 @@ echo
 echo "=============== interop: summary ==============="
 echo "bridge:  $BRIDGE_BIN"
 echo "fixture: $FIXTURE_BIN"
+echo "modern:  $MODERN_FIXTURE_BIN"
 failed=0
 for suite in "${suites[@]}"; do
   case "$suite" in

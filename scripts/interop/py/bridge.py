@@ -1,8 +1,11 @@
 """Starts mcp-http-bridge on a free port and hands back the URL it prints when ready.
 
-Binaries come from BRIDGE_BIN / FIXTURE_BIN, by default the repo's target/debug builds.
+Binaries come from BRIDGE_BIN, FIXTURE_BIN (the session-era child, fake-mcp-server) and
+MODERN_FIXTURE_BIN (the 2026-07-28 child, modern-mcp-server), by default the repo's
+target/debug builds.
 """
 
+import json
 import os
 import queue
 import re
@@ -10,11 +13,15 @@ import signal
 import subprocess
 import tempfile
 import threading
+import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 BRIDGE_BIN = os.environ.get("BRIDGE_BIN") or str(REPO_ROOT / "target" / "debug" / "mcp-http-bridge")
 FIXTURE_BIN = os.environ.get("FIXTURE_BIN") or str(REPO_ROOT / "target" / "debug" / "fake-mcp-server")
+MODERN_FIXTURE_BIN = os.environ.get("MODERN_FIXTURE_BIN") or str(REPO_ROOT / "target" / "debug" / "modern-mcp-server")
+CHILDREN = {"legacy": FIXTURE_BIN, "modern": MODERN_FIXTURE_BIN}
+"""The child each era test runs the bridge in front of, by the child's era."""
 
 
 class Bridge:
@@ -38,6 +45,11 @@ class Bridge:
             raise RuntimeError(f"bridge's first stdout line is {line!r}, not a /mcp URL\n{self.stderr_tail()}")
         self.url = line
         self.base_url = line[: -len("/mcp")]
+
+    def health(self) -> dict:
+        """The bridge's /health document (children, sessions, pending requests)."""
+        with urllib.request.urlopen(self.base_url + "/health", timeout=5) as response:
+            return json.load(response)
 
     def stderr_tail(self, lines: int = 40) -> str:
         self._stderr.seek(0)

@@ -1,7 +1,8 @@
 """The client flows every transport must carry, written against the official Python SDK.
 
 A test module subclasses `Flows` as `Test...` and sets `transport` (bridge -> async context
-manager yielding the SDK's read and write streams).
+manager yielding the SDK's read and write streams). `connect` opens the SDK's high-level
+`Client` in one of its era modes instead, for the era tests.
 """
 
 import functools
@@ -10,10 +11,13 @@ import time
 from contextlib import AsyncExitStack, asynccontextmanager
 
 import anyio
+import httpx2
 import pytest
 
 import mcp.types as types
+from mcp import Client
 from mcp.client.session import ClientSession
+from mcp.client.streamable_http import streamable_http_client
 
 TEST_TIMEOUT = 30
 QUIET = 0.3  # how long a notification that must NOT arrive is given to show up anyway
@@ -21,10 +25,21 @@ ROOTS = [{"uri": "file:///interop/root", "name": "interop root"}]
 
 
 def bounded(fn):
+    """Fails the test after TEST_TIMEOUT; an error the SDK's task groups wrapped alone in an
+    exception group is raised as itself (so `xfail(raises=...)` and reports name it)."""
+
     @functools.wraps(fn)
     async def wrapper(*args, **kwargs):
         with anyio.fail_after(TEST_TIMEOUT):
-            return await fn(*args, **kwargs)
+            try:
+                return await fn(*args, **kwargs)
+            except BaseExceptionGroup as group:
+                leaf = group
+                while isinstance(leaf, BaseExceptionGroup) and len(leaf.exceptions) == 1:
+                    leaf = leaf.exceptions[0]
+                if leaf is group:
+                    raise
+                raise leaf from group
 
     return wrapper
 
@@ -38,6 +53,32 @@ async def until(check, timeout=5.0, what="condition"):
     with anyio.fail_after(timeout):
         while not check():
             await anyio.sleep(0.01)
+
+
+class WireLog:
+    """The JSON-RPC messages one client POSTed, in order (an httpx2 request hook)."""
+
+    def __init__(self):
+        self.sent: list[dict] = []
+
+    async def __call__(self, request: httpx2.Request) -> None:
+        if request.method == "POST" and request.content:
+            self.sent.append(json.loads(request.content))
+
+    def request_ids(self, method: str) -> list:
+        return [m["id"] for m in self.sent if m.get("method") == method and "id" in m]
+
+
+@asynccontextmanager
+async def connect(bridge, mode: str, wire: WireLog | None = None, read_timeout: float = 20, **callbacks):
+    """The SDK's `Client` over Streamable HTTP in `mode` ("legacy", "auto" or a 2026 revision),
+    optionally logging what it sends."""
+    hooks = {"request": [wire]} if wire is not None else {}
+    async with httpx2.AsyncClient(timeout=httpx2.Timeout(30, read=300), event_hooks=hooks) as http:
+        transport = streamable_http_client(bridge.url, http_client=http)
+        info = types.Implementation(name="interop-py", version="1.0.0")
+        async with Client(transport, mode=mode, read_timeout_seconds=read_timeout, client_info=info, **callbacks) as c:
+            yield c
 
 
 @pytest.mark.anyio
