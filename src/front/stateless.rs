@@ -202,12 +202,13 @@ pub async fn request(
         return Ok(call);
     }
     // The log level this request asked for (`_meta`): a legacy child is set to it (merged with
-    // everyone else's), and the request hears the child's logs while it is the one in flight.
+    // everyone else's; a modern child reads it from the `_meta` itself), and the request hears
+    // the child's logs while it is the one in flight (stdio does not say whose a log line is).
     let level = meta
         .and_then(|m| m.get(modern::META_LOG_LEVEL))
         .and_then(Value::as_str)
         .and_then(LogLevel::parse);
-    if let (true, Some(level)) = (legacy, level) {
+    if let Some(level) = level {
         child
             .set_log_level(&owner, level)
             .await

@@ -6,9 +6,9 @@ Modes: "legacy" (initialize, a session), "2026-07-28" (stateless, no probe) and 
 child's era, so through it "auto" always ends up on 2026-07-28. Children: fake-mcp-server
 (session era, initialized once by the bridge) and modern-mcp-server (2026-07-28).
 
-What the bridge does not do yet (translations still missing, and bugs these tests found) is
-marked `xfail(strict=True, raises=...)` with the reason, so a fix shows up as an unexpected pass
-and a different failure as a failure.
+Every combination is expected to work. A gap found later goes in GAPS, marked
+`xfail(strict=True, raises=...)` with the reason, so a fix shows up as an unexpected pass and a
+different failure as a failure.
 """
 
 import json
@@ -31,52 +31,8 @@ ERA = {"legacy": "legacy", MODERN: "modern", "auto": "modern"}
 SERVER_NAMES = {"legacy": "fake-mcp-server", "modern": "modern-mcp-server"}
 ELICITED = {"name": "Ada"}
 
-# What fails today, by (feature, client era, child era).
-GAPS = {
-    ("elicitation", "modern", "legacy"): pytest.mark.xfail(
-        strict=True,
-        raises=MCPError,
-        reason="the bridge does not yet turn a session-era child's elicitation/create into an "
-        "input_required result for a 2026-07-28 client: it puts the JSON-RPC request on the "
-        "stateless reply stream, the SDK answers it with -32601 in a POST without a session, the "
-        "bridge refuses that POST (400, Mcp-Session-Id required) and the call waits for a reply "
-        "that never comes",
-    ),
-    ("logging", "modern", "legacy"): pytest.mark.xfail(
-        strict=True,
-        raises=TimeoutError,
-        reason="bridge bug: the child's notifications/message go only to sessions' standalone "
-        "streams, never to a 2026-07-28 client's reply stream, so a stateless client that asks "
-        "for logs (io.modelcontextprotocol/logLevel in _meta) gets none",
-    ),
-    ("logging", "modern", "modern"): pytest.mark.xfail(
-        strict=True,
-        raises=TimeoutError,
-        reason="bridge bug: the 2026-07-28 child logs for the request whose _meta asked for it, "
-        "but the bridge routes notifications/message only to sessions' standalone streams and "
-        "drops it instead of putting it on the request's reply stream",
-    ),
-    ("subscription", "legacy", "modern"): pytest.mark.xfail(
-        strict=True,
-        raises=MCPError,
-        reason="resources/subscribe from a session in front of a 2026-07-28 child is not served "
-        "by the bridge yet (-32601): it would have to hold a subscriptions/listen open at the child",
-    ),
-    ("subscription", "modern", "modern"): pytest.mark.xfail(
-        strict=True,
-        raises=TimeoutError,
-        reason="subscriptions/listen passes through to the 2026-07-28 child, but the bridge does "
-        "not rewrite io.modelcontextprotocol/subscriptionId from its own request id back to the "
-        "client's (the SDK ignores an acknowledgment for an id it never sent), and it does not route "
-        "the child's listen notifications (resources/updated, list_changed) to the listen stream",
-    ),
-    ("subscription", "modern", "legacy"): pytest.mark.xfail(
-        strict=True,
-        raises=MCPError,
-        reason="subscriptions/listen in front of a session-era child is not served by the bridge "
-        "yet (-32601): it would have to subscribe at the child for the stream",
-    ),
-}
+# What fails, by (feature, client era, child era): nothing at the moment.
+GAPS: dict = {}
 
 
 def matrix(feature: str) -> list:
