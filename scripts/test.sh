@@ -14,6 +14,13 @@ if [[ -z "${SKIP_INTEROP:-}" && -x scripts/interop.sh ]]; then
   echo "== interop (official SDK clients, conformance suite)"
   cargo build --quiet --bins
   scripts/interop.sh
+  # The conformance suite's frozen requirement sets of both eras, through a child of each era.
+  for requirements in 2025-11-25 2026-07-28; do
+    for child in legacy modern; do
+      echo "== conformance $requirements, $child child"
+      scripts/conformance.sh --requirements "$requirements" --child "$child"
+    done
+  done
 fi
 
 # Last, so that its summary closes the output.
