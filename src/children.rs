@@ -234,11 +234,18 @@ impl Children {
     /// request has no session to give a child of its own).
     pub fn for_request(&self) -> Result<Arc<ChildHandle>, Refused> {
         let slots = lock(&self.slots);
-        let running = slots.iter().filter(|c| c.is_running());
-        running
-            .min_by_key(|c| c.waiting_clients())
-            .cloned()
-            .ok_or(Refused::ChildGone)
+        let mut running = slots.iter().filter(|c| c.is_running());
+        let first = running.next().ok_or(Refused::ChildGone)?;
+        match running.next() {
+            // One child (the usual case): no need to ask how busy it is.
+            None => Ok(first.clone()),
+            Some(_) => slots
+                .iter()
+                .filter(|c| c.is_running())
+                .min_by_key(|c| c.sessions())
+                .cloned()
+                .ok_or(Refused::ChildGone),
+        }
     }
 
     /// The shared child of slot 0 (shared isolation), for status and shutdown draining.

@@ -14,7 +14,8 @@ use crate::back::ChildEra;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 use crate::router::{
-    Listen, Outbound, Owner, Refused, Registration, ReplyRoute, ResumeError, Resumed, StreamTx,
+    InputKinds, Listen, Outbound, Owner, Refused, Registration, ReplyRoute, ResumeError, Resumed,
+    StreamTx,
 };
 
 /// How a forwarded request fared.
@@ -76,7 +77,7 @@ impl ChildHandle {
         &self,
         owner: &Owner,
         principal: Option<Arc<str>>,
-        input_methods: Vec<String>,
+        input_methods: InputKinds,
     ) {
         self.routes()
             .attach_stateless(owner.clone(), principal, input_methods);

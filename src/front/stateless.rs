@@ -20,7 +20,7 @@ use crate::child::{ChildHandle, Forwarded, Forwarding};
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 use crate::router::{
-    Listen, Outbound, Owner, Refused, Registration, ResumeError, Resumed, RouteRules,
+    InputKinds, Listen, Outbound, Owner, Refused, Registration, ResumeError, Resumed, RouteRules,
 };
 use crate::state::BridgeState;
 
@@ -91,18 +91,15 @@ pub enum Refusal {
     InvalidInput,
 }
 
-/// The input requests a client can answer, by method, from the capabilities it declared.
-fn input_methods(meta: Option<&Value>) -> Vec<String> {
+/// The input requests a client can answer, from the capabilities it declared.
+fn input_methods(meta: Option<&Value>) -> InputKinds {
     let caps = meta.and_then(|m| m.get(META_CAPABILITIES));
-    [
-        ("elicitation", "elicitation/create"),
-        ("sampling", "sampling/createMessage"),
-        ("roots", "roots/list"),
-    ]
-    .into_iter()
-    .filter(|(cap, _)| caps.and_then(|c| c.get(*cap)).is_some())
-    .map(|(_, method)| method.to_owned())
-    .collect()
+    let declared = |cap: &str| caps.and_then(|c| c.get(cap)).is_some();
+    InputKinds {
+        elicitation: declared("elicitation"),
+        sampling: declared("sampling"),
+        roots: declared("roots"),
+    }
 }
 
 /// An open stateless request: its owner stays attached to the child until this is dropped,

@@ -175,12 +175,35 @@ struct Attached {
     subscriptions: HashSet<String>,
     /// A stateless client: the input requests it can answer (by method), asked of it as an
     /// `input_required` result (`parked`); `None` for a session, asked by server requests.
-    input_methods: Option<Vec<String>>,
+    input_methods: Option<InputKinds>,
     /// A stateless listener (`subscriptions/listen`): what it hears, and where.
     listen: Option<listeners::Listen>,
     /// The owner of a parked call: the child is waiting for answers to what it asked, so a new
     /// server request is not its (see `sole_owner`).
     parked: bool,
+}
+
+/// The input requests a stateless client can answer: those whose capability it declared.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InputKinds {
+    /// `elicitation/create`.
+    pub elicitation: bool,
+    /// `sampling/createMessage`.
+    pub sampling: bool,
+    /// `roots/list`.
+    pub roots: bool,
+}
+
+impl InputKinds {
+    /// Whether a client with these can answer a request for `method`.
+    pub fn allows(&self, method: &str) -> bool {
+        match method {
+            "elicitation/create" => self.elicitation,
+            "sampling/createMessage" => self.sampling,
+            "roots/list" => self.roots,
+            _ => false,
+        }
+    }
 }
 
 /// How a client request is to be registered.
@@ -387,7 +410,7 @@ impl Routes {
         &mut self,
         owner: Owner,
         principal: Option<Arc<str>>,
-        input_methods: Vec<String>,
+        input_methods: InputKinds,
     ) {
         let a = self.attached.entry(owner).or_default();
         a.principal = principal;

@@ -12,7 +12,7 @@ pub struct Carried {
     standalone: Option<StreamTx>,
     log_level: Option<LogLevel>,
     subscriptions: std::collections::HashSet<String>,
-    input_methods: Option<Vec<String>>,
+    input_methods: Option<super::InputKinds>,
     listen: Option<super::Listen>,
 }
 use crate::loglevel::LogLevel;
@@ -167,6 +167,18 @@ impl Routes {
         let Some(gone) = self.attached.remove(owner) else {
             return Vec::new();
         };
+        // Most owners that leave (every finished stateless request) left nothing behind: no
+        // table needs a scan then.
+        if gone.in_flight == 0
+            && gone.subscriptions.is_empty()
+            && gone.log_level.is_none()
+            && self.server_requests.is_empty()
+            && self.held.is_empty()
+            && self.continuations.is_empty()
+            && self.tasks.is_empty()
+        {
+            return Vec::new();
+        }
         self.forget_tasks(owner);
         let mut to_child = Vec::new();
         for uri in gone.subscriptions {

@@ -91,8 +91,8 @@ impl Routes {
         let allowed = self
             .attached
             .get(owner)
-            .and_then(|a| a.input_methods.as_ref())
-            .is_some_and(|m| m.contains(&method));
+            .and_then(|a| a.input_methods)
+            .is_some_and(|m| m.allows(&method));
         let Some(p) = self.pending.get(&call) else {
             return refuse(child_id, method, "no call");
         };
@@ -123,7 +123,7 @@ impl Routes {
         let methods = self
             .attached
             .get(owner)
-            .and_then(|a| a.input_methods.clone())
+            .and_then(|a| a.input_methods)
             .unwrap_or_default();
         self.attach_stateless(parking.clone(), principal.clone(), methods);
         if let Some(a) = self.attached.get_mut(&parking) {

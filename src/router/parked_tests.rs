@@ -20,7 +20,10 @@ fn stateless_call(r: &mut Routes) -> (u64, Registration) {
     r.attach_stateless(
         owner("s1"),
         Some(Arc::from("alice")),
-        vec!["elicitation/create".into()],
+        InputKinds {
+            elicitation: true,
+            ..Default::default()
+        },
     );
     let (tx, _rx) = stream_channel(8);
     let reg = Registration {
@@ -76,7 +79,7 @@ fn a_server_request_parks_the_call_and_the_retry_resumes_it() {
             ..
         }
     ));
-    r.attach_stateless(owner("s2"), Some(Arc::from("alice")), vec![]);
+    r.attach_stateless(owner("s2"), Some(Arc::from("alice")), InputKinds::default());
     let partial =
         json!({"id": "c2", "params": {"inputResponses": {"input-1": {"action": "accept"}}}});
     let Resumed::AskAgain(again) = r
