@@ -303,6 +303,25 @@ pub fn stamp(msg: &mut Value, version: &str, caller: &CallerMeta, log_level: Opt
     }
 }
 
+/// Removes the modern `_meta` keys from a request (for a session-era child); keys of the
+/// caller's own, such as its progress token, stay.
+pub fn unstamp(msg: &mut Value) {
+    let meta = msg
+        .get_mut("params")
+        .and_then(|p| p.get_mut("_meta"))
+        .and_then(Value::as_object_mut);
+    if let Some(meta) = meta {
+        for key in [
+            META_VERSION,
+            META_CAPABILITIES,
+            META_CLIENT_INFO,
+            META_LOG_LEVEL,
+        ] {
+            meta.remove(key);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -372,6 +391,8 @@ mod tests {
         assert_eq!(meta[META_CAPABILITIES], json!({"elicitation": {}}));
         assert_eq!(meta[META_CLIENT_INFO]["name"], "c");
         assert_eq!(meta[META_LOG_LEVEL], "info");
+        unstamp(&mut msg);
+        assert_eq!(msg["params"]["_meta"], json!({"progressToken": 7}));
         let mut bare = json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"});
         stamp(&mut bare, VERSION, &CallerMeta::default(), None);
         assert_eq!(bare["params"]["_meta"][META_CAPABILITIES], json!({}));

@@ -222,6 +222,12 @@ pub async fn request(
         caller: None,
         finish,
     };
+    let mut msg = msg;
+    if legacy {
+        // A session-era child knows nothing of the per-request `_meta`: it was told the
+        // clients' capabilities at `initialize`, and the log level by the bridge.
+        modern::unstamp(&mut msg);
+    }
     let stream = reg.stream.clone();
     match child.forward_request(&owner, msg, reg, how).await {
         Ok(Forwarded::Sent) => {}
