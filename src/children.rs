@@ -272,7 +272,7 @@ impl Children {
     pub fn status(&self) -> Value {
         let describe = |c: &Arc<ChildHandle>| {
             json!({"pid": c.pid, "state": if c.is_running() { "running" } else { "exited" },
-                   "sessions": c.sessions(), "protocolVersion": c.init.protocol_version,
+                   "sessions": c.sessions(), "protocolVersion": c.era.version().unwrap_or(&c.init.protocol_version),
                    "waiting": c.waiting_for_slot(), "era": c.era.name(),
                    "server": c.init.result.get("serverInfo")})
         };

@@ -36,6 +36,14 @@ pub enum ChildEra {
 }
 
 impl ChildEra {
+    /// The revision the bridge speaks with a modern child.
+    pub fn version(&self) -> Option<&str> {
+        match self {
+            ChildEra::Legacy => None,
+            ChildEra::Modern { version } => Some(version),
+        }
+    }
+
     /// `legacy` or `modern`, for logs and `/health`.
     pub fn name(&self) -> &'static str {
         match self {

@@ -254,7 +254,9 @@ pub async fn spawn(
         }
     };
     let init = declared.init;
-    info!(era = declared.era.name(), version = %init.protocol_version, server = %init.server_name(), "child ready");
+    let server_info = init.result.get("serverInfo").cloned().unwrap_or_default();
+    let version = declared.era.version().unwrap_or(&init.protocol_version);
+    info!(era = declared.era.name(), version, server = %init.server_name(), "child ready");
 
     let (writer, rx) = mpsc::channel(config.limits.child_queue);
     let (from_reader, reader_rx) = mpsc::channel(READER_QUEUE);
@@ -267,7 +269,10 @@ pub async fn spawn(
         init,
         era: declared.era.clone(),
         writer,
-        routes: Mutex::new(Routes::new(legacy::FIRST_CLIENT_ID, route_rules(config))),
+        routes: Mutex::new(Routes::new(
+            legacy::FIRST_CLIENT_ID,
+            route_rules(config, server_info),
+        )),
         gone: CancellationToken::new(),
         exited: CancellationToken::new(),
         exit: Mutex::new(None),
@@ -295,11 +300,12 @@ pub async fn spawn(
 }
 
 /// The routing rules a child of this configuration gets.
-fn route_rules(config: &Config) -> RouteRules {
+fn route_rules(config: &Config, server_info: Value) -> RouteRules {
     RouteRules {
         max_in_flight: config.limits.max_requests_per_session,
         request_timeout: config.request_timeout,
         single_owner: config.supervision.isolation == crate::config::Isolation::Session,
+        finish_context: server_info,
     }
 }
 

@@ -34,7 +34,7 @@ pub struct Forwarding<'a> {
     /// request carries its own (a modern client) or the child needs none.
     pub caller: Option<&'a CallerMeta>,
     /// Applied to the response before it is delivered (the front's rendering).
-    pub finish: Option<fn(&mut Value)>,
+    pub finish: Option<crate::router::Finish>,
 }
 
 /// What a detach left to tell the child.

@@ -20,7 +20,8 @@ use crate::child::{ChildHandle, Forwarded, Forwarding};
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 use crate::router::{
-    InputKinds, Listen, Outbound, Owner, Refused, Registration, ResumeError, Resumed, RouteRules,
+    Finish, InputKinds, Listen, Outbound, Owner, Refused, Registration, ResumeError, Resumed,
+    RouteRules,
 };
 use crate::state::BridgeState;
 
@@ -211,7 +212,7 @@ pub async fn request(
             .await
             .map_err(Refusal::Routing)?;
     }
-    let finish: Option<fn(&mut Value)> = match (legacy, CACHEABLE.contains(&method.as_str())) {
+    let finish: Option<Finish> = match (legacy, CACHEABLE.contains(&method.as_str())) {
         (false, _) => None,
         (true, _) if method == "resources/read" => Some(complete_read),
         (true, true) => Some(complete_cacheable),
@@ -321,14 +322,14 @@ fn discover_result(child: &ChildHandle) -> Value {
     if let Some(text) = init.get("instructions").filter(|i| i.is_string()) {
         result["instructions"] = text.clone();
     }
-    fill(&mut result, true);
+    fill(&mut result, true, &Value::Null);
     result
 }
 
 /// Adds `resultType` (and, for cacheable results, `ttlMs: 0` and `cacheScope: "private"`:
 /// a legacy child promises nothing about caching, and its answers may differ per user) where
-/// the child did not set them.
-fn fill(result: &mut Value, cacheable: bool) {
+/// the child did not set them, and the server's name and version in the result's `_meta`.
+fn fill(result: &mut Value, cacheable: bool, server_info: &Value) {
     let Some(obj) = result.as_object_mut() else {
         return;
     };
@@ -337,20 +338,27 @@ fn fill(result: &mut Value, cacheable: bool) {
         obj.entry("ttlMs").or_insert_with(|| json!(0));
         obj.entry("cacheScope").or_insert_with(|| json!("private"));
     }
+    if server_info.is_object() {
+        let meta = obj.entry("_meta").or_insert_with(|| json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.entry(META_SERVER_INFO)
+                .or_insert_with(|| server_info.clone());
+        }
+    }
 }
 
-/// `finish` for a legacy child's result to a modern client.
-fn complete(msg: &mut Value) {
+/// `finish` for a legacy child's result to a modern client (`server_info`: the child's).
+fn complete(msg: &mut Value, server_info: &Value) {
     if let Some(result) = msg.get_mut("result") {
-        fill(result, false);
+        fill(result, false, server_info);
     }
 }
 
 /// `finish` for a legacy child's `resources/read` answer to a modern client: a cacheable
 /// result, and the resource-not-found error under its 2026-07-28 code (SEP-2164 moved it from
 /// -32002 to -32602; its `data` stays).
-fn complete_read(msg: &mut Value) {
-    complete_cacheable(msg);
+fn complete_read(msg: &mut Value, server_info: &Value) {
+    complete_cacheable(msg, server_info);
     let code = msg.get_mut("error").and_then(|e| e.get_mut("code"));
     if let Some(code) = code.filter(|c| c.as_i64() == Some(RESOURCE_NOT_FOUND_BEFORE)) {
         *code = json!(jsonrpc::INVALID_PARAMS);
@@ -361,9 +369,9 @@ fn complete_read(msg: &mut Value) {
 const RESOURCE_NOT_FOUND_BEFORE: i64 = -32002;
 
 /// `finish` for a legacy child's cacheable result to a modern client.
-fn complete_cacheable(msg: &mut Value) {
+fn complete_cacheable(msg: &mut Value, server_info: &Value) {
     if let Some(result) = msg.get_mut("result") {
-        fill(result, true);
+        fill(result, true, server_info);
     }
 }
 
@@ -373,21 +381,23 @@ mod tests {
 
     #[test]
     fn legacy_results_gain_the_fields_modern_clients_require() {
+        let info = json!({"name": "s", "version": "1"});
         let mut listed = json!({"id": 1, "result": {"tools": []}});
-        complete_cacheable(&mut listed);
+        complete_cacheable(&mut listed, &info);
         assert_eq!(
             listed["result"],
-            json!({"tools": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "private"})
+            json!({"tools": [], "resultType": "complete", "ttlMs": 0, "cacheScope": "private",
+                   "_meta": {META_SERVER_INFO: info}})
         );
         let mut called = json!({"id": 2, "result": {"content": [], "resultType": "complete"}});
-        complete(&mut called);
+        complete(&mut called, &info);
         assert!(called["result"].get("ttlMs").is_none());
         let mut error = json!({"id": 3, "error": {"code": 1, "message": "x"}});
-        complete(&mut error);
+        complete(&mut error, &info);
         assert!(error.get("result").is_none());
         let mut missing =
             json!({"id": 4, "error": {"code": -32002, "message": "no", "data": {"uri": "u"}}});
-        complete_read(&mut missing);
+        complete_read(&mut missing, &info);
         assert_eq!(missing["error"]["code"], -32602);
         assert_eq!(missing["error"]["data"]["uri"], "u");
     }

@@ -134,7 +134,7 @@ struct Pending {
     rounds: u8,
     /// Applied to the response before it is delivered (a front's rendering, e.g. the result
     /// fields a modern client needs from a legacy child); the router does not know what.
-    finish: Option<fn(&mut Value)>,
+    finish: Option<Finish>,
 }
 
 /// A request from the child forwarded to a client under a bridge id.
@@ -230,6 +230,10 @@ pub enum Refused {
     NoSuchServerRequest,
 }
 
+/// A front's rendering of a response, applied before delivery with the child's `RouteRules::
+/// finish_context`; the router does not know what it does.
+pub type Finish = fn(&mut Value, &Value);
+
 /// The bounds and rules one child's routing applies.
 #[derive(Debug, Clone)]
 pub struct RouteRules {
@@ -241,6 +245,8 @@ pub struct RouteRules {
     /// The child only ever serves one session (session isolation): every message from it
     /// belongs to that session.
     pub single_owner: bool,
+    /// What every `Finish` is given besides the response (the child's server info).
+    pub finish_context: Value,
 }
 
 impl RouteRules {
@@ -255,6 +261,7 @@ impl RouteRules {
             max_in_flight,
             request_timeout: None,
             single_owner: false,
+            finish_context: Value::Null,
         }
     }
 
@@ -527,7 +534,7 @@ impl Routes {
     }
 
     /// Has the response of registered request `id` passed through `finish` before delivery.
-    pub fn finish_with(&mut self, id: u64, finish: fn(&mut Value)) {
+    pub fn finish_with(&mut self, id: u64, finish: Finish) {
         if let Some(p) = self.pending.get_mut(&id) {
             p.finish = Some(finish);
         }
