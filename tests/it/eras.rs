@@ -16,7 +16,9 @@ fn result_text(response: &Value) -> String {
 #[tokio::test]
 async fn a_modern_child_is_found_by_its_discover_answer_and_a_legacy_one_by_everything_else() {
     let modern = modern_bridge().await;
-    assert_eq!(modern.health().await["child"]["era"], "modern");
+    let health = modern.health().await;
+    assert_eq!(health["child"]["era"], "modern");
+    assert_eq!(health["child"]["protocolVersion"], "2026-07-28");
     let legacy = TestBridge::start().await;
     assert_eq!(legacy.health().await["child"]["era"], "legacy");
 }
@@ -120,6 +122,10 @@ async fn stateless_clients_use_a_legacy_child_with_the_result_fields_they_requir
     let echoed = m.call(json!(3), "echo", json!({"text": "stateless"})).await;
     assert_eq!(text(&echoed), "stateless");
     assert_eq!(echoed["result"]["resultType"], "complete");
+    assert_eq!(
+        echoed["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "fake-mcp-server"
+    );
     assert!(
         echoed["result"].get("ttlMs").is_none(),
         "a tool result is not cacheable"
