@@ -9,14 +9,12 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::{debug, warn};
 
 use super::write_line;
-use crate::jsonrpc::{self, Kind};
-use crate::lines::{Line, LineReader};
+use crate::lines::LineReader;
 
 /// Session-based revisions the bridge serves, oldest first.
 pub const SUPPORTED_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
@@ -165,57 +163,21 @@ where
     W: AsyncWrite + Unpin,
     R: AsyncRead + Unpin,
 {
-    loop {
-        let line = match stdout
-            .next_line()
-            .await
-            .context("reading the MCP server's stdout")?
-        {
-            Some(Line::Text(l)) => l,
-            Some(Line::TooLong(n)) => {
-                warn!(
-                    bytes = n,
-                    "child line over the limit during initialize; skipped"
-                );
-                continue;
-            }
-            None => bail!("the MCP server exited (closed its stdout) before answering initialize"),
-        };
-        let Ok(mut msg) = serde_json::from_slice::<Value>(&line) else {
-            warn!(line = %String::from_utf8_lossy(&line), "child printed a line that is not JSON; skipped");
-            continue;
-        };
-        match jsonrpc::classify(&msg) {
-            Ok(Kind::Response) if msg.get("id") == Some(&json!(0)) => {
-                if let Some(err) = msg.get("error") {
-                    bail!("the MCP server refused initialize: {err}");
-                }
-                return Ok(msg
-                    .get_mut("result")
-                    .map(Value::take)
-                    .unwrap_or(Value::Null));
-            }
-            Ok(Kind::Request) => {
-                // Only ping is allowed before initialization completes.
-                let id = jsonrpc::id(&msg);
-                let reply = if jsonrpc::method(&msg) == "ping" {
-                    jsonrpc::result_value(id, json!({}))
-                } else {
-                    jsonrpc::error_value(id, jsonrpc::INVALID_REQUEST, "not initialized yet")
-                };
-                write_line(stdin, &reply).await?;
-            }
-            _ => debug!(
-                method = jsonrpc::method(&msg),
-                "child message before initialize result ignored"
-            ),
-        }
+    let mut msg = super::await_response(stdin, stdout, &json!(0), "initialize").await?;
+    if let Some(err) = msg.get("error") {
+        bail!("the MCP server refused initialize: {err}");
     }
+    Ok(msg
+        .get_mut("result")
+        .map(Value::take)
+        .unwrap_or(Value::Null))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::jsonrpc;
+    use crate::lines::Line;
     use tokio::io::AsyncWriteExt;
 
     #[test]

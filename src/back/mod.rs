@@ -14,13 +14,14 @@ pub mod modern;
 
 use std::time::Duration;
 
-use anyhow::Context;
-use serde_json::Value;
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tracing::info;
+use tracing::{debug, info, warn};
 
 use crate::config::EraChoice;
-use crate::lines::LineReader;
+use crate::jsonrpc::{self, Kind};
+use crate::lines::{Line, LineReader};
 use legacy::ChildInit;
 
 /// The era a child speaks.
@@ -108,6 +109,59 @@ where
                 init,
                 discovered: None,
             })
+        }
+    }
+}
+
+/// Reads the child's stdout until the response to the bridge's request `id` (the whole
+/// message), skipping lines that are not JSON and other messages, and answering what a child
+/// may ask before it is ready (`ping`; anything else is refused). `what` names the request in
+/// errors.
+///
+/// # Errors
+/// When the child exits or its stdout fails.
+pub(crate) async fn await_response<W, R>(
+    stdin: &mut W,
+    stdout: &mut LineReader<R>,
+    id: &Value,
+    what: &str,
+) -> anyhow::Result<Value>
+where
+    W: AsyncWrite + Unpin,
+    R: AsyncRead + Unpin,
+{
+    loop {
+        let line = match stdout
+            .next_line()
+            .await
+            .context("reading the MCP server's stdout")?
+        {
+            Some(Line::Text(l)) => l,
+            Some(Line::TooLong(n)) => {
+                warn!(bytes = n, what, "child line over the limit; skipped");
+                continue;
+            }
+            None => bail!("the MCP server exited (closed its stdout) before answering {what}"),
+        };
+        let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
+            warn!(line = %String::from_utf8_lossy(&line), "child printed a line that is not JSON; skipped");
+            continue;
+        };
+        match jsonrpc::classify(&msg) {
+            Ok(Kind::Response) if msg.get("id") == Some(id) => return Ok(msg),
+            Ok(Kind::Request) => {
+                let request = jsonrpc::id(&msg);
+                let reply = if jsonrpc::method(&msg) == "ping" {
+                    jsonrpc::result_value(request, json!({}))
+                } else {
+                    jsonrpc::error_value(request, jsonrpc::INVALID_REQUEST, "not initialized yet")
+                };
+                write_line(stdin, &reply).await?;
+            }
+            _ => debug!(
+                method = jsonrpc::method(&msg),
+                what, "child message before the answer ignored"
+            ),
         }
     }
 }

@@ -5,15 +5,13 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{anyhow, bail};
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
-use tracing::{debug, warn};
 
 use super::legacy::{self, ChildInit};
 use super::write_line;
-use crate::jsonrpc::{self, Kind};
-use crate::lines::{Line, LineReader};
+use crate::lines::LineReader;
 
 /// The stateless revision the bridge speaks.
 pub const VERSION: &str = "2026-07-28";
@@ -153,49 +151,13 @@ where
     }
 }
 
-/// The answer to the probe, skipping what else the child says meanwhile (and answering what a
-/// legacy child may ask before it is initialized: `ping`).
+/// The answer to the probe (see `super::await_response`).
 async fn answer<W, R>(stdin: &mut W, stdout: &mut LineReader<R>) -> anyhow::Result<Value>
 where
     W: AsyncWrite + Unpin,
     R: AsyncRead + Unpin,
 {
-    loop {
-        let line = match stdout
-            .next_line()
-            .await
-            .context("reading the MCP server's stdout")?
-        {
-            Some(Line::Text(l)) => l,
-            Some(Line::TooLong(n)) => {
-                warn!(
-                    bytes = n,
-                    "child line over the limit during the probe; skipped"
-                );
-                continue;
-            }
-            None => {
-                bail!("the MCP server exited (closed its stdout) before answering server/discover")
-            }
-        };
-        let Ok(msg) = serde_json::from_slice::<Value>(&line) else {
-            debug!("child printed a line that is not JSON during the probe; skipped");
-            continue;
-        };
-        match jsonrpc::classify(&msg) {
-            Ok(Kind::Response) if msg.get("id") == Some(&json!(DISCOVER_ID)) => return Ok(msg),
-            Ok(Kind::Request) => {
-                let id = jsonrpc::id(&msg);
-                let reply = if jsonrpc::method(&msg) == "ping" {
-                    jsonrpc::result_value(id, json!({}))
-                } else {
-                    jsonrpc::error_value(id, jsonrpc::INVALID_REQUEST, "not initialized yet")
-                };
-                write_line(stdin, &reply).await?;
-            }
-            _ => debug!("child message during the probe ignored"),
-        }
-    }
+    super::await_response(stdin, stdout, &json!(DISCOVER_ID), "server/discover").await
 }
 
 /// What an answer to `server/discover` says about the child.

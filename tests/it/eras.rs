@@ -9,6 +9,21 @@ async fn modern_bridge() -> TestBridge {
     TestBridge::start_with(|c| c.command = MODERN_FIXTURE.into()).await
 }
 
+/// Waits (bounded) until the modern child has received a `notifications/cancelled`.
+async fn cancelled_at_the_child(m: &ModernClient) {
+    within("cancelled at the child", async {
+        loop {
+            let seen = m.call(json!("c"), "cancellations", json!({})).await;
+            let seen: Value = serde_json::from_str(text(&seen)).unwrap();
+            if seen.as_array().is_some_and(|a| !a.is_empty()) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+}
+
 fn result_text(response: &Value) -> String {
     text(response).to_owned()
 }
@@ -221,17 +236,7 @@ async fn closing_a_stateless_reply_stream_cancels_the_request_at_the_child() {
     assert_eq!(resp.status(), 200);
     bridge.wait_pending(1).await;
     drop(resp);
-    within("cancelled at the child", async {
-        loop {
-            let seen = m.call(json!("c"), "cancellations", json!({})).await;
-            let seen: Value = serde_json::from_str(text(&seen)).unwrap();
-            if seen.as_array().is_some_and(|a| !a.is_empty()) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    cancelled_at_the_child(&m).await;
     assert_eq!(bridge.health().await["pendingRequests"], 0);
 }
 
@@ -289,17 +294,7 @@ async fn a_subscription_on_a_modern_child_carries_the_clients_listen_id() {
     assert_eq!(changed["params"]["_meta"][id_key], "my-listen", "{changed}");
     // Closing the listen stream cancels it at the child.
     drop(events);
-    within("listen cancelled", async {
-        loop {
-            let seen = m.call(json!("c"), "cancellations", json!({})).await;
-            let seen: Value = serde_json::from_str(text(&seen)).unwrap();
-            if seen.as_array().is_some_and(|a| !a.is_empty()) {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-        }
-    })
-    .await;
+    cancelled_at_the_child(&m).await;
 }
 
 /// The modern `_meta` of a client that declared only these capabilities.
