@@ -6,7 +6,7 @@
 #                scripts/interop/conformance-server.mjs
 # Usage: scripts/interop.sh [ts] [py] [conformance]     (default: all three)
 # Env:   BRIDGE_BIN, FIXTURE_BIN   binaries under test (default: target/debug/ of this repo)
-#        MODERN_FIXTURE_BIN        the 2026-07-28 child of the py era tests (default: target/debug/modern-mcp-server)
+#        MODERN_FIXTURE_BIN        the 2026-07-28 child of the ts and py era tests (default: target/debug/modern-mcp-server)
 #        INTEROP_SSE=0             skip the legacy HTTP+SSE (/sse) client tests
 #        PYTHON                    interpreter for the venv (default: python3)
 # Installs what it needs on first use (npm ci, a venv) and again only when the lock files change.

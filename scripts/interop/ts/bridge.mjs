@@ -1,5 +1,6 @@
 // Starts mcp-http-bridge on a free port and hands back the URL it prints when ready.
-// Binaries come from BRIDGE_BIN / FIXTURE_BIN, by default the repo's target/debug builds.
+// Binaries come from BRIDGE_BIN, FIXTURE_BIN (the session-era child, fake-mcp-server) and
+// MODERN_FIXTURE_BIN (the 2026-07-28 child, modern-mcp-server), by default the repo's target/debug builds.
 import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import path from 'node:path';
@@ -9,6 +10,9 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..', '..', '..');
 export const bridgeBin = process.env.BRIDGE_BIN || path.join(repoRoot, 'target', 'debug', 'mcp-http-bridge');
 export const fixtureBin = process.env.FIXTURE_BIN || path.join(repoRoot, 'target', 'debug', 'fake-mcp-server');
+export const modernFixtureBin = process.env.MODERN_FIXTURE_BIN || path.join(repoRoot, 'target', 'debug', 'modern-mcp-server');
+/** The child each era test runs the bridge in front of, by the child's era. */
+export const CHILDREN = { legacy: fixtureBin, modern: modernFixtureBin };
 
 const running = new Set();
 process.on('exit', () => { for (const p of running) p.kill('SIGKILL'); });
@@ -23,6 +27,12 @@ export function startBridge(child = [fixtureBin], { readyTimeoutMs = 20_000, arg
 
   const bridge = {
     url: undefined,
+    /** The bridge's /health document (children, sessions, pending requests). */
+    async health() {
+      const response = await fetch(new URL('/health', bridge.url));
+      if (!response.ok) throw new Error(`/health answered ${response.status}`);
+      return response.json();
+    },
     stderrTail: (lines = 40) => stderr.trimEnd().split('\n').slice(-lines).join('\n'),
     async stop() {
       if (proc.pid === undefined) return { code: null, signal: null }; // never started
