@@ -282,6 +282,7 @@ impl Children {
             "isolation": match sup.isolation { Isolation::Shared => "shared", Isolation::Session => "session" },
             "restarts": self.restarts.load(Ordering::Relaxed),
             "running": self.all().iter().filter(|c| c.is_running()).count(),
+            "starting": lock(&self.live).starting,
             "pool": slots,
         })
     }

@@ -197,7 +197,11 @@ impl Routes {
         if let Some(level) = self.recompute_log_level().filter(|_| legacy) {
             to_child.push(self.set_level_request(level));
         }
-        let why = "the client session ended";
+        let why = match gone.input_methods {
+            // A stateless request has no session: it ends when its client closes its reply.
+            Some(_) => "the client closed the request's reply stream",
+            None => "the client session ended",
+        };
         to_child.extend(self.forget(|p| p.owner == *owner, |r| r.owner == *owner, why));
         to_child.extend(self.forget_held(owner, why));
         to_child

@@ -237,6 +237,12 @@ async fn closing_a_stateless_reply_stream_cancels_the_request_at_the_child() {
     bridge.wait_pending(1).await;
     drop(resp);
     cancelled_at_the_child(&m).await;
+    let seen = m.call(json!("c"), "cancellations", json!({})).await;
+    let seen: Value = serde_json::from_str(text(&seen)).unwrap();
+    assert!(
+        seen[0]["reason"].as_str().unwrap().contains("reply stream"),
+        "{seen}"
+    );
     assert_eq!(bridge.health().await["pendingRequests"], 0);
 }
 
