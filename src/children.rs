@@ -198,12 +198,6 @@ impl Children {
         Some((Reservation { live: &self.live }, spare))
     }
 
-    /// Children running or being started now (session isolation counts its spare too).
-    pub fn count(&self) -> usize {
-        let live = lock(&self.live);
-        live.children.len() + live.starting + usize::from(lock(&self.spare).is_some())
-    }
-
     /// A session is done with `child`: in session isolation the child is ended.
     pub fn release(&self, child: &Arc<ChildHandle>) {
         if self.config.supervision.isolation == Isolation::Session

@@ -134,11 +134,6 @@ impl ChildHandle {
         self.routes().attached_len()
     }
 
-    /// Requests at the child, the bridge's own included.
-    pub fn pending(&self) -> usize {
-        self.routes().pending_len()
-    }
-
     /// Client requests at the child, waiting for their answer.
     pub fn waiting_clients(&self) -> usize {
         self.routes().waiting_clients()
