@@ -90,6 +90,8 @@ pub enum Refusal {
     BadState(request_state::Invalid),
     /// Its `inputResponses` is not an object of objects.
     InvalidInput,
+    /// Session isolation: every child belongs to a session, and a stateless request has none.
+    NoSharedChild,
 }
 
 /// The input requests a client can answer, from the capabilities it declared.
@@ -157,6 +159,9 @@ pub async fn request(
     let method = jsonrpc::method(&msg).to_owned();
     if !METHODS.contains(&method.as_str()) {
         return Err(Refusal::UnknownMethod(method));
+    }
+    if app.config.supervision.isolation == crate::config::Isolation::Session {
+        return Err(Refusal::NoSharedChild);
     }
     let child = app.children.for_request().map_err(Refusal::Routing)?;
     let owner = new_owner();

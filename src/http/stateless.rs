@@ -153,6 +153,12 @@ fn refusal(id: Value, r: Refusal) -> HttpError {
             None,
         ),
         Refusal::Routing(r) => super::refused(r),
+        Refusal::NoSharedChild => rpc(
+            StatusCode::SERVICE_UNAVAILABLE,
+            jsonrpc::CHILD_EXITED,
+            "Service Unavailable: with --isolation session every MCP server process belongs to a session; use initialize (a 2026-07-28 request has no session)".into(),
+            None,
+        ),
         Refusal::InvalidInput => rpc(
             StatusCode::BAD_REQUEST,
             jsonrpc::INVALID_PARAMS,

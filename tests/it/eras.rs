@@ -493,3 +493,25 @@ async fn a_stateless_request_hears_a_legacy_childs_logs_only_when_it_asked_for_t
         "{silent:?}"
     );
 }
+
+#[tokio::test]
+async fn stateless_requests_are_refused_in_session_isolation_with_a_reason() {
+    let bridge = TestBridge::start_with(|c| {
+        c.supervision.isolation = mcp_http_bridge::config::Isolation::Session;
+    })
+    .await;
+    let m = ModernClient::new(&bridge.url);
+    let r = m.request(json!(5), "tools/list", json!({})).await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.last()["id"], 5);
+    assert!(r.last()["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("--isolation session"));
+    // Sessions work as ever.
+    bridge
+        .client()
+        .await
+        .assert_echo(json!(1), "still fine")
+        .await;
+}
