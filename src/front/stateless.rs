@@ -135,8 +135,8 @@ fn new_owner() -> Owner {
 }
 
 /// Serves one modern request: checks its `_meta` and method, then answers it (a legacy
-/// child's `server/discover`) or forwards it. The reply arrives on `reg.stream`; the request
-/// lives as long as the returned `Call`.
+/// child's `server/discover`, a listen, a retry of a parked call) or forwards it. The reply
+/// arrives on `reg.stream`; the request lives as long as the returned `Call`.
 ///
 /// # Errors
 /// A `Refusal` to answer with an error (the transport picks the status).
@@ -146,107 +146,130 @@ pub async fn request(
     msg: Value,
     reg: Registration,
 ) -> Result<Call, Refusal> {
-    let meta = jsonrpc::param(&msg, "_meta");
-    for key in [META_VERSION, META_CAPABILITIES] {
-        if meta.and_then(|m| m.get(key)).is_none() {
-            return Err(Refusal::MissingMeta(key));
-        }
-    }
-    let version = version_of(&msg).unwrap_or_default();
-    if !SUPPORTED.contains(&version) {
-        return Err(Refusal::UnsupportedVersion(version.to_owned()));
-    }
-    let method = jsonrpc::method(&msg).to_owned();
-    if !METHODS.contains(&method.as_str()) {
-        return Err(Refusal::UnknownMethod(method));
-    }
+    let method = check(&msg)?;
     if app.config.supervision.isolation == crate::config::Isolation::Session {
         return Err(Refusal::NoSharedChild);
     }
     let child = app.children.for_request().map_err(Refusal::Routing)?;
     let owner = new_owner();
-    let caller = principal.clone();
-    child.attach_stateless(&owner, principal, input_methods(meta));
+    let meta = jsonrpc::param(&msg, "_meta");
+    child.attach_stateless(&owner, principal.clone(), input_methods(meta));
     let call = Call {
         owner: owner.clone(),
         child: child.clone(),
         tasks: app.children.tasks().clone(),
     };
     let legacy = child.era == ChildEra::Legacy;
-    // A retry of a call parked at a legacy child while its client was asked for input.
     let state = jsonrpc::param(&msg, "requestState").and_then(Value::as_str);
-    if let (true, Some(state)) = (legacy, state) {
-        let parked = request_state::verify(state, caller.as_deref()).map_err(Refusal::BadState)?;
-        let id = jsonrpc::id(&msg);
-        match child.resume(parked, &owner, &msg, reg.clone()).await {
-            Ok(Resumed::Answer(_)) => {}
-            Ok(Resumed::AskAgain(asks)) => {
-                let ttl = RouteRules::HOLD_FOR;
-                let state = request_state::mint(parked, caller.as_deref(), ttl);
-                let result = json!({"resultType": "input_required", "inputRequests": asks, "requestState": state});
-                answer(&reg, jsonrpc::result_value(id, result));
-            }
-            Err(ResumeError::Gone) => {
-                return Err(Refusal::BadState(request_state::Invalid::Expired))
-            }
-            Err(ResumeError::Invalid) => return Err(Refusal::InvalidInput),
+    match (legacy, state, method) {
+        (true, Some(state), _) => {
+            retry(&child, &owner, principal.as_deref(), state, &msg, &reg).await?
         }
-        return Ok(call);
-    }
-    if legacy && method == "server/discover" {
-        let result = discover_result(&child);
-        answer(&reg, jsonrpc::result_value(jsonrpc::id(&msg), result));
-        return Ok(call);
-    }
-    if legacy && method == "subscriptions/listen" {
-        listen(&child, &owner, &msg, &reg)
+        (true, None, "server/discover") => {
+            let result = discover_result(&child);
+            answer(&reg, jsonrpc::result_value(jsonrpc::id(&msg), result));
+        }
+        (true, None, "subscriptions/listen") => listen(&child, &owner, &msg, &reg)
             .await
-            .map_err(Refusal::Routing)?;
-        return Ok(call);
+            .map_err(Refusal::Routing)?,
+        _ => forward(&child, &owner, msg, reg, legacy).await?,
     }
-    // The log level this request asked for (`_meta`): a legacy child is set to it (merged with
-    // everyone else's; a modern child reads it from the `_meta` itself), and the request hears
-    // the child's logs while it is the one in flight (stdio does not say whose a log line is).
-    let level = meta
+    Ok(call)
+}
+
+/// The method of a request whose `_meta` and revision are fine.
+fn check(msg: &Value) -> Result<&str, Refusal> {
+    let meta = jsonrpc::param(msg, "_meta");
+    for key in [META_VERSION, META_CAPABILITIES] {
+        if meta.and_then(|m| m.get(key)).is_none() {
+            return Err(Refusal::MissingMeta(key));
+        }
+    }
+    let version = version_of(msg).unwrap_or_default();
+    if !SUPPORTED.contains(&version) {
+        return Err(Refusal::UnsupportedVersion(version.to_owned()));
+    }
+    let method = jsonrpc::method(msg);
+    if !METHODS.contains(&method) {
+        return Err(Refusal::UnknownMethod(method.to_owned()));
+    }
+    Ok(method)
+}
+
+/// A retry of a call parked at a legacy child while its client was asked for input: answers
+/// the child with its `inputResponses`, or asks again for what is missing.
+async fn retry(
+    child: &ChildHandle,
+    owner: &Owner,
+    caller: Option<&str>,
+    state: &str,
+    msg: &Value,
+    reg: &Registration,
+) -> Result<(), Refusal> {
+    let parked = request_state::verify(state, caller).map_err(Refusal::BadState)?;
+    match child.resume(parked, owner, msg, reg.clone()).await {
+        Ok(Resumed::Answer(_)) => Ok(()),
+        Ok(Resumed::AskAgain(asks)) => {
+            let state = request_state::mint(parked, caller, RouteRules::HOLD_FOR);
+            let result = json!({"resultType": "input_required", "inputRequests": asks, "requestState": state});
+            answer(reg, jsonrpc::result_value(jsonrpc::id(msg), result));
+            Ok(())
+        }
+        Err(ResumeError::Gone) => Err(Refusal::BadState(request_state::Invalid::Expired)),
+        Err(ResumeError::Invalid) => Err(Refusal::InvalidInput),
+    }
+}
+
+/// Forwards a request to the child: as it is to a modern child; to a legacy one without the
+/// 2026-07-28 `_meta` (it was told the clients' capabilities at `initialize`, and hears the
+/// request's log level from the bridge), with its result given what a modern client requires.
+async fn forward(
+    child: &ChildHandle,
+    owner: &Owner,
+    mut msg: Value,
+    reg: Registration,
+    legacy: bool,
+) -> Result<(), Refusal> {
+    // The request hears the child's logs while it is the one in flight (stdio does not say
+    // whose a log line is); a legacy child is set to the level (merged with everyone else's).
+    let level = jsonrpc::param(&msg, "_meta")
         .and_then(|m| m.get(modern::META_LOG_LEVEL))
         .and_then(Value::as_str)
         .and_then(LogLevel::parse);
     if let Some(level) = level {
         child
-            .set_log_level(&owner, level)
+            .set_log_level(owner, level)
             .await
             .map_err(Refusal::Routing)?;
     }
-    let finish: Option<Finish> = match (legacy, CACHEABLE.contains(&method.as_str())) {
+    let method = jsonrpc::method(&msg);
+    let finish: Option<Finish> = match (legacy, CACHEABLE.contains(&method)) {
         (false, _) => None,
         (true, _) if method == "resources/read" => Some(complete_read),
         (true, true) => Some(complete_cacheable),
         (true, false) => Some(complete),
     };
+    if legacy {
+        modern::unstamp(&mut msg);
+    }
     let id = jsonrpc::id(&msg);
+    let stream = reg.stream.clone();
     let how = Forwarding {
         caller: None,
         finish,
     };
-    let mut msg = msg;
-    if legacy {
-        // A session-era child knows nothing of the per-request `_meta`: it was told the
-        // clients' capabilities at `initialize`, and the log level by the bridge.
-        modern::unstamp(&mut msg);
-    }
-    let stream = reg.stream.clone();
-    match child.forward_request(&owner, msg, reg, how).await {
-        Ok(Forwarded::Sent) => {}
+    match child.forward_request(owner, msg, reg, how).await {
+        Ok(Forwarded::Sent) => Ok(()),
         Ok(Forwarded::Refused(why)) => {
             let error = jsonrpc::error_value(id, jsonrpc::TOO_MANY_REQUESTS, why);
             let _ = stream.try_send(Outbound {
                 json: jsonrpc::to_bytes(&error),
                 last: true,
             });
+            Ok(())
         }
-        Err(r) => return Err(Refusal::Routing(r)),
+        Err(r) => Err(Refusal::Routing(r)),
     }
-    Ok(call)
 }
 
 /// Serves `subscriptions/listen` from a legacy child's notifications: acknowledges the part of
