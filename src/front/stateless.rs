@@ -115,15 +115,19 @@ pub struct Call {
 
 impl Drop for Call {
     fn drop(&mut self) {
-        let detached = self.child.detach_now(&self.owner);
-        // Most calls have ended by now and leave nothing to tell the child: no task then.
-        if detached.is_empty() {
-            return;
-        }
-        let child = self.child.clone();
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            self.tasks
-                .spawn_on(async move { child.finish_detach(detached).await }, &rt);
+        // A restart meanwhile handed the request's owner to the successor: leave it there too.
+        let mut child = Some(self.child.clone());
+        while let Some(c) = child {
+            let detached = c.detach_now(&self.owner);
+            let next = c.successor();
+            // Most calls have ended by now and leave nothing to tell the child: no task then.
+            if !detached.is_empty() {
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    self.tasks
+                        .spawn_on(async move { c.finish_detach(detached).await }, &rt);
+                }
+            }
+            child = next;
         }
     }
 }

@@ -9,7 +9,7 @@
 
 use serde_json::{json, Map, Value};
 
-use super::{Action, Pending, Routes, ServerRequest, StreamTx};
+use super::{Action, Pending, RouteRules, Routes, ServerRequest, StreamTx};
 use crate::jsonrpc;
 
 /// Rounds of `input_required` without any input request (the child only handing back its
@@ -96,6 +96,9 @@ impl Routes {
         });
         if !valid {
             return fail("the MCP server asked for input of a kind the bridge cannot relay");
+        }
+        if self.continuations.len() >= RouteRules::MAX_WAITING_FOR_INPUT {
+            return fail("too many calls are waiting for their clients' input; retry later");
         }
         let continuation = self.alloc();
         let mut asks = Vec::with_capacity(requests.len());

@@ -252,6 +252,9 @@ pub struct RouteRules {
 impl RouteRules {
     /// Server requests held per child at most, waiting for their session to open a stream.
     pub const MAX_HELD: usize = 16;
+    /// Calls per child waiting for their client's input at most (continuations and parked
+    /// calls each): beyond it such a call fails rather than wait.
+    pub const MAX_WAITING_FOR_INPUT: usize = 1024;
     /// How long a server request is held at most (less when the request timeout is shorter).
     pub const HOLD_FOR: Duration = Duration::from_secs(60);
 

@@ -118,6 +118,10 @@ impl Routes {
                 refused: None,
             };
         }
+        if self.parked.len() >= super::RouteRules::MAX_WAITING_FOR_INPUT {
+            let why = "too many stateless calls are waiting for their clients' input";
+            return refuse(child_id, method, why);
+        }
         let id = self.alloc();
         let parking: Owner = format!("parked-{id}").into();
         let methods = self
