@@ -266,3 +266,24 @@ fn input_requests_pass_untouched_to_a_client_that_handles_them() {
     };
     assert_eq!(msg["result"]["resultType"], "input_required");
 }
+
+#[test]
+fn calls_waiting_for_input_are_bounded() {
+    let mut r = routes();
+    for n in 0..RouteRules::MAX_WAITING_FOR_INPUT {
+        let (bid, _tx, _rx) = call(&mut r, true);
+        let a = r.from_child(input_required(bid, two_inputs(), None));
+        assert!(matches!(a, Action::Ask { .. }), "{n}: {a:?}");
+    }
+    let (bid, _tx, _rx) = call(&mut r, true);
+    let Action::Deliver {
+        msg, last: true, ..
+    } = r.from_child(input_required(bid, two_inputs(), None))
+    else {
+        panic!()
+    };
+    assert!(msg["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("too many"));
+}

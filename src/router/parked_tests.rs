@@ -163,3 +163,63 @@ fn a_parked_call_whose_client_never_retries_is_cancelled_in_time() {
     );
     assert!(r.next_deadline().is_none());
 }
+
+#[test]
+fn parked_calls_are_bounded() {
+    let mut r = routes();
+    for n in 0..RouteRules::MAX_WAITING_FOR_INPUT {
+        let owner_n = owner(&format!("s{n}"));
+        r.attach_stateless(
+            owner_n.clone(),
+            None,
+            InputKinds {
+                elicitation: true,
+                ..Default::default()
+            },
+        );
+        let (tx, _rx) = stream_channel(2);
+        let reg = Registration {
+            stream: tx,
+            sse: false,
+        };
+        let mut msg = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {}});
+        r.register(&owner_n, &mut msg, reg).unwrap();
+        assert!(
+            matches!(
+                r.from_child(ask(&format!("e{n}"), "elicitation/create")),
+                Action::Drop { .. }
+            ),
+            "{n}"
+        );
+        // Announced at once: the next one is another call's.
+        assert_eq!(r.announce().len(), 1);
+        r.detach(&owner_n);
+    }
+    r.attach_stateless(
+        owner("last"),
+        None,
+        InputKinds {
+            elicitation: true,
+            ..Default::default()
+        },
+    );
+    let (tx, _rx) = stream_channel(2);
+    let mut msg = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {}});
+    r.register(
+        &owner("last"),
+        &mut msg,
+        Registration {
+            stream: tx,
+            sse: false,
+        },
+    )
+    .unwrap();
+    let Action::ToChild {
+        refused: Some(refusal),
+        ..
+    } = r.from_child(ask("over", "elicitation/create"))
+    else {
+        panic!()
+    };
+    assert!(refusal.why.contains("too many"));
+}
