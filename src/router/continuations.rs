@@ -162,7 +162,7 @@ impl Routes {
         }
         let answer = msg.get("result").cloned().unwrap_or_else(|| json!({}));
         if c.answers.insert(key, answer).is_none() {
-            c.missing -= 1;
+            c.missing = c.missing.saturating_sub(1);
         }
         if c.missing > 0 {
             return ReplyRoute::Recorded;

@@ -446,7 +446,7 @@ impl Routes {
     fn remove_pending(&mut self, id: u64) -> Option<Pending> {
         let p = self.pending.remove(&id)?;
         if let Some(a) = self.attached.get_mut(&p.owner) {
-            a.in_flight -= 1;
+            a.in_flight = a.in_flight.saturating_sub(1);
         }
         Some(p)
     }

@@ -196,7 +196,7 @@ impl Routes {
         };
         let old = std::mem::replace(&mut p.owner, owner.clone());
         if let Some(a) = self.attached.get_mut(&old) {
-            a.in_flight -= 1;
+            a.in_flight = a.in_flight.saturating_sub(1);
         }
         if let Some(a) = self.attached.get_mut(owner) {
             a.in_flight += 1;
