@@ -109,6 +109,7 @@ fn usage_errors_exit_2() {
         &[][..],
         &["--port", "x", "--", "srv"],
         &["--mcp-path", "mcp", "--", "srv"],
+        &["--child-era", "future", "--", "srv"],
         &["srv"],
     ] {
         let out = bridge(args).output().unwrap();
@@ -167,6 +168,25 @@ fn a_command_that_cannot_start_exits_1_naming_it() {
         err.contains("/nonexistent/server") && err.contains("No such file"),
         "{err}"
     );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn the_child_era_flag_is_held_to_what_the_child_speaks() {
+    // A 2026-07-28-only server, told to be initialized the session way, refuses `initialize`.
+    let out = bridge(&["--port", "0", "--child-era", "legacy", "--", MODERN_FIXTURE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("refused initialize"), "{err}");
+    // A session-era server, required to be modern, is refused naming why.
+    let out = bridge(&["--port", "0", "--child-era", "modern", "--", FIXTURE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not modern"), "{err}");
     assert!(out.stdout.is_empty());
 }
 
