@@ -138,6 +138,23 @@ pub struct Errors {
     pub first: Vec<String>,
 }
 
+/// The value of a step run under a timeout; a failure or a timeout is counted, and the
+/// connection it used is dropped (it may be unusable).
+fn counted<T>(
+    done: Result<Result<T, Fail>, tokio::time::error::Elapsed>,
+    errors: &mut Errors,
+    conn: &mut Option<Conn>,
+) -> Option<T> {
+    let fail = match done {
+        Ok(Ok(value)) => return Some(value),
+        Ok(Err(e)) => e,
+        Err(_) => Fail::Timeout,
+    };
+    errors.add(&fail);
+    *conn = None;
+    None
+}
+
 impl Errors {
     pub fn add(&mut self, f: &Fail) {
         match f {
@@ -491,16 +508,9 @@ pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
                     let holder = hold_stream(addr, &path, &sid, closed.clone()).await?;
                     Ok::<_, Fail>((session, holder))
                 };
-                match tokio::time::timeout(OPEN_TIMEOUT, one).await {
-                    Ok(Ok((session, holder))) => opened.push((Arc::new(session), holder)),
-                    Ok(Err(e)) => {
-                        errors.add(&e);
-                        conn = None;
-                    }
-                    Err(_) => {
-                        errors.add(&Fail::Timeout);
-                        conn = None;
-                    }
+                let done = tokio::time::timeout(OPEN_TIMEOUT, one).await;
+                if let Some((session, holder)) = counted(done, &mut errors, &mut conn) {
+                    opened.push((Arc::new(session), holder));
                 }
             }
             (opened, errors)
@@ -548,16 +558,9 @@ pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
                     let c = conn.as_mut().expect("opened above");
                     client::echo(Kind::Stream, c, &path, &session, id, &text, 0).await
                 };
-                match tokio::time::timeout(timeout, call).await {
-                    Ok(Ok(())) => lat.push(start.elapsed().as_nanos() as u64),
-                    Ok(Err(e)) => {
-                        errors.add(&e);
-                        conn = None;
-                    }
-                    Err(_) => {
-                        errors.add(&Fail::Timeout);
-                        conn = None;
-                    }
+                let done = tokio::time::timeout(timeout, call).await;
+                if counted(done, &mut errors, &mut conn).is_some() {
+                    lat.push(start.elapsed().as_nanos() as u64);
                 }
             }
             (lat, errors)

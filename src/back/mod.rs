@@ -87,8 +87,10 @@ where
 {
     let probe = match choice {
         EraChoice::Legacy => modern::Probe::Legacy("--child-era legacy".into()),
-        EraChoice::Modern => modern::discover(stdin, stdout, timeout).await?,
-        EraChoice::Auto => modern::probe(stdin, stdout, PROBE_TIMEOUT.min(timeout)).await?,
+        EraChoice::Modern => modern::discover(stdin, stdout, timeout, true).await?,
+        EraChoice::Auto => {
+            modern::discover(stdin, stdout, PROBE_TIMEOUT.min(timeout), false).await?
+        }
     };
     match probe {
         modern::Probe::Modern(d) => {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, bail};
+use anyhow::bail;
 use serde_json::{json, Map, Value};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -102,52 +102,34 @@ fn discover_request() -> Value {
     })
 }
 
-/// Probes a child of unknown era: a `DiscoverResult`, or a recognised modern error, means
+/// Asks a child `server/discover`. A `DiscoverResult`, or a recognised modern error, means
 /// modern; any other answer, or silence for `timeout`, means legacy (never keyed to one error
-/// code: 2026-07-28 `basic/versioning`, "Backward Compatibility").
+/// code: 2026-07-28 `basic/versioning`, "Backward Compatibility"). With `required`
+/// (`--child-era modern`) legacy is an error instead.
 ///
 /// # Errors
-/// When the child exits, or is modern but speaks no revision the bridge knows.
-pub async fn probe<W, R>(
-    stdin: &mut W,
-    stdout: &mut LineReader<R>,
-    timeout: Duration,
-) -> anyhow::Result<Probe>
-where
-    W: AsyncWrite + Unpin,
-    R: AsyncRead + Unpin,
-{
-    write_line(stdin, &discover_request()).await?;
-    match tokio::time::timeout(timeout, answer(stdin, stdout)).await {
-        Ok(answer) => judge(answer?),
-        Err(_) => Ok(Probe::Legacy(format!(
-            "no answer to server/discover within {timeout:?}"
-        ))),
-    }
-}
-
-/// Asks a child known to be modern (`--child-era modern`) for its `DiscoverResult`.
-///
-/// # Errors
-/// When it does not answer with one within `timeout`.
+/// When the child exits, is modern but speaks no revision the bridge knows, or is required to
+/// be modern and is not.
 pub async fn discover<W, R>(
     stdin: &mut W,
     stdout: &mut LineReader<R>,
     timeout: Duration,
+    required: bool,
 ) -> anyhow::Result<Probe>
 where
     W: AsyncWrite + Unpin,
     R: AsyncRead + Unpin,
 {
     write_line(stdin, &discover_request()).await?;
-    let answer = tokio::time::timeout(timeout, answer(stdin, stdout))
-        .await
-        .map_err(|_| {
-            anyhow!("the MCP server did not answer server/discover within {timeout:?}")
-        })??;
-    match judge(answer)? {
-        Probe::Legacy(why) => bail!("--child-era modern, but the MCP server is not modern: {why}"),
-        modern => Ok(modern),
+    let probe = match tokio::time::timeout(timeout, answer(stdin, stdout)).await {
+        Ok(answer) => judge(answer?)?,
+        Err(_) => Probe::Legacy(format!("no answer to server/discover within {timeout:?}")),
+    };
+    match probe {
+        Probe::Legacy(why) if required => {
+            bail!("--child-era modern, but the MCP server is not modern: {why}")
+        }
+        probe => Ok(probe),
     }
 }
 

@@ -399,6 +399,15 @@ impl Routes {
         &self.rules
     }
 
+    /// When a request of `method` registered now times out: a subscription stream stays open
+    /// as long as its client wants, so it never does.
+    fn deadline_of(&self, method: &str) -> Option<Instant> {
+        match method {
+            "subscriptions/listen" => None,
+            _ => self.deadline(self.rules.request_timeout),
+        }
+    }
+
     fn deadline(&self, after: Option<Duration>) -> Option<Instant> {
         after.map(|d| Instant::now() + d)
     }
@@ -487,11 +496,9 @@ impl Routes {
         let client_id = jsonrpc::replace_id(msg, json!(id));
         // The bridge id doubles as the progress token the child sees: unique while pending.
         let progress = jsonrpc::replace_progress_token(msg, json!(id));
-        // A subscription stream stays open as long as its client wants: no timeout.
-        let deadline = match jsonrpc::method(msg) {
-            "subscriptions/listen" => None,
-            _ => self.deadline(self.rules.request_timeout),
-        };
+        let method = jsonrpc::method(msg);
+        let lists_tasks = method == "tasks/list";
+        let deadline = self.deadline_of(method);
         let prev = self.pending.insert(
             id,
             Pending {
@@ -500,7 +507,7 @@ impl Routes {
                 stream: Some(reg.stream),
                 progress,
                 sse: reg.sse,
-                lists_tasks: jsonrpc::method(msg) == "tasks/list",
+                lists_tasks,
                 deadline,
                 slot: None,
                 retry: None,
@@ -547,10 +554,7 @@ impl Routes {
     pub fn register_internal(&mut self, msg: &mut Value) -> u64 {
         let id = self.alloc();
         jsonrpc::replace_id(msg, json!(id));
-        let deadline = match jsonrpc::method(msg) {
-            "subscriptions/listen" => None,
-            _ => self.deadline(self.rules.request_timeout),
-        };
+        let deadline = self.deadline_of(jsonrpc::method(msg));
         self.pending.insert(
             id,
             Pending {
