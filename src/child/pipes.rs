@@ -84,6 +84,10 @@ pub(super) async fn run_writer(mut stdin: ChildStdin, mut lanes: Lanes, close: C
         };
         buf.extend_from_slice(&first);
         buf.push(b'\n');
+        // Let the tasks that are ready run first: lines they queue go out in this write, one
+        // wake-up of the child for many requests under load (measured: see the README's
+        // performance section), and no wait at all when nothing else is ready.
+        tokio::task::yield_now().await;
         while buf.len() < 1 << 20 {
             let Some(line) = lanes.try_next() else { break };
             buf.extend_from_slice(&line);
