@@ -131,6 +131,7 @@ pub(super) async fn run_reader(mut lines: LineReader<ChildStdout>, child: Arc<Ch
             lines.next_line().await
         };
         match next {
+            Ok(Some(Line::Text(line))) if route_plain(&child, &line) => {}
             Ok(Some(Line::Text(line))) => match serde_json::from_slice::<Value>(&line) {
                 Ok(msg) => {
                     let action = child.routes().from_child(msg);
@@ -151,6 +152,22 @@ pub(super) async fn run_reader(mut lines: LineReader<ChildStdout>, child: Arc<Ch
     let failed = child.fail_waiting(jsonrpc::CHILD_EXITED, "the MCP server process exited");
     info!(failed, "child output ended");
     child.gone.cancel();
+}
+
+/// Routes a plain response by its envelope alone (`crate::envelope`); false when the line
+/// needs the full parse.
+fn route_plain(child: &ChildHandle, line: &[u8]) -> bool {
+    let Some(env) = crate::envelope::read(line) else {
+        return false;
+    };
+    let action = child.routes().response_raw(line, &env);
+    match action {
+        Some(action) => {
+            perform(child, action);
+            true
+        }
+        None => false,
+    }
 }
 
 /// A line over the limit is skipped; when it was the response to a waiting request (its id
@@ -209,6 +226,9 @@ fn perform(child: &ChildHandle, action: Action) {
                 last,
             };
             deliver(child, &to, out, jsonrpc::method(&msg));
+        }
+        Action::Send { to, json, last } => {
+            deliver(child, &to, Outbound { json, last }, "response");
         }
         Action::Ask { to, requests } => {
             for msg in requests {
