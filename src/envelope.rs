@@ -27,7 +27,8 @@ struct Top<'a> {
     method: Option<&'a RawValue>,
     #[serde(borrow)]
     params: Option<Params<'a>>,
-    result: Option<IgnoredAny>,
+    #[serde(borrow)]
+    result: Option<&'a RawValue>,
     error: Option<IgnoredAny>,
 }
 
@@ -65,6 +66,8 @@ pub struct Envelope<'a> {
     pub subscription: bool,
     /// `params.task` is present: the request may create a task.
     pub task: bool,
+    /// A response's `result`, as written.
+    pub result: Option<&'a RawValue>,
 }
 
 /// The envelope of `bytes` when it is a plain JSON-RPC message; `None` sends it to the full
@@ -101,6 +104,7 @@ pub fn read(bytes: &[u8]) -> Option<Envelope<'_>> {
         modern: meta.as_ref().is_some_and(|m| m.version.is_some()),
         subscription: meta.as_ref().is_some_and(|m| m.subscription.is_some()),
         task,
+        result: top.result,
     })
 }
 

@@ -37,17 +37,23 @@ impl Routes {
         let raw_id = env.id?;
         let id = envelope::bridge_id(raw_id)?;
         let p = self.pending.get(&id)?;
-        let plain = p.stream.is_some()
-            && p.retry.is_none()
-            && p.finish.is_none()
-            && !p.lists_tasks
-            && !p.task;
+        let plain = p.stream.is_some() && p.retry.is_none() && !p.lists_tasks && !p.task;
         if !plain {
             return None;
         }
+        let rendered = match p.finish {
+            Some(finish) => Some((finish.bytes)(line, env, &self.rules.finish_context)?),
+            None => None,
+        };
         let client_id = serde_json::to_vec(&p.client_id).ok()?;
         let p = self.remove_pending(id)?;
-        let json = envelope::splice(line, &mut [(envelope::range_in(line, raw_id), &client_id)]);
+        let id_at = envelope::range_in(line, raw_id);
+        let json = match &rendered {
+            Some((at, added)) => {
+                envelope::splice(line, &mut [(id_at, &client_id), (*at..*at, added)])
+            }
+            None => envelope::splice(line, &mut [(id_at, &client_id)]),
+        };
         Some(Action::Send {
             to: p.stream?,
             json,

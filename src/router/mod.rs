@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::envelope::Envelope;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 
@@ -243,7 +244,14 @@ pub enum Refused {
 
 /// A front's rendering of a response, applied before delivery with the child's `RouteRules::
 /// finish_context`; the router does not know what it does.
-pub type Finish = fn(&mut Value, &Value);
+#[derive(Debug, Clone, Copy)]
+pub struct Finish {
+    /// Renders the parsed response.
+    pub value: fn(&mut Value, &Value),
+    /// The same rendering as an insertion into the response's bytes (read as the envelope):
+    /// where, and what. `None` when only `value` can render this response.
+    pub bytes: fn(&[u8], &Envelope<'_>, &Value) -> Option<(usize, Vec<u8>)>,
+}
 
 /// The bounds and rules one child's routing applies.
 #[derive(Debug, Clone)]
