@@ -21,8 +21,8 @@ use crate::envelope::{self, Envelope};
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 use crate::router::{
-    Finish, InputKinds, Listen, Outbound, Owner, Refused, Registration, ResumeError, Resumed,
-    RouteRules,
+    Finish, FinishBytes, InputKinds, Insertion, Listen, Outbound, Owner, Refused, Registration,
+    ResumeError, Resumed, RouteRules,
 };
 use crate::state::BridgeState;
 
@@ -448,7 +448,7 @@ fn fill_bytes(
     env: &Envelope<'_>,
     cacheable: bool,
     server_info: &Value,
-) -> Option<(usize, Vec<u8>)> {
+) -> Option<Insertion> {
     let Some(result) = env.result else {
         return Some((0, Vec::new()));
     };
@@ -482,20 +482,16 @@ fn fill_bytes(
     ))
 }
 
-fn complete_bytes(line: &[u8], env: &Envelope<'_>, info: &Value) -> Option<(usize, Vec<u8>)> {
+fn complete_bytes(line: &[u8], env: &Envelope<'_>, info: &Value) -> Option<Insertion> {
     fill_bytes(line, env, false, info)
 }
 
-fn complete_cacheable_bytes(
-    line: &[u8],
-    env: &Envelope<'_>,
-    info: &Value,
-) -> Option<(usize, Vec<u8>)> {
+fn complete_cacheable_bytes(line: &[u8], env: &Envelope<'_>, info: &Value) -> Option<Insertion> {
     fill_bytes(line, env, true, info)
 }
 
 /// An error's code may change (`complete_read`): only results take the byte path.
-fn complete_read_bytes(line: &[u8], env: &Envelope<'_>, info: &Value) -> Option<(usize, Vec<u8>)> {
+fn complete_read_bytes(line: &[u8], env: &Envelope<'_>, info: &Value) -> Option<Insertion> {
     env.result?;
     fill_bytes(line, env, true, info)
 }
@@ -519,7 +515,7 @@ mod tests {
         ];
         type Pair = (
             fn(&mut Value, &Value),
-            fn(&[u8], &Envelope<'_>, &Value) -> Option<(usize, Vec<u8>)>,
+            fn(&[u8], &Envelope<'_>, &Value) -> Option<Insertion>,
         );
         let pairs: [Pair; 3] = [
             (complete, complete_bytes),

@@ -250,8 +250,15 @@ pub struct Finish {
     pub value: fn(&mut Value, &Value),
     /// The same rendering as an insertion into the response's bytes (read as the envelope):
     /// where, and what. `None` when only `value` can render this response.
-    pub bytes: fn(&[u8], &Envelope<'_>, &Value) -> Option<(usize, Vec<u8>)>,
+    pub bytes: FinishBytes,
 }
+
+/// `Finish::bytes`: given the response's bytes, its envelope and the finish context, the
+/// offset to insert at and the bytes to insert.
+pub type FinishBytes = fn(&[u8], &Envelope<'_>, &Value) -> Option<Insertion>;
+
+/// Bytes to insert at an offset.
+pub type Insertion = (usize, Vec<u8>);
 
 /// The bounds and rules one child's routing applies.
 #[derive(Debug, Clone)]
