@@ -21,8 +21,8 @@ use crate::envelope::{self, Envelope};
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 use crate::router::{
-    Finish, FinishBytes, InputKinds, Insertion, Listen, Outbound, Owner, Refused, Registration,
-    ResumeError, Resumed, RouteRules,
+    Finish, InputKinds, Insertion, Listen, Outbound, Owner, Refused, Registration, ResumeError,
+    Resumed, RouteRules,
 };
 use crate::state::BridgeState;
 
