@@ -388,6 +388,11 @@ fn endpoint_path(flag: &str, value: &str) -> Result<Option<String>, String> {
     }
 }
 
+/// The worker threads `--threads` defaults to: the cores less one for the child, at least one.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -520,9 +525,4 @@ mod tests {
         let config = cli.into_config().unwrap();
         assert_eq!((config.sse_path, config.message_path), (None, None));
     }
-}
-
-/// The worker threads `--threads` defaults to: the cores less one for the child, at least one.
-pub fn default_threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
