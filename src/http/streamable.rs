@@ -18,7 +18,7 @@ use super::guard::Principal;
 use super::refused;
 use super::sse::{self, EventStream};
 use crate::back::legacy as handshake;
-use crate::envelope::{Fast, RawRequest};
+use crate::envelope::RawRequest;
 use crate::error::{json_bytes_response, json_response, HttpError};
 use crate::front;
 use crate::jsonrpc::{self, Kind};
@@ -44,23 +44,18 @@ pub async fn post(
     let body = super::read_body(&app, body)?;
     accept::check_content_type(&headers)?;
     let mode = accept::post_reply_mode(&headers)?;
-    // The fast path: a plain request goes on as its own bytes (`envelope`).
-    match Fast::read(&body) {
-        Some(Fast::Session(req)) if headers.contains_key(SESSION_HEADER) => {
+    // The fast path: a session's plain request goes on as its own bytes (`envelope`).
+    if headers.contains_key(SESSION_HEADER) {
+        if let Some(req) = RawRequest::new(&body) {
             let session = session_of(&app, &headers, &principal)?;
             return call(&app, &session, Call::Plain(req), mode).await;
         }
-        Some(Fast::Stateless(req, checked)) => {
-            return super::stateless::post(&app, principal, &headers, checked, mode, Some(req))
-                .await;
-        }
-        _ => {}
     }
     let msg: Value = super::parse_json(&body)?;
     // A request carrying the 2026-07-28 `_meta` is served statelessly, whatever the session
     // headers say (a dual-era endpoint: `initialize` still opens a session).
     if is_stateless(&headers, &msg) && super::classify(&msg)? == Kind::Request {
-        return super::stateless::post(&app, principal, &headers, msg, mode, None).await;
+        return super::stateless::post(&app, principal, &headers, msg, mode).await;
     }
     if let Value::Array(batch) = msg {
         let session = session_of(&app, &headers, &principal)?;
