@@ -1,7 +1,8 @@
 //! Which child serves a session, and keeping children alive. Shared isolation runs one child
 //! (or a pool of them, each session pinned to the least loaded at `initialize`), restarted by a
 //! supervisor with exponential backoff. Session isolation runs one child per session, spawned
-//! at `initialize` and ended with the session.
+//! at `initialize` and ended with the session. User isolation runs one child per user, spawned
+//! at their first `initialize`, shared by their sessions, and ended once idle.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +29,8 @@ pub struct Children {
     slots: Mutex<Vec<Arc<ChildHandle>>>,
     /// Session isolation: a child started ahead, for the next session.
     spare: Mutex<Option<Arc<ChildHandle>>>,
+    /// User isolation: each user's child. Lock: taken before `live` when both are needed.
+    users: Mutex<HashMap<Arc<str>, UserChild>>,
     /// Every child that may be running, and the places reserved for children being started.
     live: Mutex<Live>,
     /// Every task spawned for the children (pipes, supervisors, stops); shutdown waits for them.
@@ -45,6 +48,14 @@ pub struct Children {
 struct Live {
     children: HashMap<u64, Arc<ChildHandle>>,
     starting: usize,
+}
+
+/// A user's child and how many of their sessions use it.
+struct UserChild {
+    child: Arc<ChildHandle>,
+    sessions: usize,
+    /// Since when no session has used it (`None` while one does).
+    idle_since: Option<tokio::time::Instant>,
 }
 
 /// A place reserved for a child being started; given back if the start fails or is abandoned.
@@ -94,6 +105,7 @@ impl Children {
         let children = Children {
             slots: Mutex::new(Vec::new()),
             spare: Mutex::new(None),
+            users: Mutex::new(HashMap::new()),
             live: Mutex::new(Live::default()),
             tasks,
             restarts: AtomicU64::new(0),
@@ -113,7 +125,11 @@ impl Children {
             }
             // Children with per-session environments cannot be started ahead: the probe that
             // showed the command works is ended.
-            Isolation::Session if !sup.header_env.is_empty() => {
+            Isolation::Session | Isolation::User
+                if !sup.header_env.is_empty()
+                    || !sup.claim_env.is_empty()
+                    || sup.isolation == Isolation::User =>
+            {
                 let grace = children.config.shutdown_grace;
                 for c in started {
                     children
@@ -121,7 +137,7 @@ impl Children {
                         .spawn(async move { shutdown::stop_child(&c, grace).await });
                 }
             }
-            Isolation::Session => *lock(&children.spare) = started.pop(),
+            Isolation::Session | Isolation::User => *lock(&children.spare) = started.pop(),
         }
         Ok(Arc::new(children))
     }
@@ -138,16 +154,23 @@ impl Children {
         &self.tasks
     }
 
-    /// The child for a new session: the least loaded running shared child, or a new child of
-    /// its own (with `extra_env`) in session isolation.
+    /// The child for a new session of `user`: the least loaded running shared child, a new
+    /// child of its own (with `extra_env`) in session isolation, or the user's child (started
+    /// with `extra_env` if they have none running) in user isolation.
     ///
     /// # Errors
     /// `ChildGone` when no child is running or one cannot be started; `TooManySessions` at
     /// `max_children`.
     pub async fn for_session(
         &self,
+        user: Option<&Arc<str>>,
         extra_env: &[(String, String)],
     ) -> Result<Arc<ChildHandle>, Refused> {
+        if self.config.supervision.isolation == Isolation::User {
+            // The CLI requires authentication for user isolation; an anonymous user is one.
+            let anonymous: Arc<str> = Arc::from("");
+            return self.for_user(user.unwrap_or(&anonymous), extra_env).await;
+        }
         if self.config.supervision.isolation == Isolation::Shared {
             let slots = lock(&self.slots);
             let running = slots.iter().filter(|c| c.is_running());
@@ -180,6 +203,87 @@ impl Children {
         Ok(child)
     }
 
+    /// User isolation: `user`'s running child, counted as used by one more session, or a new one.
+    async fn for_user(
+        &self,
+        user: &Arc<str>,
+        extra_env: &[(String, String)],
+    ) -> Result<Arc<ChildHandle>, Refused> {
+        if let Some(child) = self.take_user_child(user) {
+            return Ok(child);
+        }
+        let (place, _) = self.reserve(false).ok_or_else(|| {
+            warn!(
+                max = self.config.supervision.max_children,
+                "session refused: child limit reached"
+            );
+            Refused::TooManySessions
+        })?;
+        let child = child::spawn(&self.config, extra_env, &self.tasks)
+            .await
+            .map_err(|e| {
+                error!(err = format!("{e:#}"), "cannot start a child for a user");
+                Refused::ChildGone
+            })?;
+        // Two first sessions of one user may have started a child each: the first one kept
+        // serves both, the other is ended.
+        if let Some(theirs) = self.take_user_child(user) {
+            let grace = self.config.shutdown_grace;
+            self.tasks
+                .spawn(async move { shutdown::stop_child(&child, grace).await });
+            return Ok(theirs);
+        }
+        place.fill(&child);
+        info!(pid = child.pid, "child started for a user");
+        lock(&self.users).insert(
+            user.clone(),
+            UserChild {
+                child: child.clone(),
+                sessions: 1,
+                idle_since: None,
+            },
+        );
+        Ok(child)
+    }
+
+    /// `user`'s running child, with one more session counted; `None` when they have none.
+    fn take_user_child(&self, user: &Arc<str>) -> Option<Arc<ChildHandle>> {
+        let mut users = lock(&self.users);
+        let entry = users.get_mut(user)?;
+        if !entry.child.is_running() {
+            users.remove(user);
+            return None;
+        }
+        entry.sessions += 1;
+        entry.idle_since = None;
+        Some(entry.child.clone())
+    }
+
+    /// User isolation: ends the children no session has used for `idle`, and forgets those
+    /// that exited. Returns how many were ended.
+    pub fn reap_idle_users(&self, now: tokio::time::Instant, idle: Duration) -> usize {
+        let mut ended = Vec::new();
+        lock(&self.users).retain(|_, u| {
+            let idle_out = u
+                .idle_since
+                .is_some_and(|t| now.saturating_duration_since(t) > idle);
+            if idle_out || !u.child.is_running() {
+                ended.push(u.child.clone());
+                return false;
+            }
+            true
+        });
+        let grace = self.config.shutdown_grace;
+        for child in &ended {
+            lock(&self.live).children.remove(&child.key);
+            info!(pid = child.pid, "child of an idle user ended");
+            let child = child.clone();
+            self.tasks
+                .spawn(async move { shutdown::stop_child(&child, grace).await });
+        }
+        ended.len()
+    }
+
     /// A place for one more child in session isolation, with the running spare when
     /// `take_spare` (it already held a place), unless `max_children` are running or being
     /// started.
@@ -198,8 +302,19 @@ impl Children {
         Some((Reservation { live: &self.live }, spare))
     }
 
-    /// A session is done with `child`: in session isolation the child is ended.
+    /// A session is done with `child`: in session isolation the child is ended; in user
+    /// isolation it starts idling when no other session of the user uses it.
     pub fn release(&self, child: &Arc<ChildHandle>) {
+        if self.config.supervision.isolation == Isolation::User {
+            let mut users = lock(&self.users);
+            if let Some(u) = users.values_mut().find(|u| u.child.key == child.key) {
+                u.sessions = u.sessions.saturating_sub(1);
+                if u.sessions == 0 {
+                    u.idle_since = Some(tokio::time::Instant::now());
+                }
+            }
+            return;
+        }
         if self.config.supervision.isolation == Isolation::Session
             && lock(&self.live).children.remove(&child.key).is_some()
         {
@@ -273,7 +388,7 @@ impl Children {
         let sup = &self.config.supervision;
         let slots: Vec<Value> = lock(&self.slots).iter().map(describe).collect();
         json!({
-            "isolation": match sup.isolation { Isolation::Shared => "shared", Isolation::Session => "session" },
+            "isolation": match sup.isolation { Isolation::Shared => "shared", Isolation::Session => "session", Isolation::User => "user" },
             "restarts": self.restarts.load(Ordering::Relaxed),
             "running": self.all().iter().filter(|c| c.is_running()).count(),
             "starting": lock(&self.live).starting,

@@ -75,6 +75,7 @@ pub mod jsonrpc;
 pub mod lines;
 pub mod listener;
 pub mod loglevel;
+pub mod oauth;
 pub mod router;
 pub mod session;
 pub mod shutdown;
@@ -96,6 +97,7 @@ pub struct Bridge {
     config: Config,
     children: Arc<children::Children>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    oauth: Option<Arc<oauth::Verifier>>,
 }
 
 impl Bridge {
@@ -106,12 +108,18 @@ impl Bridge {
     pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         // Certificate problems are reported before any child is started.
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        // So are the issuers' keys: a wrong issuer fails now, not at the first request.
+        let oauth = match &config.oauth {
+            Some(o) => Some(Arc::new(oauth::Verifier::start(o).await?)),
+            None => None,
+        };
         warn_of_shared_users(&config);
         let children = children::Children::start(config.clone()).await?;
         Ok(Bridge {
             config,
             children,
             tls,
+            oauth,
         })
     }
 
@@ -134,9 +142,19 @@ impl Bridge {
         // Cancelled first at shutdown: no new connections; open ones finish their requests.
         let stop_accepting = root.child_token();
         let children = self.children.clone();
-        let policy = access::Policy::new(&self.config.access, listener.local_addr()?);
+        let addr = listener.local_addr()?;
+        let policy = access::Policy::new(&self.config.access, addr);
+        let oauth = self
+            .oauth
+            .clone()
+            .map(|v| oauth::ResourceServer::new(v, &self.config, addr, self.tls.is_some()))
+            .transpose()?;
+        if let Some(o) = &oauth {
+            info!(resource = %o.resource, "OAuth: serving as a protected resource");
+        }
         let state = Arc::new(state::BridgeState {
             policy,
+            oauth,
             config: self.config.clone(),
             sessions: session::Sessions::default(),
             children: children.clone(),
@@ -261,6 +279,9 @@ async fn reap_idle_sessions(state: Arc<state::BridgeState>) {
             info!(session = %session.id, ?timeout, "session expired (idle)");
             front::session::end(&state, &session).await;
         }
+        state
+            .children
+            .reap_idle_users(tokio::time::Instant::now(), timeout);
     }
 }
 

@@ -151,7 +151,9 @@ pub async fn request(
     reg: Registration,
 ) -> Result<Call, Refusal> {
     let method = check(&msg)?;
-    if app.config.supervision.isolation == crate::config::Isolation::Session {
+    // Session and user isolation have no shared child (a user's child is started for their
+    // sessions; serving stateless requests from it is left for later).
+    if app.config.supervision.isolation != crate::config::Isolation::Shared {
         return Err(Refusal::NoSharedChild);
     }
     let child = app.children.for_request().map_err(Refusal::Routing)?;

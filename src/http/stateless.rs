@@ -156,7 +156,7 @@ fn refusal(id: Value, r: Refusal) -> HttpError {
         Refusal::NoSharedChild => rpc(
             StatusCode::SERVICE_UNAVAILABLE,
             jsonrpc::CHILD_EXITED,
-            "Service Unavailable: with --isolation session every MCP server process belongs to a session; use initialize (a 2026-07-28 request has no session)".into(),
+            "Service Unavailable: with --isolation session or user every MCP server process belongs to a session or a user; use initialize (a 2026-07-28 request has no session)".into(),
             None,
         ),
         Refusal::InvalidInput => rpc(

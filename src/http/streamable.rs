@@ -14,7 +14,7 @@ use serde_json::Value;
 use tracing::{debug, info};
 
 use super::accept::{self, ReplyMode};
-use super::guard::Principal;
+use super::guard::{Identity, Principal};
 use super::refused;
 use super::sse::{self, EventStream};
 use crate::back::legacy as handshake;
@@ -37,6 +37,7 @@ type Handled = Result<Response, HttpError>;
 pub async fn post(
     State(app): State<Arc<BridgeState>>,
     Extension(principal): Extension<Principal>,
+    Extension(identity): Extension<Identity>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Handled {
@@ -55,7 +56,7 @@ pub async fn post(
     }
     let kind = super::classify(&msg)?;
     if kind == Kind::Request && jsonrpc::method(&msg) == "initialize" {
-        return initialize(&app, &headers, &msg, mode, principal).await;
+        return initialize(&app, &headers, &msg, mode, principal, identity).await;
     }
     let session = session_of(&app, &headers, &principal)?;
     match kind {
@@ -130,15 +131,10 @@ async fn initialize(
     msg: &Value,
     mode: ReplyMode,
     principal: Principal,
+    identity: Identity,
 ) -> Handled {
-    // Session isolation: chosen request headers become the new child's environment.
-    let extra_env: Vec<(String, String)> = app
-        .config
-        .supervision
-        .header_env
-        .iter()
-        .filter_map(|(h, var)| Some((var.clone(), headers.get(h)?.to_str().ok()?.to_owned())))
-        .collect();
+    // Session or user isolation: chosen headers and claims become the new child's environment.
+    let extra_env = super::child_env(app, headers, &identity);
     let session = front::session::open(app, Transport::Streamable, principal.0, &extra_env)
         .await
         .map_err(refused)?;
