@@ -1,0 +1,409 @@
+//! The bridge as an OAuth resource server, in-process, with a small authorization server of the
+//! test's own (OpenID discovery and a JWKS it can rotate) and ES256 keys generated here.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use mcp_http_bridge::config::{Isolation, JwksSource, OAuth};
+use reqwest::header::WWW_AUTHENTICATE;
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+
+use crate::support::*;
+
+/// An ES256 signing key and its public JWK.
+struct Key {
+    kid: String,
+    encoding: EncodingKey,
+    jwk: Value,
+}
+
+impl Key {
+    fn new(kid: &str) -> Key {
+        let rng = SystemRandom::new();
+        let alg = &ECDSA_P256_SHA256_FIXED_SIGNING;
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap();
+        let (x, y) = pair.public_key().as_ref()[1..].split_at(32);
+        Key {
+            kid: kid.into(),
+            encoding: EncodingKey::from_ec_der(pkcs8.as_ref()),
+            jwk: json!({"kty": "EC", "crv": "P-256", "kid": kid, "use": "sig", "alg": "ES256",
+                        "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)}),
+        }
+    }
+
+    fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).unwrap()
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An authorization server serving its OpenID configuration and a JWKS the test may change.
+/// It has no RFC 8414 document, so the bridge's discovery must fall back to OpenID's.
+struct AuthServer {
+    issuer: String,
+    keys: Arc<Mutex<Vec<Value>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl AuthServer {
+    async fn start(keys: &[&Key]) -> AuthServer {
+        use axum::routing::get;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let issuer = format!("http://{}", listener.local_addr().unwrap());
+        let jwks = Arc::new(Mutex::new(
+            keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>(),
+        ));
+        let (served, config) = (
+            jwks.clone(),
+            json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")}),
+        );
+        let app = axum::Router::new()
+            .route(
+                "/.well-known/openid-configuration",
+                get(move || async move { config.to_string() }),
+            )
+            .route(
+                "/jwks",
+                get(move || {
+                    let keys = served.lock().unwrap().clone();
+                    async move { json!({ "keys": keys }).to_string() }
+                }),
+            );
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        AuthServer {
+            issuer,
+            keys: jwks,
+            task,
+        }
+    }
+
+    fn publish(&self, key: &Key) {
+        self.keys.lock().unwrap().push(key.jwk.clone());
+    }
+}
+
+impl Drop for AuthServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A bridge accepting the tokens of `issuer`, with `tweak` applied to its OAuth settings.
+async fn bridge(issuer: &str, tweak: impl FnOnce(&mut mcp_http_bridge::Config)) -> TestBridge {
+    let issuer = issuer.to_owned();
+    TestBridge::start_with(move |c| {
+        c.oauth = Some(OAuth::new([issuer]));
+        tweak(c);
+    })
+    .await
+}
+
+/// Claims of a valid token of `sub` for `aud`.
+fn claims(iss: &str, aud: &str, sub: &str) -> Value {
+    json!({"iss": iss, "aud": aud, "sub": sub, "exp": now() + 300, "iat": now(),
+           "scope": "mcp:tools", "email": format!("{sub}@example.com")})
+}
+
+/// A client sending `token` (not yet initialized).
+fn client(url: &str, token: &str) -> Client {
+    let mut c = Client::new(url);
+    c.http = reqwest::Client::builder()
+        .default_headers(headers(&[("authorization", &format!("Bearer {token}"))]))
+        .build()
+        .unwrap();
+    c
+}
+
+async fn initialize_status(url: &str, token: &str) -> (u16, String) {
+    let reply = client(url, token)
+        .send(BOTH, &initialize_msg(json!(0), "2025-11-25"))
+        .await;
+    let challenge = reply
+        .headers
+        .get(WWW_AUTHENTICATE)
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (reply.status, challenge)
+}
+
+#[tokio::test]
+async fn metadata_is_public_and_challenges_point_to_it() {
+    let key = Key::new("k1");
+    let auth = AuthServer::start(&[&key]).await;
+    let bridge = bridge(&auth.issuer, |c| {
+        c.oauth.as_mut().unwrap().scopes = vec!["mcp:tools".into()];
+    })
+    .await;
+    let suffixed = format!("{}/.well-known/oauth-protected-resource/mcp", bridge.base);
+    for url in [
+        suffixed.clone(),
+        format!("{}/.well-known/oauth-protected-resource", bridge.base),
+    ] {
+        let resp = reqwest::get(&url).await.unwrap();
+        assert_eq!(resp.status(), 200, "{url}");
+        let doc: Value = resp.json().await.unwrap();
+        assert_eq!(doc["resource"], bridge.url.as_str());
+        assert_eq!(doc["authorization_servers"], json!([auth.issuer]));
+        assert_eq!(doc["scopes_supported"], json!(["mcp:tools"]));
+        assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
+    }
+    let other = reqwest::get(format!(
+        "{}/.well-known/oauth-authorization-server",
+        bridge.base
+    ));
+    assert_eq!(other.await.unwrap().status(), 404);
+
+    let reply = Client::new(&bridge.url)
+        .send(BOTH, &initialize_msg(json!(0), "2025-11-25"))
+        .await;
+    assert_eq!(reply.status, 401);
+    let challenge = reply.headers[WWW_AUTHENTICATE].to_str().unwrap();
+    assert_eq!(
+        challenge,
+        format!("Bearer scope=\"mcp:tools\", resource_metadata=\"{suffixed}\"")
+    );
+    let (status, challenge) = initialize_status(&bridge.url, "not-a-jwt").await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn only_valid_tokens_for_this_resource_are_accepted() {
+    let key = Key::new("k1");
+    let stranger = Key::new("k1"); // the same kid, another key
+    let auth = AuthServer::start(&[&key]).await;
+    let bridge = bridge(&auth.issuer, |c| {
+        c.oauth.as_mut().unwrap().scopes = vec!["mcp:tools".into()];
+    })
+    .await;
+    let (iss, aud) = (auth.issuer.as_str(), bridge.url.as_str());
+    let valid = claims(iss, aud, "alice");
+    let mut c = client(&bridge.url, &key.sign(&valid));
+    c.initialize().await;
+    c.assert_echo(json!(1), "signed in").await;
+
+    let edit = |k: &str, v: Value| {
+        let mut c = valid.clone();
+        c[k] = v;
+        c
+    };
+    let none = {
+        let part = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+        format!("{}.{}.", part(&json!({"alg": "none"})), part(&valid))
+    };
+    let hmac = {
+        let secret = key.jwk["x"].as_str().unwrap().as_bytes();
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some("k1".into());
+        jsonwebtoken::encode(&header, &valid, &EncodingKey::from_secret(secret)).unwrap()
+    };
+    for (name, token, status, error) in [
+        (
+            "another audience",
+            key.sign(&edit("aud", json!("https://other.example.com/mcp"))),
+            401,
+            "invalid_token",
+        ),
+        (
+            "another issuer",
+            key.sign(&edit("iss", json!("https://evil.example.com"))),
+            401,
+            "invalid_token",
+        ),
+        (
+            "expired",
+            key.sign(&edit("exp", json!(now() - 600))),
+            401,
+            "invalid_token",
+        ),
+        (
+            "not yet valid",
+            key.sign(&edit("nbf", json!(now() + 600))),
+            401,
+            "invalid_token",
+        ),
+        ("another key", stranger.sign(&valid), 401, "invalid_token"),
+        ("alg none", none, 401, "invalid_token"),
+        ("HS256 confusion", hmac, 401, "invalid_token"),
+        (
+            "opaque",
+            "2YotnFZFEjr1zCsicMWpAA".into(),
+            401,
+            "invalid_token",
+        ),
+        (
+            "missing scope",
+            key.sign(&edit("scope", json!("openid"))),
+            403,
+            "insufficient_scope",
+        ),
+    ] {
+        let (got, challenge) = initialize_status(&bridge.url, &token).await;
+        assert_eq!(got, status, "{name}");
+        assert!(
+            challenge.contains(&format!("error=\"{error}\"")),
+            "{name}: {challenge}"
+        );
+        assert!(
+            challenge.contains("resource_metadata="),
+            "{name}: {challenge}"
+        );
+    }
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_rotated_key_is_fetched_without_a_restart() {
+    let (old, new) = (Key::new("2026-old"), Key::new("2026-new"));
+    let auth = AuthServer::start(&[&old]).await;
+    let bridge = bridge(&auth.issuer, |c| {
+        c.oauth.as_mut().unwrap().jwks_cooldown = Duration::ZERO;
+    })
+    .await;
+    let valid = claims(&auth.issuer, &bridge.url, "alice");
+    let (status, _) = initialize_status(&bridge.url, &new.sign(&valid)).await;
+    assert_eq!(status, 401, "a key the issuer has not published");
+    auth.publish(&new);
+    let mut c = client(&bridge.url, &new.sign(&valid));
+    c.initialize().await;
+    c.assert_echo(json!(1), "rotated").await;
+    let (status, _) = initialize_status(&bridge.url, &old.sign(&valid)).await;
+    assert_eq!(status, 200, "the old key still verifies while published");
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_session_belongs_to_the_subject_not_the_token() {
+    let key = Key::new("k1");
+    let auth = AuthServer::start(&[&key]).await;
+    let bridge = bridge(&auth.issuer, |_| {}).await;
+    let (iss, aud) = (auth.issuer.as_str(), bridge.url.as_str());
+    let mut alice = client(&bridge.url, &key.sign(&claims(iss, aud, "alice")));
+    alice.initialize().await;
+    // A refreshed token (another expiry, so another string) keeps the session.
+    let mut refreshed = claims(iss, aud, "alice");
+    refreshed["exp"] = json!(now() + 900);
+    let mut again = client(&bridge.url, &key.sign(&refreshed));
+    again.session = alice.session.clone();
+    again.assert_echo(json!(1), "still alice").await;
+    // Another subject of the same issuer gets 404 for it.
+    let mut bob = client(&bridge.url, &key.sign(&claims(iss, aud, "bob")));
+    bob.session = alice.session.clone();
+    let reply = bob.request(json!(2), "tools/list", json!({})).await;
+    assert_eq!(reply.status, 404);
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn user_isolation_gives_each_subject_a_child_with_its_claims() {
+    let key = Key::new("k1");
+    let auth = AuthServer::start(&[&key]).await;
+    let bridge = bridge(&auth.issuer, |c| {
+        c.supervision.isolation = Isolation::User;
+        c.supervision.claim_env = vec![("email".into(), "USER_EMAIL".into())];
+    })
+    .await;
+    let (iss, aud) = (auth.issuer.as_str(), bridge.url.as_str());
+    let mut sessions = Vec::new();
+    for sub in ["alice", "alice", "bob"] {
+        let token = key.sign(&claims(iss, aud, sub));
+        let mut c = client(&bridge.url, &token);
+        c.initialize().await;
+        let pid = text(&c.call(json!(1), "pid", json!({})).await).to_owned();
+        let email = c.call(json!(2), "env", json!({"name": "USER_EMAIL"})).await;
+        let auth_env = c
+            .call(json!(3), "env", json!({"name": "AUTHORIZATION"}))
+            .await;
+        assert_eq!(text(&auth_env), "", "no token in the child's environment");
+        sessions.push((pid, text(&email).to_owned(), c));
+    }
+    assert_eq!(sessions[0].1, "alice@example.com");
+    assert_eq!(sessions[2].1, "bob@example.com");
+    assert_eq!(
+        sessions[0].0, sessions[1].0,
+        "alice's sessions share her child"
+    );
+    assert_ne!(sessions[0].0, sessions[2].0, "bob has a child of his own");
+    assert_eq!(bridge.health().await["children"]["running"], 2);
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn keys_from_a_file_override_discovery() {
+    let key = Key::new("file-key");
+    let dir = std::env::temp_dir().join(format!("oauth-it-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("jwks.json");
+    std::fs::write(&file, json!({"keys": [key.jwk]}).to_string()).unwrap();
+    // No server at this issuer: the keys come from the file alone.
+    let issuer = "https://id.example.com";
+    let jwks = file.clone();
+    let bridge = bridge(issuer, move |c| {
+        c.oauth.as_mut().unwrap().jwks = Some(JwksSource::File(jwks));
+    })
+    .await;
+    let mut c = client(
+        &bridge.url,
+        &key.sign(&claims(issuer, &bridge.url, "carol")),
+    );
+    c.initialize().await;
+    c.assert_echo(json!(1), "from a file").await;
+    bridge.stop().await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn without_oauth_well_known_paths_are_404_even_with_tokens() {
+    let bridge = TestBridge::start_with(|c| {
+        c.access.tokens = vec![("alice".into(), "a".repeat(24))];
+    })
+    .await;
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ] {
+        let resp = reqwest::get(format!("{}{path}", bridge.base))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 404, "{path}");
+    }
+    let reply = Client::new(&bridge.url)
+        .send(BOTH, &initialize_msg(json!(0), "2025-11-25"))
+        .await;
+    assert_eq!(reply.status, 401, "the MCP endpoint still needs the token");
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_unreachable_issuer_fails_the_start() {
+    let unused = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let issuer = format!("http://{}", unused.local_addr().unwrap());
+    drop(unused);
+    let mut config = mcp_http_bridge::Config::new(FIXTURE, Vec::<String>::new());
+    config.oauth = Some(OAuth::new([issuer]));
+    let err = within("start", mcp_http_bridge::Bridge::start(config))
+        .await
+        .err()
+        .expect("no keys, no start");
+    assert!(format!("{err:#}").contains("signing keys of"), "{err:#}");
+}
