@@ -573,6 +573,71 @@ mod tests {
     }
 
     #[test]
+    fn oauth_flags() {
+        let parse = |args: &[&str]| {
+            let all = ["b"].iter().chain(args).chain(&["--", "srv"]);
+            Cli::try_parse_from(all)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.into_config().map_err(|e| e.to_string()))
+        };
+        let issuer = ["--oauth-issuer", "https://id.example.com"];
+        let c = parse(
+            &[
+                &issuer[..],
+                &["--oauth-scope", "mcp:tools", "--oauth-jwks", "keys.json"],
+                &[
+                    "--host",
+                    "0.0.0.0",
+                    "--public-url",
+                    "https://mcp.example.com/mcp",
+                ],
+                &["--isolation", "user", "--claim-env", "email=USER_EMAIL"],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let o = c.oauth.unwrap();
+        assert_eq!(o.issuers, ["https://id.example.com"]);
+        assert_eq!(o.scopes, ["mcp:tools"]);
+        assert_eq!(o.jwks, Some(JwksSource::File("keys.json".into())));
+        assert_eq!(o.public_url.as_deref(), Some("https://mcp.example.com/mcp"));
+        assert_eq!(c.supervision.isolation, Isolation::User);
+        assert_eq!(
+            c.supervision.claim_env,
+            [("email".to_owned(), "USER_EMAIL".to_owned())]
+        );
+        let loopback = parse(&[
+            "--oauth-issuer",
+            "http://127.0.0.1:9",
+            "--oauth-jwks",
+            "http://[::1]:9/k",
+        ]);
+        assert!(loopback.is_ok(), "{loopback:?}");
+        for bad in [
+            &["--oauth-issuer", "http://id.example.com"][..],
+            &["--oauth-issuer", "https://id.example.com#x"],
+            &["--oauth-issuer", "id.example.com"],
+            &[
+                issuer[0],
+                issuer[1],
+                "--oauth-jwks",
+                "http://id.example.com/jwks",
+            ],
+            &["--public-url", "https://mcp.example.com/mcp"],
+            &["--oauth-scope", "mcp:tools"],
+            &[issuer[0], issuer[1], "--host", "0.0.0.0"],
+            &[issuer[0], issuer[1], "--oauth-scope", "two words"],
+            &[issuer[0], issuer[1], "--claim-env", "email=E"],
+            &["--isolation", "session", "--claim-env", "email=E"],
+            &["--isolation", "user"],
+            &["--isolation", "user", "--pool", "2"],
+            &["--isolation", "session", "--header-env", "Authorization=T"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn connection_flags() {
         let parse = |args: &[&str]| {
             let all = ["b"].iter().chain(args).chain(&["--", "srv"]);
