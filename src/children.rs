@@ -251,7 +251,10 @@ impl Children {
         let mut users = lock(&self.users);
         let entry = users.get_mut(user)?;
         if !entry.child.is_running() {
+            // Its sessions ended with it (`front::session::open` watches it); so does its place.
+            let key = entry.child.key;
             users.remove(user);
+            lock(&self.live).children.remove(&key);
             return None;
         }
         entry.sessions += 1;

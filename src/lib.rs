@@ -8,8 +8,9 @@
 //!
 //! ```text
 //! HTTP clients ─► listener (a permit per connection, one task each: TLS, hyper HTTP/1.1,
-//!                 header/idle timeouts) ─► axum: http::guard (Host, Origin, CORS, bearer
-//!                 token) ─► http::streamable | http::legacy_sse   (HTTP only: parse, find the
+//!                 header/idle timeouts) ─► axum: http::guard (Host, Origin, CORS, a static
+//!                 bearer token or an OAuth access token checked by `oauth`) ─►
+//!                 http::streamable | http::legacy_sse   (HTTP only: parse, find the
 //!                 session, pick the reply mode)
 //!                        ▼
 //! front::session   the session era (≤ 2025-11-25): initialize answered by the bridge,
@@ -44,6 +45,9 @@
 //!   envelope. One `Routes` per child, reached only through `ChildHandle`'s named methods
 //!   (`child::routing`); a session refers to its child (`Session::child`, following a
 //!   restarted child's successor), which `children::Children` chose for it.
+//! * Who asks: a request's principal is its static token's name or its OAuth subject
+//!   (`iss#sub`, never the token string). Sessions, their subscriptions and tasks, and signed
+//!   request states belong to it; in user isolation so does a child (`children`).
 //! * Locks: `Sessions` (id → session) and each child's `Routes` are `std::sync::Mutex`es held
 //!   for map operations only, never across `.await`, and never one inside the other (the one
 //!   exception, handing a restarted child's sessions over, takes the old routes then the new).
@@ -220,12 +224,15 @@ fn warn_of_shared_users(config: &Config) {
         .collect();
     users.sort_unstable();
     users.dedup();
-    if users.len() > 1 && config.supervision.isolation == config::Isolation::Shared {
+    let oauth = config.oauth.is_some();
+    if (users.len() > 1 || oauth) && config.supervision.isolation == config::Isolation::Shared {
         warn!(
             users = users.len(),
+            oauth,
             "tokens of several users share one MCP server process: its log messages and \
              requests that no request of one user explains are dropped or refused; \
-             --isolation session gives each session a process of its own"
+             --isolation user gives each user a process of their own, --isolation session \
+             each session"
         );
     }
 }
