@@ -23,6 +23,9 @@ use crate::config::{JwksSource, OAuth};
 pub const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest metadata or JWKS document accepted.
 pub const MAX_DOCUMENT: usize = 1 << 20;
+/// Keys older than this are fetched again at the next token, so a key the issuer withdrew
+/// stops verifying without a restart.
+pub const KEYS_MAX_AGE: Duration = Duration::from_secs(60 * 60);
 /// Keys of one set at most (more are ignored).
 const MAX_KEYS: usize = 64;
 
@@ -277,8 +280,23 @@ impl KeyStore {
         alg: Algorithm,
     ) -> Result<Vec<DecodingKey>, Rejection> {
         let source = self.sources.get(iss).ok_or(Rejection::Issuer)?;
-        let found = lock(&source.cached).keys.candidates(kid, alg);
+        let (found, stale) = {
+            let c = lock(&source.cached);
+            let stale = c.last_attempt.map_or(true, |t| t.elapsed() > KEYS_MAX_AGE);
+            (c.keys.candidates(kid, alg), stale)
+        };
         if !found.is_empty() {
+            // Old keys: this request fetches them again; the others meanwhile use the old ones.
+            if stale {
+                if let Ok(_guard) = source.fetching.try_lock() {
+                    if let Some(fresh) = self.refresh(iss, source).await {
+                        let found = fresh.candidates(kid, alg);
+                        return (!found.is_empty())
+                            .then_some(found)
+                            .ok_or(Rejection::UnknownKey);
+                    }
+                }
+            }
             return Ok(found);
         }
         // Bounded: a fetch takes at most FETCH_TIMEOUT, so waiting for one takes little more.
@@ -297,21 +315,32 @@ impl KeyStore {
         if last.is_some_and(|t| t.elapsed() < self.cooldown) {
             return Err(Rejection::UnknownKey);
         }
+        match self.refresh(iss, source).await {
+            Some(fresh) => {
+                let found = fresh.candidates(kid, alg);
+                (!found.is_empty())
+                    .then_some(found)
+                    .ok_or(Rejection::UnknownKey)
+            }
+            None if keys.is_empty() => Err(Rejection::KeysUnavailable),
+            None => Err(Rejection::UnknownKey),
+        }
+    }
+
+    /// Fetches `source`'s keys again and keeps them (the caller holds `fetching`); `None`
+    /// when the fetch failed (the old keys stay).
+    async fn refresh(&self, iss: &str, source: &Source) -> Option<Arc<KeySet>> {
         lock(&source.cached).last_attempt = Some(Instant::now());
         match self.fetch(source).await {
             Ok(fresh) => {
                 info!(
                     issuer = iss,
                     keys = fresh.len(),
-                    ?kid,
                     "OAuth signing keys fetched again"
                 );
-                let found = fresh.candidates(kid, alg);
-                lock(&source.cached).keys = Arc::new(fresh);
-                if found.is_empty() {
-                    return Err(Rejection::UnknownKey);
-                }
-                Ok(found)
+                let fresh = Arc::new(fresh);
+                lock(&source.cached).keys = fresh.clone();
+                Some(fresh)
             }
             Err(e) => {
                 warn!(
@@ -319,10 +348,7 @@ impl KeyStore {
                     err = format!("{e:#}"),
                     "cannot fetch OAuth signing keys"
                 );
-                if keys.is_empty() {
-                    return Err(Rejection::KeysUnavailable);
-                }
-                Err(Rejection::UnknownKey)
+                None
             }
         }
     }

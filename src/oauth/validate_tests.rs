@@ -318,3 +318,34 @@ async fn an_unknown_kid_refetches_the_keys_at_most_once_per_cooldown() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test(start_paused = true)]
+async fn keys_the_issuer_withdrew_stop_verifying_once_the_cache_is_old() {
+    let dir = std::env::temp_dir().join(format!("jwks-{}", uuid::Uuid::new_v4().simple()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("jwks.json");
+    let (old, new) = (TestKey::es256("old"), TestKey::es256("new"));
+    std::fs::write(&file, json!({"keys": [old.jwk]}).to_string()).unwrap();
+    let mut oauth = crate::config::OAuth::new([ISS]);
+    oauth.jwks = Some(crate::config::JwksSource::File(file.clone()));
+    let store = crate::oauth::jwks::KeyStore::new(&oauth).unwrap();
+    store.load().await.unwrap();
+    std::fs::write(&file, json!({"keys": [new.jwk]}).to_string()).unwrap();
+    let alg = Algorithm::ES256;
+    assert_eq!(
+        store.candidates(ISS, Some("old"), alg).await.unwrap().len(),
+        1
+    );
+    let old_enough = crate::oauth::jwks::KEYS_MAX_AGE + std::time::Duration::from_secs(1);
+    tokio::time::advance(old_enough).await;
+    assert_eq!(
+        store.candidates(ISS, Some("old"), alg).await.err(),
+        Some(Rejection::UnknownKey),
+        "withdrawn"
+    );
+    assert_eq!(
+        store.candidates(ISS, Some("new"), alg).await.unwrap().len(),
+        1
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
