@@ -58,6 +58,13 @@ struct UserChild {
     idle_since: Option<tokio::time::Instant>,
 }
 
+/// What takes a user's child: a session (counted until it ends) or one stateless request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Use {
+    Session,
+    Request,
+}
+
 /// A place reserved for a child being started; given back if the start fails or is abandoned.
 struct Reservation<'a> {
     live: &'a Mutex<Live>,
@@ -169,7 +176,9 @@ impl Children {
         if self.config.supervision.isolation == Isolation::User {
             // The CLI requires authentication for user isolation; an anonymous user is one.
             let anonymous: Arc<str> = Arc::from("");
-            return self.for_user(user.unwrap_or(&anonymous), extra_env).await;
+            return self
+                .for_user(user.unwrap_or(&anonymous), extra_env, Use::Session)
+                .await;
         }
         if self.config.supervision.isolation == Isolation::Shared {
             let slots = lock(&self.slots);
@@ -203,13 +212,28 @@ impl Children {
         Ok(child)
     }
 
-    /// User isolation: `user`'s running child, counted as used by one more session, or a new one.
-    async fn for_user(
+    /// The child for one stateless request of `user` in user isolation: theirs, started with
+    /// `extra_env` if they have none running. Its idle clock restarts.
+    ///
+    /// # Errors
+    /// As `for_session`.
+    pub async fn for_user_request(
         &self,
         user: &Arc<str>,
         extra_env: &[(String, String)],
     ) -> Result<Arc<ChildHandle>, Refused> {
-        if let Some(child) = self.take_user_child(user) {
+        self.for_user(user, extra_env, Use::Request).await
+    }
+
+    /// User isolation: `user`'s running child, used by one more session (or a request), or a
+    /// new one.
+    async fn for_user(
+        &self,
+        user: &Arc<str>,
+        extra_env: &[(String, String)],
+        by: Use,
+    ) -> Result<Arc<ChildHandle>, Refused> {
+        if let Some(child) = self.take_user_child(user, by) {
             return Ok(child);
         }
         let (place, _) = self.reserve(false).ok_or_else(|| {
@@ -227,7 +251,7 @@ impl Children {
             })?;
         // Two first sessions of one user may have started a child each: the first one kept
         // serves both, the other is ended.
-        if let Some(theirs) = self.take_user_child(user) {
+        if let Some(theirs) = self.take_user_child(user, by) {
             let grace = self.config.shutdown_grace;
             self.tasks
                 .spawn(async move { shutdown::stop_child(&child, grace).await });
@@ -239,15 +263,16 @@ impl Children {
             user.clone(),
             UserChild {
                 child: child.clone(),
-                sessions: 1,
-                idle_since: None,
+                sessions: usize::from(by == Use::Session),
+                idle_since: (by == Use::Request).then(tokio::time::Instant::now),
             },
         );
         Ok(child)
     }
 
-    /// `user`'s running child, with one more session counted; `None` when they have none.
-    fn take_user_child(&self, user: &Arc<str>) -> Option<Arc<ChildHandle>> {
+    /// `user`'s running child, with one more session counted (or, for a request, its idle
+    /// clock restarted); `None` when they have none.
+    fn take_user_child(&self, user: &Arc<str>, by: Use) -> Option<Arc<ChildHandle>> {
         let mut users = lock(&self.users);
         let entry = users.get_mut(user)?;
         if !entry.child.is_running() {
@@ -257,8 +282,16 @@ impl Children {
             lock(&self.live).children.remove(&key);
             return None;
         }
-        entry.sessions += 1;
-        entry.idle_since = None;
+        match by {
+            Use::Session => {
+                entry.sessions += 1;
+                entry.idle_since = None;
+            }
+            Use::Request if entry.sessions == 0 => {
+                entry.idle_since = Some(tokio::time::Instant::now())
+            }
+            Use::Request => {}
+        }
         Some(entry.child.clone())
     }
 
@@ -267,9 +300,11 @@ impl Children {
     pub fn reap_idle_users(&self, now: tokio::time::Instant, idle: Duration) -> usize {
         let mut ended = Vec::new();
         lock(&self.users).retain(|_, u| {
+            // A stateless request in flight keeps its child.
             let idle_out = u
                 .idle_since
-                .is_some_and(|t| now.saturating_duration_since(t) > idle);
+                .is_some_and(|t| now.saturating_duration_since(t) > idle)
+                && u.child.waiting_clients() == 0;
             if idle_out || !u.child.is_running() {
                 ended.push(u.child.clone());
                 return false;

@@ -34,6 +34,7 @@ const NAME_HEADER: &str = "mcp-name";
 pub async fn post(
     app: &Arc<BridgeState>,
     principal: Principal,
+    identity: &super::guard::Identity,
     headers: &HeaderMap,
     msg: Value,
     mode: ReplyMode,
@@ -45,7 +46,8 @@ pub async fn post(
         stream: tx,
         sse: mode == ReplyMode::Sse,
     };
-    let call = stateless::request(app, principal.0, msg, reg)
+    let extra_env = super::child_env(app, headers, identity);
+    let call = stateless::request(app, principal.0, &extra_env, msg, reg)
         .await
         .map_err(|r| refusal(id, r))?;
     match mode {
@@ -156,7 +158,7 @@ fn refusal(id: Value, r: Refusal) -> HttpError {
         Refusal::NoSharedChild => rpc(
             StatusCode::SERVICE_UNAVAILABLE,
             jsonrpc::CHILD_EXITED,
-            "Service Unavailable: with --isolation session or user every MCP server process belongs to a session or a user; use initialize (a 2026-07-28 request has no session)".into(),
+            "Service Unavailable: with --isolation session every MCP server process belongs to a session; use initialize (a 2026-07-28 request has no session)".into(),
             None,
         ),
         Refusal::InvalidInput => rpc(

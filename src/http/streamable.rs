@@ -48,7 +48,7 @@ pub async fn post(
     // A request carrying the 2026-07-28 `_meta` is served statelessly, whatever the session
     // headers say (a dual-era endpoint: `initialize` still opens a session).
     if is_stateless(&headers, &msg) && super::classify(&msg)? == Kind::Request {
-        return super::stateless::post(&app, principal, &headers, msg, mode).await;
+        return super::stateless::post(&app, principal, &identity, &headers, msg, mode).await;
     }
     if let Value::Array(batch) = msg {
         let session = session_of(&app, &headers, &principal)?;

@@ -343,6 +343,33 @@ async fn user_isolation_gives_each_subject_a_child_with_its_claims() {
     );
     assert_ne!(sessions[0].0, sessions[2].0, "bob has a child of his own");
     assert_eq!(bridge.health().await["children"]["running"], 2);
+
+    // Stateless (2026-07-28) requests go to their user's child too, or start it.
+    let modern = |sub: &str| {
+        let mut m = ModernClient::new(&bridge.url);
+        let bearer = format!("Bearer {}", key.sign(&claims(iss, aud, sub)));
+        m.http = reqwest::Client::builder()
+            .default_headers(headers(&[("authorization", &bearer)]))
+            .build()
+            .unwrap();
+        m
+    };
+    let alice = modern("alice");
+    assert_eq!(
+        text(&alice.call(json!(1), "pid", json!({})).await),
+        sessions[0].0
+    );
+    let carol = modern("carol");
+    let pid = text(&carol.call(json!(1), "pid", json!({})).await).to_owned();
+    let email = carol
+        .call(json!(2), "env", json!({"name": "USER_EMAIL"}))
+        .await;
+    assert_eq!(text(&email), "carol@example.com");
+    assert!(
+        sessions.iter().all(|s| s.0 != pid),
+        "carol has a child of her own"
+    );
+    assert_eq!(bridge.health().await["children"]["running"], 3);
     bridge.stop().await.unwrap();
 }
 
@@ -406,4 +433,32 @@ async fn an_unreachable_issuer_fails_the_start() {
         .err()
         .expect("no keys, no start");
     assert!(format!("{err:#}").contains("signing keys of"), "{err:#}");
+}
+
+#[tokio::test]
+async fn a_user_child_ends_once_idle() {
+    let key = Key::new("k1");
+    let auth = AuthServer::start(&[&key]).await;
+    let bridge = bridge(&auth.issuer, |c| {
+        c.supervision.isolation = Isolation::User;
+        c.session_timeout = Duration::from_millis(300);
+    })
+    .await;
+    let token = key.sign(&claims(&auth.issuer, &bridge.url, "alice"));
+    let mut c = client(&bridge.url, &token);
+    c.initialize().await;
+    c.assert_echo(json!(1), "before idling").await;
+    assert_eq!(bridge.health().await["children"]["running"], 1);
+    // The session expires after 300 ms of silence, then the child after 300 ms without one.
+    within("the idle user child ends", async {
+        while bridge.health().await["children"]["running"] != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // Signing in again starts a new one.
+    let mut again = client(&bridge.url, &token);
+    again.initialize().await;
+    again.assert_echo(json!(1), "after idling").await;
+    bridge.stop().await.unwrap();
 }
