@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::access::{parse_tokens, Access};
 use crate::config::{Config, Limits};
-use crate::config::{EraChoice, Isolation, JwksSource, OAuth, Restart, Supervision};
+use crate::config::{EraChoice, Introspection, Isolation, JwksSource, OAuth, Restart, Supervision};
 
 mod tip;
 mod value;
@@ -173,6 +173,14 @@ pub struct Cli {
     /// A scope every request's token must grant (repeatable); a token without it gets 403.
     #[arg(long, value_name = "SCOPE", requires = "oauth_issuer")]
     pub oauth_scope: Vec<String>,
+    /// Check tokens that are not JWTs (opaque tokens) at this RFC 7662 introspection endpoint
+    /// of the issuer; without it they are refused.
+    #[arg(long, value_name = "URL", requires = "oauth_issuer")]
+    pub oauth_introspection: Option<String>,
+    /// The bridge's client id at the introspection endpoint (HTTP Basic); its secret comes
+    /// from the environment variable MCP_HTTP_BRIDGE_OAUTH_CLIENT_SECRET.
+    #[arg(long, value_name = "ID", requires = "oauth_introspection")]
+    pub oauth_client_id: Option<String>,
     /// Least time between two fetches of an issuer's keys prompted by a token signed with an
     /// unknown key (a rotation is picked up after at most this long).
     #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
@@ -411,6 +419,8 @@ impl Cli {
 
 /// The environment variable holding a bearer token (named `env`).
 pub const TOKEN_ENV: &str = "MCP_HTTP_BRIDGE_TOKEN";
+/// The environment variable holding the bridge's client secret for token introspection.
+pub const CLIENT_SECRET_ENV: &str = "MCP_HTTP_BRIDGE_OAUTH_CLIENT_SECRET";
 
 impl Cli {
     /// The tokens from `--tokens-file` and `MCP_HTTP_BRIDGE_TOKEN`.
@@ -466,6 +476,22 @@ impl Cli {
         oauth.audience = self.oauth_audience.clone();
         oauth.scopes = self.oauth_scope.clone();
         oauth.jwks_cooldown = self.oauth_jwks_cooldown;
+        if let Some(url) = &self.oauth_introspection {
+            check_url("--oauth-introspection", url, true)?;
+            let client = match &self.oauth_client_id {
+                Some(id) => {
+                    let secret = std::env::var(CLIENT_SECRET_ENV).map_err(|_| {
+                        format!("--oauth-client-id needs its secret in {CLIENT_SECRET_ENV}")
+                    })?;
+                    Some((id.clone(), secret))
+                }
+                None => None,
+            };
+            oauth.introspection = Some(Introspection {
+                url: url.clone(),
+                client,
+            });
+        }
         Ok(Some(oauth))
     }
 }
@@ -606,6 +632,17 @@ mod tests {
             c.supervision.claim_env,
             [("email".to_owned(), "USER_EMAIL".to_owned())]
         );
+        let c = parse(&[
+            issuer[0],
+            issuer[1],
+            "--oauth-introspection",
+            "https://id.example.com/i",
+        ]);
+        let i = c.unwrap().oauth.unwrap().introspection.unwrap();
+        assert_eq!(
+            (i.url.as_str(), i.client),
+            ("https://id.example.com/i", None)
+        );
         let loopback = parse(&[
             "--oauth-issuer",
             "http://127.0.0.1:9",
@@ -632,6 +669,13 @@ mod tests {
             &["--isolation", "user"],
             &["--isolation", "user", "--pool", "2"],
             &["--isolation", "session", "--header-env", "Authorization=T"],
+            &[issuer[0], issuer[1], "--oauth-client-id", "bridge"],
+            &[
+                issuer[0],
+                issuer[1],
+                "--oauth-introspection",
+                "http://id.example.com/i",
+            ],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

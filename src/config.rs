@@ -267,6 +267,26 @@ pub struct OAuth {
     pub leeway: Duration,
     /// Least time between two fetches of one key set when a token names an unknown key.
     pub jwks_cooldown: Duration,
+    /// Where tokens that are not JWTs are checked (RFC 7662); `None`: they are refused.
+    pub introspection: Option<Introspection>,
+}
+
+/// An RFC 7662 token introspection endpoint and the bridge's credentials there.
+#[derive(Clone)]
+pub struct Introspection {
+    /// The endpoint.
+    pub url: String,
+    /// The bridge's client id and secret (HTTP Basic), if the endpoint wants them.
+    pub client: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Introspection")
+            .field("url", &self.url)
+            .field("client_id", &self.client.as_ref().map(|(id, _)| id))
+            .finish_non_exhaustive()
+    }
 }
 
 impl OAuth {
@@ -286,6 +306,7 @@ impl OAuth {
             scopes: Vec::new(),
             leeway: Self::LEEWAY,
             jwks_cooldown: Self::JWKS_COOLDOWN,
+            introspection: None,
         }
     }
 }

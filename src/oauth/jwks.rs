@@ -196,13 +196,7 @@ impl KeyStore {
     /// # Errors
     /// When the HTTP client cannot be built, or a JWKS URL is not one the bridge may fetch.
     pub fn new(oauth: &OAuth) -> anyhow::Result<KeyStore> {
-        let http = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .connect_timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mcp-http-bridge/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .context("cannot build the HTTP client for OAuth")?;
+        let http = http_client()?;
         let source = |origin| {
             Arc::new(Source {
                 origin,
@@ -417,18 +411,41 @@ impl KeyStore {
             .header(reqwest::header::ACCEPT, "application/json")
             .send()
             .await?;
-        if !resp.status().is_success() {
-            bail!("answered {}", resp.status());
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp.chunk().await? {
-            if body.len() + chunk.len() > MAX_DOCUMENT {
-                bail!("the document exceeds {MAX_DOCUMENT} bytes");
-            }
-            body.extend_from_slice(&chunk);
-        }
-        Ok(body)
+        read_limited(&mut resp).await
     }
+}
+
+/// The HTTP client for the authorization servers: every call bounded by `FETCH_TIMEOUT`, no
+/// redirects (a redirect could lead to plain http).
+///
+/// # Errors
+/// When the TLS roots cannot be loaded.
+pub fn http_client() -> anyhow::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .connect_timeout(FETCH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("mcp-http-bridge/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client for OAuth")
+}
+
+/// A successful response's body, at most `MAX_DOCUMENT` bytes.
+///
+/// # Errors
+/// Another status, a body too long, or the connection failing.
+pub async fn read_limited(resp: &mut reqwest::Response) -> anyhow::Result<Vec<u8>> {
+    if !resp.status().is_success() {
+        bail!("answered {}", resp.status());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await? {
+        if body.len() + chunk.len() > MAX_DOCUMENT {
+            bail!("the document exceeds {MAX_DOCUMENT} bytes");
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// Where an issuer's metadata may be: RFC 8414 §3.1 (the well-known segment inserted before the

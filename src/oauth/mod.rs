@@ -1,8 +1,10 @@
 //! The bridge as an OAuth 2.1 resource server (MCP `basic/authorization`): a request's bearer
 //! token must be a JWT access token from a trusted issuer, for this resource, unexpired, with
 //! the required scopes; its subject (`iss` + `sub`) becomes the request's principal. Opaque
-//! tokens are refused (there is no introspection). Nothing here knows HTTP beyond header text.
+//! tokens are introspected (RFC 7662) when an endpoint is configured, refused otherwise.
+//! Nothing here knows HTTP beyond header text.
 
+pub mod introspect;
 pub mod jwks;
 pub mod metadata;
 pub mod validate;
@@ -21,6 +23,7 @@ pub use validate::{Rejection, Subject};
 pub struct Verifier {
     config: OAuth,
     keys: jwks::KeyStore,
+    introspector: Option<introspect::Introspector>,
 }
 
 impl Verifier {
@@ -30,10 +33,16 @@ impl Verifier {
     /// When an issuer's metadata or keys cannot be had.
     pub async fn start(config: &OAuth) -> anyhow::Result<Verifier> {
         let keys = jwks::KeyStore::new(config)?;
+        let introspector = config
+            .introspection
+            .as_ref()
+            .map(introspect::Introspector::new)
+            .transpose()?;
         keys.load().await?;
         Ok(Verifier {
             config: config.clone(),
             keys,
+            introspector,
         })
     }
 
@@ -43,17 +52,22 @@ impl Verifier {
     /// Why it is not.
     pub async fn check(&self, token: &str, audience: &str) -> Result<Subject, Rejection> {
         let c = &self.config;
-        let peeked = validate::peek(token, &c.issuers)?;
-        let keys = self
-            .keys
-            .candidates(&peeked.iss, peeked.kid.as_deref(), peeked.alg)
-            .await?;
         let expect = validate::Expect {
             issuers: &c.issuers,
             audience,
             scopes: &c.scopes,
             leeway_secs: c.leeway.as_secs(),
         };
+        let peeked = match (validate::peek(token, &c.issuers), &self.introspector) {
+            (Err(Rejection::NotJwt), Some(introspector)) => {
+                return introspector.check(token, &expect).await
+            }
+            (peeked, _) => peeked?,
+        };
+        let keys = self
+            .keys
+            .candidates(&peeked.iss, peeked.kid.as_deref(), peeked.alg)
+            .await?;
         let mut last = Rejection::UnknownKey;
         // Several keys only for a token without `kid`; the first that verifies wins.
         for key in keys.iter().take(8) {

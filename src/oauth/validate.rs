@@ -39,6 +39,8 @@ pub enum Rejection {
     UnknownKey,
     /// The keys could not be had (the authorization server did not answer).
     KeysUnavailable,
+    /// The introspection endpoint could not be asked, or gave no usable answer.
+    IntrospectionFailed,
     /// The signature, audience, expiry or another claim is wrong; says which.
     Invalid(String),
     /// Valid, but without every scope the bridge needs.
@@ -54,6 +56,7 @@ impl Rejection {
             Rejection::Issuer => "the token's issuer is not trusted".into(),
             Rejection::UnknownKey => "the token is signed with an unknown key".into(),
             Rejection::KeysUnavailable => "the issuer's signing keys are unavailable".into(),
+            Rejection::IntrospectionFailed => "the token could not be introspected".into(),
             Rejection::Invalid(why) => why.clone(),
             Rejection::InsufficientScope => "the token lacks a required scope".into(),
         }
@@ -199,6 +202,63 @@ pub fn verify(
         issuer,
         subject,
         claims,
+    })
+}
+
+/// Checks an RFC 7662 introspection response as `verify` checks a JWT's claims: `active`,
+/// `iss` (when absent, the one configured issuer), `aud`, `exp` and `nbf` at `now` (Unix
+/// seconds), the scopes. The subject is `sub`, or, for a token a client got for itself
+/// (client credentials), `client_id`.
+///
+/// # Errors
+/// `Invalid`, `Issuer` or `InsufficientScope`.
+pub fn evaluate(
+    resp: Map<String, Value>,
+    expect: &Expect<'_>,
+    now: u64,
+) -> Result<Subject, Rejection> {
+    let invalid = |why: &str| Err(Rejection::Invalid(why.into()));
+    if resp.get("active") != Some(&Value::Bool(true)) {
+        return invalid("the token is not active");
+    }
+    let issuer = match (resp.get("iss"), expect.issuers) {
+        (Some(Value::String(i)), _) if expect.issuers.contains(i) => i.clone(),
+        (Some(_), _) => return Err(Rejection::Issuer),
+        (None, [only]) => only.clone(),
+        (None, _) => return invalid("the introspection names no issuer"),
+    };
+    let audience_ok = match resp.get("aud") {
+        Some(Value::String(a)) => a == expect.audience,
+        Some(Value::Array(a)) => a.iter().any(|a| a.as_str() == Some(expect.audience)),
+        _ => return invalid("the token has no aud claim"),
+    };
+    if !audience_ok {
+        return invalid("the token was issued for another audience");
+    }
+    let time = |k: &str| resp.get(k).and_then(Value::as_u64);
+    if time("exp").is_some_and(|exp| exp.saturating_add(expect.leeway_secs) < now) {
+        return invalid("the token has expired");
+    }
+    if time("nbf").is_some_and(|nbf| nbf > now.saturating_add(expect.leeway_secs)) {
+        return invalid("the token is not valid yet (nbf)");
+    }
+    let subject = ["sub", "client_id"].iter().find_map(|k| {
+        resp.get(*k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    });
+    let Some(subject) = subject.map(str::to_owned) else {
+        return invalid("the introspection names no subject");
+    };
+    let granted = granted_scopes(&resp);
+    if !expect.scopes.iter().all(|s| granted.contains(&s.as_str())) {
+        return Err(Rejection::InsufficientScope);
+    }
+    Ok(Subject {
+        principal: format!("{issuer}#{subject}").into(),
+        issuer,
+        subject,
+        claims: resp,
     })
 }
 

@@ -349,3 +349,96 @@ async fn keys_the_issuer_withdrew_stop_verifying_once_the_cache_is_old() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn introspection_answers_are_checked_like_claims() {
+    let issuers = vec![ISS.to_owned()];
+    let scopes = vec!["mcp:tools".to_owned()];
+    let expect = Expect {
+        issuers: &issuers,
+        audience: AUD,
+        scopes: &scopes,
+        leeway_secs: 60,
+    };
+    let now = now() as u64;
+    let base = json!({"active": true, "iss": ISS, "aud": AUD, "sub": "alice",
+                      "exp": now + 300, "scope": "mcp:tools", "client_id": "app"});
+    let edit = |changes: Value| {
+        let mut c = base.clone();
+        for (k, v) in changes.as_object().unwrap() {
+            if v.is_null() {
+                c.as_object_mut().unwrap().remove(k);
+            } else {
+                c[k] = v.clone();
+            }
+        }
+        c.as_object().unwrap().clone()
+    };
+    let invalid = |why: &str| Err(Rejection::Invalid(why.into()));
+    for (name, resp, want) in [
+        ("valid", edit(json!({})), Ok("https://id.example.com#alice")),
+        (
+            "no iss: the one issuer",
+            edit(json!({"iss": null})),
+            Ok("https://id.example.com#alice"),
+        ),
+        (
+            "client credentials: client_id",
+            edit(json!({"sub": null})),
+            Ok("https://id.example.com#app"),
+        ),
+        (
+            "audience list",
+            edit(json!({"aud": ["x", AUD]})),
+            Ok("https://id.example.com#alice"),
+        ),
+        (
+            "inactive",
+            edit(json!({"active": false})),
+            invalid("the token is not active"),
+        ),
+        (
+            "active as a string",
+            edit(json!({"active": "true"})),
+            invalid("the token is not active"),
+        ),
+        (
+            "foreign issuer",
+            edit(json!({"iss": "https://evil.example.com"})),
+            Err(Rejection::Issuer),
+        ),
+        (
+            "another audience",
+            edit(json!({"aud": "https://other/mcp"})),
+            invalid("the token was issued for another audience"),
+        ),
+        (
+            "no audience",
+            edit(json!({"aud": null})),
+            invalid("the token has no aud claim"),
+        ),
+        (
+            "expired",
+            edit(json!({"exp": now - 120})),
+            invalid("the token has expired"),
+        ),
+        (
+            "not yet valid",
+            edit(json!({"nbf": now + 600})),
+            invalid("the token is not valid yet (nbf)"),
+        ),
+        (
+            "no subject",
+            edit(json!({"sub": null, "client_id": null})),
+            invalid("the introspection names no subject"),
+        ),
+        (
+            "missing scope",
+            edit(json!({"scope": "openid"})),
+            Err(Rejection::InsufficientScope),
+        ),
+    ] {
+        let got = evaluate(resp, &expect, now).map(|s| s.principal.to_string());
+        assert_eq!(got, want.map(str::to_owned), "{name}");
+    }
+}

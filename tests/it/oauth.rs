@@ -1,13 +1,15 @@
 //! The bridge as an OAuth resource server, in-process, with a small authorization server of the
 //! test's own (OpenID discovery and a JWKS it can rotate) and ES256 keys generated here.
 
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use mcp_http_bridge::config::{Isolation, JwksSource, OAuth};
+use mcp_http_bridge::config::{Introspection, Isolation, JwksSource, OAuth};
 use reqwest::header::WWW_AUTHENTICATE;
 use ring::rand::SystemRandom;
 use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -57,12 +59,19 @@ fn now() -> u64 {
 struct AuthServer {
     issuer: String,
     keys: Arc<Mutex<Vec<Value>>>,
+    /// Opaque tokens and what its introspection endpoint says of them.
+    opaque: Arc<Mutex<HashMap<String, Value>>>,
+    /// Introspection calls so far.
+    introspections: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
+/// The bridge's credentials at the test's introspection endpoint.
+const INTROSPECTION_CLIENT: (&str, &str) = ("bridge", "bridge-secret-0123456789");
+
 impl AuthServer {
     async fn start(keys: &[&Key]) -> AuthServer {
-        use axum::routing::get;
+        use axum::routing::{get, post};
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let issuer = format!("http://{}", listener.local_addr().unwrap());
         let jwks = Arc::new(Mutex::new(
@@ -71,6 +80,16 @@ impl AuthServer {
         let (served, config) = (
             jwks.clone(),
             json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks")}),
+        );
+        let opaque: Arc<Mutex<HashMap<String, Value>>> = Arc::default();
+        let introspections: Arc<AtomicUsize> = Arc::default();
+        let (known, calls) = (opaque.clone(), introspections.clone());
+        let expected = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                INTROSPECTION_CLIENT.0, INTROSPECTION_CLIENT.1
+            ))
         );
         let app = axum::Router::new()
             .route(
@@ -83,6 +102,30 @@ impl AuthServer {
                     let keys = served.lock().unwrap().clone();
                     async move { json!({ "keys": keys }).to_string() }
                 }),
+            )
+            .route(
+                "/introspect",
+                post(move |headers: axum::http::HeaderMap, body: String| {
+                    calls.fetch_add(1, Ordering::SeqCst);
+                    let authorized = headers
+                        .get("authorization")
+                        .is_some_and(|v| v.as_bytes() == expected.as_bytes());
+                    let token = body
+                        .split('&')
+                        .find_map(|kv| kv.strip_prefix("token="))
+                        .unwrap_or("")
+                        .to_owned();
+                    let answer = known.lock().unwrap().get(&token).cloned();
+                    async move {
+                        match (authorized, answer) {
+                            (false, _) => (axum::http::StatusCode::UNAUTHORIZED, String::new()),
+                            (true, a) => (
+                                axum::http::StatusCode::OK,
+                                a.unwrap_or(json!({"active": false})).to_string(),
+                            ),
+                        }
+                    }
+                }),
             );
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -90,6 +133,8 @@ impl AuthServer {
         AuthServer {
             issuer,
             keys: jwks,
+            opaque,
+            introspections,
             task,
         }
     }
@@ -460,5 +505,60 @@ async fn a_user_child_ends_once_idle() {
     let mut again = client(&bridge.url, &token);
     again.initialize().await;
     again.assert_echo(json!(1), "after idling").await;
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn opaque_tokens_are_introspected_when_an_endpoint_is_set() {
+    let key = Key::new("k1");
+    let auth = AuthServer::start(&[&key]).await;
+    let (id, secret) = INTROSPECTION_CLIENT;
+    let endpoint = format!("{}/introspect", auth.issuer);
+    let bridge = bridge(&auth.issuer, |c| {
+        let o = c.oauth.as_mut().unwrap();
+        o.scopes = vec!["mcp:tools".into()];
+        o.introspection = Some(Introspection {
+            url: endpoint,
+            client: Some((id.into(), secret.into())),
+        });
+    })
+    .await;
+    let (iss, aud) = (auth.issuer.as_str(), bridge.url.as_str());
+    let answer = |sub: &str, aud: &str, scope: &str| {
+        json!({"active": true, "iss": iss, "aud": aud, "sub": sub, "scope": scope,
+               "exp": now() + 300, "client_id": "app"})
+    };
+    auth.opaque.lock().unwrap().extend([
+        ("opaque-alice".to_owned(), answer("alice", aud, "mcp:tools")),
+        (
+            "opaque-foreign".to_owned(),
+            answer("alice", "https://other/mcp", "mcp:tools"),
+        ),
+        ("opaque-unscoped".to_owned(), answer("alice", aud, "openid")),
+    ]);
+    let mut alice = client(&bridge.url, "opaque-alice");
+    alice.initialize().await;
+    alice.assert_echo(json!(1), "opaque").await;
+    alice.assert_echo(json!(2), "cached").await;
+    assert_eq!(
+        auth.introspections.load(Ordering::SeqCst),
+        1,
+        "one call, then the cached answer"
+    );
+    // The subject is the same as a JWT's: the session is alice's either way.
+    let mut jwt = client(&bridge.url, &key.sign(&claims(iss, aud, "alice")));
+    jwt.session = alice.session.clone();
+    jwt.assert_echo(json!(3), "same subject").await;
+    for (token, status) in [
+        ("opaque-foreign", 401),
+        ("opaque-unknown", 401),
+        ("opaque-unscoped", 403),
+    ] {
+        assert_eq!(
+            initialize_status(&bridge.url, token).await.0,
+            status,
+            "{token}"
+        );
+    }
     bridge.stop().await.unwrap();
 }
