@@ -8,7 +8,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
 import { fixtureBin, startBridge, withBridgeLog } from '../ts/bridge.mjs';
-import { CLIENTS, newKey, startProvider } from './provider.mjs';
+import { CLIENTS, INTROSPECTION_CLIENT, newKey, startProvider } from './provider.mjs';
 
 const INIT = {
   jsonrpc: '2.0', id: 0, method: 'initialize',
@@ -158,5 +158,44 @@ describe('OAuth: one child per user (--isolation user, --claim-env)', () => {
     assert.notEqual(seen[0].pid, seen[2].pid, 'bob has a child of his own');
     const health = await bridge.health();
     assert.equal(health.children.isolation, 'user');
+  }));
+});
+
+describe('OAuth: opaque tokens checked by introspection (--oauth-introspection)', () => {
+  let provider;
+  let bridge;
+  before(async () => {
+    provider = await startProvider();
+    // The bridge takes its client secret from the environment only.
+    process.env.MCP_HTTP_BRIDGE_OAUTH_CLIENT_SECRET = INTROSPECTION_CLIENT.secret;
+    try {
+      bridge = await startBridge([fixtureBin], {
+        args: ['--oauth-issuer', provider.issuer, '--oauth-scope', 'mcp:tools',
+          '--oauth-introspection', `${provider.issuer}/token/introspection`,
+          '--oauth-client-id', INTROSPECTION_CLIENT.id],
+      });
+    } finally {
+      delete process.env.MCP_HTTP_BRIDGE_OAUTH_CLIENT_SECRET;
+    }
+  });
+  after(async () => {
+    await bridge?.stop();
+    await provider?.stop();
+  });
+
+  test('the SDK client signs in with an opaque token and calls a tool', withBridgeLog(() => bridge, async () => {
+    const { client, authProvider } = await signedIn(bridge.url, provider.issuer, 'carol');
+    assert.notEqual(authProvider.tokens().access_token.split('.').length, 3, 'an opaque token');
+    const result = await client.callTool({ name: 'echo', arguments: { text: 'opaque' } });
+    assert.equal(text(result), 'opaque');
+    await client.close();
+  }));
+
+  test('opaque tokens for another resource, or unknown ones, are refused', withBridgeLog(() => bridge, async () => {
+    const foreign = await provider.token('carol', 'https://other.example.com/mcp');
+    assert.equal((await post(bridge.url, foreign, INIT)).status, 401);
+    assert.equal((await post(bridge.url, 'made-up-opaque-token', INIT)).status, 401);
+    const jwt = await provider.token('alice', bridge.url);
+    assert.equal((await post(bridge.url, jwt, INIT)).status, 200, 'JWTs are still checked locally');
   }));
 });

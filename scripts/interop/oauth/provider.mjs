@@ -14,7 +14,12 @@ export const CLIENTS = {
   bob: { secret: 'bob-secret-0123456789', scope: 'mcp:tools' },
   // May not have `mcp:tools`: its tokens are valid but lack the scope.
   reader: { secret: 'reader-secret-0123456789', scope: 'notes:read' },
+  // Gets opaque access tokens, which the bridge can only check by introspection.
+  carol: { secret: 'carol-secret-0123456789', scope: 'mcp:tools', opaque: true },
 };
+
+/** The bridge's own client, for token introspection (it gets no tokens). */
+export const INTROSPECTION_CLIENT = { id: 'bridge', secret: 'bridge-secret-0123456789' };
 
 /** A fresh RS256 signing key as a private JWK with a unique kid. */
 export function newKey() {
@@ -24,29 +29,40 @@ export function newKey() {
 
 function configuration(keys) {
   return {
-    clients: Object.entries(CLIENTS).map(([id, c]) => ({
-      client_id: id,
-      client_secret: c.secret,
-      grant_types: ['client_credentials'],
-      redirect_uris: [],
-      response_types: [],
-      scope: c.scope,
-    })),
+    clients: [
+      ...Object.entries(CLIENTS).map(([id, c]) => ({
+        client_id: id,
+        client_secret: c.secret,
+        grant_types: ['client_credentials'],
+        redirect_uris: [],
+        response_types: [],
+        scope: c.scope,
+      })),
+      {
+        client_id: INTROSPECTION_CLIENT.id,
+        client_secret: INTROSPECTION_CLIENT.secret,
+        grant_types: [],
+        redirect_uris: [],
+        response_types: [],
+      },
+    ],
     scopes: ['openid', ...SCOPES.split(' ')],
     jwks: { keys },
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
+      introspection: { enabled: true },
       resourceIndicators: {
         enabled: true,
         defaultResource: () => undefined,
         useGrantedResource: () => true,
-        getResourceServerInfo: (_ctx, resource) => ({
+        getResourceServerInfo: (_ctx, resource, client) => ({
           scope: SCOPES,
           audience: resource,
           accessTokenTTL: 300,
-          accessTokenFormat: 'jwt',
-          jwt: { sign: { alg: 'RS256' } },
+          ...(CLIENTS[client.clientId]?.opaque
+            ? { accessTokenFormat: 'opaque' }
+            : { accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } }),
         }),
       },
     },
