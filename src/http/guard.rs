@@ -61,7 +61,7 @@ pub async fn guard(State(app): State<Arc<BridgeState>>, mut req: Request, next: 
         let presented = presented.as_ref().map(HeaderValue::as_bytes);
         match (policy.authenticate(presented), &app.oauth) {
             (Some(name), _) => Some(name),
-            (None, Some(oauth)) => match oauth.authenticate(presented).await {
+            (None, Some(oauth)) => match oauth.authenticate(presented, req.uri().path()).await {
                 Ok(subject) => {
                     let principal = subject.principal.clone();
                     identity = Identity(Some(Arc::new(subject)));

@@ -46,15 +46,15 @@ impl Verifier {
         })
     }
 
-    /// The subject of `token`, if it is valid for `audience`.
+    /// The subject of `token`, if it is valid for one of `audiences`.
     ///
     /// # Errors
     /// Why it is not.
-    pub async fn check(&self, token: &str, audience: &str) -> Result<Subject, Rejection> {
+    pub async fn check(&self, token: &str, audiences: &[String]) -> Result<Subject, Rejection> {
         let c = &self.config;
         let expect = validate::Expect {
             issuers: &c.issuers,
-            audience,
+            audiences,
             scopes: &c.scopes,
             leeway_secs: c.leeway.as_secs(),
         };
@@ -82,16 +82,45 @@ impl Verifier {
     }
 }
 
-/// A verifier bound to the URL the bridge is served at: the audience, the metadata and the
+/// A verifier bound to the URLs the bridge is served at: the audiences, the metadata and the
 /// challenges.
 pub struct ResourceServer {
     verifier: Arc<Verifier>,
-    /// The resource identifier (`--public-url`, or the bound address and endpoint).
+    /// The MCP endpoint's resource identifier (`--public-url`, or the bound address and path).
     pub resource: String,
-    audience: String,
+    /// The MCP endpoint's resource, then (when both transports are served) the legacy SSE
+    /// endpoint's: a client checks that the metadata names the URL it connects to.
+    resources: Vec<Resource>,
+    /// What a token's `aud` must name one of.
+    audiences: Vec<String>,
+}
+
+/// One endpoint's resource: its identifier, the request paths it covers, its metadata.
+struct Resource {
+    id: String,
+    endpoints: Vec<String>,
+    metadata_paths: Vec<String>,
     metadata_url: String,
-    paths: Vec<String>,
     document: bytes::Bytes,
+}
+
+impl Resource {
+    fn new(
+        id: String,
+        endpoints: Vec<String>,
+        suffixes: &[&str],
+        oauth: &OAuth,
+    ) -> anyhow::Result<Resource> {
+        let url = Url::parse(&id).with_context(|| format!("--public-url {id}"))?;
+        let doc = metadata::document(&id, &oauth.issuers, &oauth.scopes);
+        Ok(Resource {
+            metadata_url: metadata::metadata_url(&url),
+            metadata_paths: metadata::paths(suffixes.iter().copied().filter(|p| *p != "/")),
+            document: crate::jsonrpc::to_bytes(&doc),
+            endpoints,
+            id,
+        })
+    }
 }
 
 impl ResourceServer {
@@ -106,62 +135,98 @@ impl ResourceServer {
         tls: bool,
     ) -> anyhow::Result<ResourceServer> {
         let oauth = &verifier.config;
-        let endpoint = config.mcp_path.as_deref().or(config.sse_path.as_deref());
-        let resource = match &oauth.public_url {
+        let (mcp, sse, message) = (&config.mcp_path, &config.sse_path, &config.message_path);
+        let main_path = mcp.as_deref().or(sse.as_deref()).unwrap_or("/");
+        let id = match &oauth.public_url {
             Some(u) => u.clone(),
             None => {
                 let scheme = if tls { "https" } else { "http" };
-                format!("{scheme}://{addr}{}", endpoint.unwrap_or("/"))
+                format!("{scheme}://{addr}{main_path}")
             }
         };
-        let url = Url::parse(&resource).with_context(|| format!("--public-url {resource}"))?;
-        let endpoints = [&config.mcp_path, &config.sse_path]
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .chain([url.path()]);
-        let paths = metadata::paths(endpoints.filter(|p| *p != "/"));
-        let doc = metadata::document(&resource, &oauth.issuers, &oauth.scopes);
+        let url = Url::parse(&id).with_context(|| format!("--public-url {id}"))?;
+        // The legacy SSE endpoint's own identifier, where the public URL shows how paths map:
+        // it ends with the MCP path, behind whatever prefix the proxy adds.
+        let prefix = url.path().strip_suffix(main_path).map(str::to_owned);
+        let sse_id = match (mcp, sse, &prefix) {
+            (Some(_), Some(sse), Some(prefix)) => {
+                let mut u = url.clone();
+                u.set_path(&format!("{prefix}{sse}"));
+                Some((u.to_string(), format!("{prefix}{sse}")))
+            }
+            _ => None,
+        };
+        let mut main_endpoints: Vec<String> = mcp.iter().cloned().collect();
+        if sse_id.is_none() {
+            main_endpoints.extend(sse.iter().chain(message).cloned());
+        }
+        let mut suffixes = vec![main_path, url.path()];
+        if mcp.is_none() {
+            suffixes.extend(sse.as_deref());
+        }
+        let mut resources = vec![Resource::new(id.clone(), main_endpoints, &suffixes, oauth)?];
+        if let (Some((sse_id, public_sse)), Some(sse)) = (sse_id, sse) {
+            let endpoints = std::iter::once(sse).chain(message).cloned().collect();
+            let suffixes = [sse.as_str(), public_sse.as_str()];
+            resources.push(Resource::new(sse_id, endpoints, &suffixes, oauth)?);
+        }
+        let audiences = match &oauth.audience {
+            Some(a) => vec![a.clone()],
+            None => resources.iter().map(|r| r.id.clone()).collect(),
+        };
         Ok(ResourceServer {
-            audience: oauth.audience.clone().unwrap_or_else(|| resource.clone()),
-            metadata_url: metadata::metadata_url(&url),
-            paths,
-            document: crate::jsonrpc::to_bytes(&doc),
-            resource,
+            resource: id,
+            resources,
+            audiences,
             verifier,
         })
     }
 
-    /// The metadata document, if `path` is where it is served.
+    /// The metadata document, if `path` is where one is served.
     pub fn metadata_at(&self, path: &str) -> Option<bytes::Bytes> {
-        self.paths
+        self.resources
             .iter()
-            .any(|p| p == path)
-            .then(|| self.document.clone())
+            .find(|r| r.metadata_paths.iter().any(|p| p == path))
+            .map(|r| r.document.clone())
     }
 
-    /// The subject of the bearer token in `authorization` (the header's value).
+    /// The metadata URL a challenge on `path` points to.
+    fn metadata_url_for(&self, path: &str) -> &str {
+        let r = self
+            .resources
+            .iter()
+            .find(|r| r.endpoints.iter().any(|e| e == path));
+        &r.unwrap_or(&self.resources[0]).metadata_url
+    }
+
+    /// The subject of the bearer token in `authorization` (the header's value) of a request
+    /// to `path`.
     ///
     /// # Errors
     /// The challenge to answer with.
-    pub async fn authenticate(&self, authorization: Option<&[u8]>) -> Result<Subject, Challenge> {
+    pub async fn authenticate(
+        &self,
+        authorization: Option<&[u8]>,
+        path: &str,
+    ) -> Result<Subject, Challenge> {
         let scopes = &self.verifier.config.scopes;
+        let metadata_url = self.metadata_url_for(path);
         let Some(token) = authorization.and_then(bearer_token) else {
             return Err(Challenge {
                 status: 401,
                 www_authenticate: metadata::challenge(
-                    &self.metadata_url,
+                    metadata_url,
                     scopes,
                     metadata::Problem::NoToken,
                 ),
             });
         };
-        match self.verifier.check(token, &self.audience).await {
+        match self.verifier.check(token, &self.audiences).await {
             Ok(subject) => Ok(subject),
             Err(Rejection::InsufficientScope) => Err(Challenge {
                 status: 403,
                 www_authenticate: metadata::challenge(
-                    &self.metadata_url,
+                    metadata_url,
                     scopes,
                     metadata::Problem::InsufficientScope,
                 ),
@@ -172,7 +237,7 @@ impl ResourceServer {
                 Err(Challenge {
                     status: 401,
                     www_authenticate: metadata::challenge(
-                        &self.metadata_url,
+                        metadata_url,
                         scopes,
                         metadata::Problem::InvalidToken(&why),
                     ),

@@ -106,8 +106,8 @@ impl Subject {
 pub struct Expect<'a> {
     /// Trusted issuers.
     pub issuers: &'a [String],
-    /// The audience the token must name.
-    pub audience: &'a str,
+    /// The audiences the token must name one of.
+    pub audiences: &'a [String],
     /// Scopes that must all be granted.
     pub scopes: &'a [String],
     /// Seconds of clock skew tolerated on `exp` and `nbf`.
@@ -170,7 +170,7 @@ pub fn verify(
 ) -> Result<Subject, Rejection> {
     let mut v = Validation::new(peeked.alg);
     v.set_issuer(expect.issuers);
-    v.set_audience(&[expect.audience]);
+    v.set_audience(expect.audiences);
     v.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
     v.validate_exp = true;
     v.validate_nbf = true;
@@ -228,8 +228,11 @@ pub fn evaluate(
         (None, _) => return invalid("the introspection names no issuer"),
     };
     let audience_ok = match resp.get("aud") {
-        Some(Value::String(a)) => a == expect.audience,
-        Some(Value::Array(a)) => a.iter().any(|a| a.as_str() == Some(expect.audience)),
+        Some(Value::String(a)) => expect.audiences.contains(a),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .any(|a| expect.audiences.iter().any(|e| e == a)),
         _ => return invalid("the token has no aud claim"),
     };
     if !audience_ok {

@@ -103,7 +103,7 @@ fn check(set: &KeySet, token: &str, scopes: &[String]) -> Result<Subject, Reject
     let key = keys.first().ok_or(Rejection::UnknownKey)?;
     let expect = Expect {
         issuers: &issuers,
-        audience: AUD,
+        audiences: &[AUD.to_owned()],
         scopes,
         leeway_secs: 60,
     };
@@ -356,7 +356,7 @@ fn introspection_answers_are_checked_like_claims() {
     let scopes = vec!["mcp:tools".to_owned()];
     let expect = Expect {
         issuers: &issuers,
-        audience: AUD,
+        audiences: &[AUD.to_owned()],
         scopes: &scopes,
         leeway_secs: 60,
     };

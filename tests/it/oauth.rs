@@ -562,3 +562,79 @@ async fn opaque_tokens_are_introspected_when_an_endpoint_is_set() {
     }
     bridge.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_legacy_sse_endpoint_is_a_resource_of_its_own() {
+    let key = Key::new("k1");
+    let auth = AuthServer::start(&[&key]).await;
+    let bridge = bridge(&auth.issuer, |_| {}).await;
+    let meta = |path: &str| {
+        reqwest::get(format!(
+            "{}/.well-known/oauth-protected-resource{path}",
+            bridge.base
+        ))
+    };
+    let doc: Value = meta("/sse").await.unwrap().json().await.unwrap();
+    assert_eq!(doc["resource"], bridge.sse_url.as_str());
+    let doc: Value = meta("/mcp").await.unwrap().json().await.unwrap();
+    assert_eq!(doc["resource"], bridge.url.as_str());
+
+    let open_sse = |token: Option<String>| {
+        let mut req = reqwest::Client::new()
+            .get(&bridge.sse_url)
+            .header("accept", "text/event-stream");
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    let refused = open_sse(None).await.unwrap();
+    assert_eq!(refused.status(), 401);
+    let challenge = refused.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+    assert!(
+        challenge.ends_with(&format!(
+            "resource_metadata=\"{}/.well-known/oauth-protected-resource/sse\"",
+            bridge.base
+        )),
+        "{challenge}"
+    );
+    // A token for either endpoint's identifier is one for this bridge.
+    let for_sse = key.sign(&claims(&auth.issuer, &bridge.sse_url, "alice"));
+    assert_eq!(open_sse(Some(for_sse.clone())).await.unwrap().status(), 200);
+    assert_eq!(initialize_status(&bridge.url, &for_sse).await.0, 200);
+    bridge.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_public_url_behind_a_prefix_names_both_resources() {
+    let key = Key::new("k1");
+    let auth = AuthServer::start(&[&key]).await;
+    let public = "https://mcp.example.com/tools/mcp";
+    let bridge = bridge(&auth.issuer, |c| {
+        c.oauth.as_mut().unwrap().public_url = Some(public.into());
+    })
+    .await;
+    for (path, resource) in [
+        ("", public),
+        ("/mcp", public),
+        ("/tools/mcp", public),
+        ("/sse", "https://mcp.example.com/tools/sse"),
+        ("/tools/sse", "https://mcp.example.com/tools/sse"),
+    ] {
+        let url = format!("{}/.well-known/oauth-protected-resource{path}", bridge.base);
+        let doc: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+        assert_eq!(doc["resource"], resource, "{path}");
+    }
+    let (status, challenge) = initialize_status(&bridge.url, "").await;
+    assert_eq!(status, 401);
+    assert!(
+        challenge.contains("resource_metadata=\"https://mcp.example.com/.well-known/oauth-protected-resource/tools/mcp\""),
+        "{challenge}"
+    );
+    // The audience is the public URL, not the address the bridge listens on.
+    let token = key.sign(&claims(&auth.issuer, public, "alice"));
+    assert_eq!(initialize_status(&bridge.url, &token).await.0, 200);
+    let local = key.sign(&claims(&auth.issuer, &bridge.url, "alice"));
+    assert_eq!(initialize_status(&bridge.url, &local).await.0, 401);
+    bridge.stop().await.unwrap();
+}

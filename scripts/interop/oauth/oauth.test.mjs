@@ -6,6 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { SSEClientTransport } from '@modelcontextprotocol/sdk/client/sse.js';
 import { ClientCredentialsProvider } from '@modelcontextprotocol/sdk/client/auth-extensions.js';
 import { fixtureBin, startBridge, withBridgeLog } from '../ts/bridge.mjs';
 import { CLIENTS, INTROSPECTION_CLIENT, newKey, startProvider } from './provider.mjs';
@@ -26,13 +27,16 @@ function post(url, token, message, session) {
 const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
 const header = (jwt) => JSON.parse(Buffer.from(jwt.split('.')[0], 'base64url'));
 
-/** An SDK client signed in as `clientId` through client_credentials, connected to `url`. */
-async function signedIn(url, issuer, clientId) {
+/**
+ * An SDK client signed in as `clientId` through client_credentials, connected to `url` over
+ * Streamable HTTP (or `Transport`).
+ */
+async function signedIn(url, issuer, clientId, Transport = StreamableHTTPClientTransport) {
   const authProvider = new ClientCredentialsProvider({
     clientId, clientSecret: CLIENTS[clientId].secret, scope: 'mcp:tools', expectedIssuer: issuer,
   });
   const client = new Client({ name: `oauth-${clientId}`, version: '0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), { authProvider }));
+  await client.connect(new Transport(new URL(url), { authProvider }));
   return { client, authProvider };
 }
 
@@ -59,6 +63,14 @@ describe('OAuth: oidc-provider, the bridge and the TS SDK client', () => {
     assert.equal(authProvider.tokens().access_token.split('.').length, 3, 'a JWT access token');
     const result = await client.callTool({ name: 'echo', arguments: { text: 'signed in' } });
     assert.equal(text(result), 'signed in');
+    await client.close();
+  }));
+
+  test('the SDK client signs in over the legacy HTTP+SSE transport too', withBridgeLog(() => bridge, async () => {
+    const sseUrl = bridge.url.replace(/\/mcp$/, '/sse');
+    const { client } = await signedIn(sseUrl, provider.issuer, 'bob', SSEClientTransport);
+    const result = await client.callTool({ name: 'echo', arguments: { text: 'over SSE' } });
+    assert.equal(text(result), 'over SSE');
     await client.close();
   }));
 
