@@ -28,8 +28,15 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let (host, port) = (cli.host.clone(), cli.port);
+    let threads = cli
+        .threads
+        .map_or_else(mcp_http_bridge::cli::default_threads, usize::from);
     let config = cli.into_config().unwrap_or_else(|e| e.exit());
-    let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("cannot start the tokio runtime");
     match runtime.block_on(serve(host, port, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -84,6 +84,10 @@ pub(super) async fn run_writer(mut stdin: ChildStdin, mut lanes: Lanes, close: C
         };
         buf.extend_from_slice(&first);
         buf.push(b'\n');
+        // Let the tasks that are ready run first: lines they queue go out in this write, one
+        // wake-up of the child for many requests under load (measured: see the README's
+        // performance section), and no wait at all when nothing else is ready.
+        tokio::task::yield_now().await;
         while buf.len() < 1 << 20 {
             let Some(line) = lanes.try_next() else { break };
             buf.extend_from_slice(&line);
@@ -127,6 +131,7 @@ pub(super) async fn run_reader(mut lines: LineReader<ChildStdout>, child: Arc<Ch
             lines.next_line().await
         };
         match next {
+            Ok(Some(Line::Text(line))) if route_plain(&child, &line) => {}
             Ok(Some(Line::Text(line))) => match serde_json::from_slice::<Value>(&line) {
                 Ok(msg) => {
                     let action = child.routes().from_child(msg);
@@ -147,6 +152,22 @@ pub(super) async fn run_reader(mut lines: LineReader<ChildStdout>, child: Arc<Ch
     let failed = child.fail_waiting(jsonrpc::CHILD_EXITED, "the MCP server process exited");
     info!(failed, "child output ended");
     child.gone.cancel();
+}
+
+/// Routes a plain response by its envelope alone (`crate::envelope`); false when the line
+/// needs the full parse.
+fn route_plain(child: &ChildHandle, line: &[u8]) -> bool {
+    let Some(env) = crate::envelope::read(line) else {
+        return false;
+    };
+    let action = child.routes().response_raw(line, &env);
+    match action {
+        Some(action) => {
+            perform(child, action);
+            true
+        }
+        None => false,
+    }
 }
 
 /// A line over the limit is skipped; when it was the response to a waiting request (its id
@@ -205,6 +226,9 @@ fn perform(child: &ChildHandle, action: Action) {
                 last,
             };
             deliver(child, &to, out, jsonrpc::method(&msg));
+        }
+        Action::Send { to, json, last } => {
+            deliver(child, &to, Outbound { json, last }, "response");
         }
         Action::Ask { to, requests } => {
             for msg in requests {

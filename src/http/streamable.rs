@@ -18,6 +18,7 @@ use super::guard::{Identity, Principal};
 use super::refused;
 use super::sse::{self, EventStream};
 use crate::back::legacy as handshake;
+use crate::envelope::RawRequest;
 use crate::error::{json_bytes_response, json_response, HttpError};
 use crate::front;
 use crate::jsonrpc::{self, Kind};
@@ -44,6 +45,21 @@ pub async fn post(
     let body = super::read_body(&app, body)?;
     accept::check_content_type(&headers)?;
     let mode = accept::post_reply_mode(&headers)?;
+    // The fast path: a session's plain request goes on as its own bytes (`envelope`).
+    if headers.contains_key(SESSION_HEADER) {
+        if let Some(req) = RawRequest::new(&body) {
+            let session = session_of(&app, &headers, &principal)?;
+            let (tx, rx) = stream_channel(app.config.limits.stream_queue);
+            let reg = Registration {
+                stream: tx,
+                sse: mode == ReplyMode::Sse,
+            };
+            front::session::request_plain(&session, req, reg)
+                .await
+                .map_err(refused)?;
+            return Ok(reply(&app, &session, rx, 1, mode).await);
+        }
+    }
     let msg: Value = super::parse_json(&body)?;
     // A request carrying the 2026-07-28 `_meta` is served statelessly, whatever the session
     // headers say (a dual-era endpoint: `initialize` still opens a session).

@@ -51,7 +51,7 @@ impl Routes {
             self.filter_task_list(&p.owner, &mut msg);
         }
         if let Some(finish) = p.finish {
-            finish(&mut msg, &self.rules.finish_context);
+            (finish.value)(&mut msg, &self.rules.finish_context);
         }
         jsonrpc::replace_id(&mut msg, p.client_id);
         Action::Deliver {
