@@ -638,3 +638,31 @@ async fn a_public_url_behind_a_prefix_names_both_resources() {
     assert_eq!(initialize_status(&bridge.url, &local).await.0, 401);
     bridge.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn static_tokens_still_work_next_to_oauth() {
+    let key = Key::new("k1");
+    let auth = AuthServer::start(&[&key]).await;
+    let script_token = "s".repeat(24);
+    let static_token = script_token.clone();
+    let bridge = bridge(&auth.issuer, move |c| {
+        c.access.tokens = vec![("ci".into(), static_token)];
+    })
+    .await;
+    let mut ci = client(&bridge.url, &script_token);
+    ci.initialize().await;
+    ci.assert_echo(json!(1), "static").await;
+    let mut alice = client(
+        &bridge.url,
+        &key.sign(&claims(&auth.issuer, &bridge.url, "alice")),
+    );
+    alice.initialize().await;
+    // A session of the static token is not the OAuth subject's, nor the other way round.
+    alice.session = ci.session.clone();
+    let reply = alice.request(json!(2), "tools/list", json!({})).await;
+    assert_eq!(reply.status, 404);
+    let (status, challenge) = initialize_status(&bridge.url, &"x".repeat(24)).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("resource_metadata="), "{challenge}");
+    bridge.stop().await.unwrap();
+}
