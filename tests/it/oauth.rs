@@ -666,3 +666,22 @@ async fn static_tokens_still_work_next_to_oauth() {
     assert!(challenge.contains("resource_metadata="), "{challenge}");
     bridge.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn user_isolation_with_static_tokens_keys_children_by_token_name() {
+    let (alice, bob) = ("a".repeat(24), "b".repeat(24));
+    let tokens = vec![("alice".into(), alice.clone()), ("bob".into(), bob.clone())];
+    let bridge = TestBridge::start_with(move |c| {
+        c.access.tokens = tokens;
+        c.supervision.isolation = Isolation::User;
+    })
+    .await;
+    let mut pids = Vec::new();
+    for token in [&alice, &alice, &bob] {
+        let c = bridge.client_with_token(token).await;
+        pids.push(text(&c.call(json!(1), "pid", json!({})).await).to_owned());
+    }
+    assert_eq!(pids[0], pids[1], "one child for alice's sessions");
+    assert_ne!(pids[0], pids[2], "another for bob");
+    bridge.stop().await.unwrap();
+}
