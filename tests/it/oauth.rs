@@ -685,3 +685,37 @@ async fn user_isolation_with_static_tokens_keys_children_by_token_name() {
     assert_ne!(pids[0], pids[2], "another for bob");
     bridge.stop().await.unwrap();
 }
+
+#[test]
+fn the_binary_refuses_unusable_oauth_flags_with_exit_2() {
+    for (args, says) in [
+        (
+            &["--oauth-issuer", "http://id.example.com"][..],
+            "plain http only on loopback",
+        ),
+        (
+            &[
+                "--host",
+                "0.0.0.0",
+                "--oauth-issuer",
+                "https://id.example.com",
+            ],
+            "--public-url is needed",
+        ),
+        (
+            &["--claim-env", "email=E"],
+            "--claim-env needs --oauth-issuer",
+        ),
+        (&["--isolation", "user"], "--isolation user needs users"),
+    ] {
+        let out = std::process::Command::new(BRIDGE)
+            .args(args)
+            .args(["--", FIXTURE])
+            .env_remove("MCP_HTTP_BRIDGE_TOKEN")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
