@@ -84,7 +84,10 @@ pub async fn guard(State(app): State<Arc<BridgeState>>, mut req: Request, next: 
         None
     };
     req.extensions_mut().insert(Principal(principal));
-    req.extensions_mut().insert(identity);
+    // Only with an OAuth token: no allocation per request otherwise.
+    if identity.0.is_some() {
+        req.extensions_mut().insert(identity);
+    }
     with_cors(next.run(req).await, origin)
 }
 

@@ -52,7 +52,7 @@ impl Drop for EndSessionOnDrop {
 pub async fn open(
     State(app): State<Arc<BridgeState>>,
     Extension(principal): Extension<Principal>,
-    Extension(identity): Extension<Identity>,
+    identity: Option<Extension<Identity>>,
     headers: HeaderMap,
 ) -> Handled {
     accept::check_get_accept(&headers)?;
@@ -63,6 +63,7 @@ pub async fn open(
         .ok_or(HttpError::SessionNotFound)?;
     let (tx, rx) = stream_channel(app.config.limits.stream_queue);
     let transport = Transport::LegacySse(tx.clone());
+    let identity = identity.map(|Extension(i)| i).unwrap_or_default();
     let extra_env = super::child_env(&app, &headers, &identity);
     let session = front::session::open(&app, transport, principal.0, &extra_env)
         .await

@@ -38,10 +38,11 @@ type Handled = Result<Response, HttpError>;
 pub async fn post(
     State(app): State<Arc<BridgeState>>,
     Extension(principal): Extension<Principal>,
-    Extension(identity): Extension<Identity>,
+    identity: Option<Extension<Identity>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Handled {
+    let identity = identity.map(|Extension(i)| i).unwrap_or_default();
     let body = super::read_body(&app, body)?;
     accept::check_content_type(&headers)?;
     let mode = accept::post_reply_mode(&headers)?;
