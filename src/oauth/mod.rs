@@ -137,14 +137,17 @@ impl ResourceServer {
         let oauth = &verifier.config;
         let (mcp, sse, message) = (&config.mcp_path, &config.sse_path, &config.message_path);
         let main_path = mcp.as_deref().or(sse.as_deref()).unwrap_or("/");
-        let id = match &oauth.public_url {
+        let given = match &oauth.public_url {
             Some(u) => u.clone(),
             None => {
                 let scheme = if tls { "https" } else { "http" };
                 format!("{scheme}://{addr}{main_path}")
             }
         };
-        let url = Url::parse(&id).with_context(|| format!("--public-url {id}"))?;
+        let url = Url::parse(&given).with_context(|| format!("--public-url {given}"))?;
+        // As clients write it after parsing (`https://h` becomes `https://h/`): they ask for
+        // tokens for the metadata's `resource` so written.
+        let id = url.to_string();
         // The legacy SSE endpoint's own identifier, where the public URL shows how paths map:
         // it ends with the MCP path, behind whatever prefix the proxy adds.
         let prefix = url.path().strip_suffix(main_path).map(str::to_owned);
@@ -172,7 +175,14 @@ impl ResourceServer {
         }
         let audiences = match &oauth.audience {
             Some(a) => vec![a.clone()],
-            None => resources.iter().map(|r| r.id.clone()).collect(),
+            None => {
+                let mut all: Vec<String> = resources.iter().map(|r| r.id.clone()).collect();
+                // Tokens configured at the provider with the URL as the operator wrote it.
+                if !all.contains(&given) {
+                    all.push(given);
+                }
+                all
+            }
         };
         Ok(ResourceServer {
             resource: id,

@@ -719,3 +719,21 @@ fn the_binary_refuses_unusable_oauth_flags_with_exit_2() {
         assert!(err.contains(says), "{args:?}: {err}");
     }
 }
+
+#[tokio::test]
+async fn a_public_url_is_named_as_clients_write_it() {
+    let key = Key::new("k1");
+    let auth = AuthServer::start(&[&key]).await;
+    let bridge = bridge(&auth.issuer, |c| {
+        c.oauth.as_mut().unwrap().public_url = Some("https://mcp.example.com".into());
+    })
+    .await;
+    let url = format!("{}/.well-known/oauth-protected-resource", bridge.base);
+    let doc: Value = reqwest::get(&url).await.unwrap().json().await.unwrap();
+    assert_eq!(doc["resource"], "https://mcp.example.com/");
+    for aud in ["https://mcp.example.com/", "https://mcp.example.com"] {
+        let token = key.sign(&claims(&auth.issuer, aud, "alice"));
+        assert_eq!(initialize_status(&bridge.url, &token).await.0, 200, "{aud}");
+    }
+    bridge.stop().await.unwrap();
+}
