@@ -50,15 +50,7 @@ pub async fn post(
     if headers.contains_key(SESSION_HEADER) {
         if let Some(req) = RawRequest::new(&body) {
             let session = session_of(&app, &headers, &principal)?;
-            let (tx, rx) = stream_channel(app.config.limits.stream_queue);
-            let reg = Registration {
-                stream: tx,
-                sse: mode == ReplyMode::Sse,
-            };
-            front::session::request_plain(&session, req, reg)
-                .await
-                .map_err(refused)?;
-            return Ok(reply(&app, &session, rx, 1, mode).await);
+            return call(&app, &session, Call::Plain(req), mode).await;
         }
     }
     let msg: Value = super::parse_json(&body)?;
@@ -77,17 +69,7 @@ pub async fn post(
     }
     let session = session_of(&app, &headers, &principal)?;
     match kind {
-        Kind::Request => {
-            let (tx, rx) = stream_channel(app.config.limits.stream_queue);
-            let reg = Registration {
-                stream: tx,
-                sse: mode == ReplyMode::Sse,
-            };
-            front::session::request(&session, msg, reg)
-                .await
-                .map_err(refused)?;
-            Ok(reply(&app, &session, rx, 1, mode).await)
-        }
+        Kind::Request => call(&app, &session, Call::Parsed(msg), mode).await,
         Kind::Notification => {
             front::session::notification(&session, msg)
                 .await
@@ -101,6 +83,27 @@ pub async fn post(
             Ok(StatusCode::ACCEPTED.into_response())
         }
     }
+}
+
+/// A session's request, parsed or on the fast path.
+enum Call {
+    Parsed(Value),
+    Plain(RawRequest),
+}
+
+/// Forwards one request of a session and replies with what comes back on its stream.
+async fn call(app: &BridgeState, session: &Arc<Session>, call: Call, mode: ReplyMode) -> Handled {
+    let (tx, rx) = stream_channel(app.config.limits.stream_queue);
+    let reg = Registration {
+        stream: tx,
+        sse: mode == ReplyMode::Sse,
+    };
+    match call {
+        Call::Parsed(msg) => front::session::request(session, msg, reg).await,
+        Call::Plain(req) => front::session::request_plain(session, req, reg).await,
+    }
+    .map_err(refused)?;
+    Ok(reply(app, session, rx, 1, mode).await)
 }
 
 /// Whether a POST is a 2026-07-28 request: its `_meta` names a revision, or, without a

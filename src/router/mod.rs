@@ -822,6 +822,8 @@ mod continuation_tests;
 #[cfg(test)]
 mod deadline_tests;
 #[cfg(test)]
+mod fast_tests;
+#[cfg(test)]
 mod parked_tests;
 #[cfg(test)]
 mod tests;
