@@ -8,8 +8,9 @@
 //!
 //! ```text
 //! HTTP clients ─► listener (a permit per connection, one task each: TLS, hyper HTTP/1.1,
-//!                 header/idle timeouts) ─► axum: http::guard (Host, Origin, CORS, bearer
-//!                 token) ─► http::streamable | http::legacy_sse   (HTTP only: parse, find the
+//!                 header/idle timeouts) ─► axum: http::guard (Host, Origin, CORS, a static
+//!                 bearer token or an OAuth access token checked by `oauth`) ─►
+//!                 http::streamable | http::legacy_sse   (HTTP only: parse, find the
 //!                 session, pick the reply mode)
 //!                        ▼
 //! front::session   the session era (≤ 2025-11-25): initialize answered by the bridge,
@@ -44,6 +45,9 @@
 //!   envelope. One `Routes` per child, reached only through `ChildHandle`'s named methods
 //!   (`child::routing`); a session refers to its child (`Session::child`, following a
 //!   restarted child's successor), which `children::Children` chose for it.
+//! * Who asks: a request's principal is its static token's name or its OAuth subject
+//!   (`iss#sub`, never the token string). Sessions, their subscriptions and tasks, and signed
+//!   request states belong to it; in user isolation so does a child (`children`).
 //! * Locks: `Sessions` (id → session) and each child's `Routes` are `std::sync::Mutex`es held
 //!   for map operations only, never across `.await`, and never one inside the other (the one
 //!   exception, handing a restarted child's sessions over, takes the old routes then the new).
@@ -76,6 +80,7 @@ pub mod jsonrpc;
 pub mod lines;
 pub mod listener;
 pub mod loglevel;
+pub mod oauth;
 pub mod router;
 pub mod session;
 pub mod shutdown;
@@ -97,6 +102,7 @@ pub struct Bridge {
     config: Config,
     children: Arc<children::Children>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    oauth: Option<Arc<oauth::Verifier>>,
 }
 
 impl Bridge {
@@ -107,12 +113,18 @@ impl Bridge {
     pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         // Certificate problems are reported before any child is started.
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        // So are the issuers' keys: a wrong issuer fails now, not at the first request.
+        let oauth = match &config.oauth {
+            Some(o) => Some(Arc::new(oauth::Verifier::start(o).await?)),
+            None => None,
+        };
         warn_of_shared_users(&config);
         let children = children::Children::start(config.clone()).await?;
         Ok(Bridge {
             config,
             children,
             tls,
+            oauth,
         })
     }
 
@@ -135,9 +147,19 @@ impl Bridge {
         // Cancelled first at shutdown: no new connections; open ones finish their requests.
         let stop_accepting = root.child_token();
         let children = self.children.clone();
-        let policy = access::Policy::new(&self.config.access, listener.local_addr()?);
+        let addr = listener.local_addr()?;
+        let policy = access::Policy::new(&self.config.access, addr);
+        let oauth = self
+            .oauth
+            .clone()
+            .map(|v| oauth::ResourceServer::new(v, &self.config, addr, self.tls.is_some()))
+            .transpose()?;
+        if let Some(o) = &oauth {
+            info!(resource = %o.resource, "OAuth: serving as a protected resource");
+        }
         let state = Arc::new(state::BridgeState {
             policy,
+            oauth,
             config: self.config.clone(),
             sessions: session::Sessions::default(),
             children: children.clone(),
@@ -203,12 +225,15 @@ fn warn_of_shared_users(config: &Config) {
         .collect();
     users.sort_unstable();
     users.dedup();
-    if users.len() > 1 && config.supervision.isolation == config::Isolation::Shared {
+    let oauth = config.oauth.is_some();
+    if (users.len() > 1 || oauth) && config.supervision.isolation == config::Isolation::Shared {
         warn!(
             users = users.len(),
+            oauth,
             "tokens of several users share one MCP server process: its log messages and \
              requests that no request of one user explains are dropped or refused; \
-             --isolation session gives each session a process of its own"
+             --isolation user gives each user a process of their own, --isolation session \
+             each session"
         );
     }
 }
@@ -262,6 +287,9 @@ async fn reap_idle_sessions(state: Arc<state::BridgeState>) {
             info!(session = %session.id, ?timeout, "session expired (idle)");
             front::session::end(&state, &session).await;
         }
+        state
+            .children
+            .reap_idle_users(tokio::time::Instant::now(), timeout);
     }
 }
 

@@ -17,6 +17,7 @@ use super::request_state;
 use crate::back::modern::{self, META_CAPABILITIES, META_SERVER_INFO, META_VERSION};
 use crate::back::ChildEra;
 use crate::child::{ChildHandle, Forwarded, Forwarding};
+use crate::config::Isolation;
 use crate::envelope::{self, Envelope};
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
@@ -148,14 +149,22 @@ fn new_owner() -> Owner {
 pub async fn request(
     app: &BridgeState,
     principal: Option<Arc<str>>,
+    extra_env: &[(String, String)],
     msg: Value,
     reg: Registration,
 ) -> Result<Call, Refusal> {
     let method = check(&msg)?;
-    if app.config.supervision.isolation == crate::config::Isolation::Session {
-        return Err(Refusal::NoSharedChild);
+    let child = match app.config.supervision.isolation {
+        Isolation::Shared => app.children.for_request(),
+        // The user's own child (started with `extra_env` when they have none running).
+        Isolation::User => {
+            let user = principal.clone().unwrap_or_else(|| Arc::from(""));
+            app.children.for_user_request(&user, extra_env).await
+        }
+        // Every child belongs to a session, and a stateless request has none.
+        Isolation::Session => return Err(Refusal::NoSharedChild),
     }
-    let child = app.children.for_request().map_err(Refusal::Routing)?;
+    .map_err(Refusal::Routing)?;
     let owner = new_owner();
     let meta = jsonrpc::param(&msg, "_meta");
     child.attach_stateless(&owner, principal.clone(), input_methods(meta));

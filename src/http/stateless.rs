@@ -34,6 +34,7 @@ const NAME_HEADER: &str = "mcp-name";
 pub async fn post(
     app: &Arc<BridgeState>,
     principal: Principal,
+    identity: &super::guard::Identity,
     headers: &HeaderMap,
     msg: Value,
     mode: ReplyMode,
@@ -45,7 +46,8 @@ pub async fn post(
         stream: tx,
         sse: mode == ReplyMode::Sse,
     };
-    let call = stateless::request(app, principal.0, msg, reg)
+    let extra_env = super::child_env(app, headers, identity);
+    let call = stateless::request(app, principal.0, &extra_env, msg, reg)
         .await
         .map_err(|r| refusal(id, r))?;
     match mode {

@@ -14,7 +14,7 @@ use serde_json::Value;
 use tracing::{debug, info};
 
 use super::accept::{self, ReplyMode};
-use super::guard::Principal;
+use super::guard::{Identity, Principal};
 use super::refused;
 use super::sse::{self, EventStream};
 use crate::back::legacy as handshake;
@@ -38,9 +38,11 @@ type Handled = Result<Response, HttpError>;
 pub async fn post(
     State(app): State<Arc<BridgeState>>,
     Extension(principal): Extension<Principal>,
+    identity: Option<Extension<Identity>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Handled {
+    let identity = identity.map(|Extension(i)| i).unwrap_or_default();
     let body = super::read_body(&app, body)?;
     accept::check_content_type(&headers)?;
     let mode = accept::post_reply_mode(&headers)?;
@@ -55,7 +57,7 @@ pub async fn post(
     // A request carrying the 2026-07-28 `_meta` is served statelessly, whatever the session
     // headers say (a dual-era endpoint: `initialize` still opens a session).
     if is_stateless(&headers, &msg) && super::classify(&msg)? == Kind::Request {
-        return super::stateless::post(&app, principal, &headers, msg, mode).await;
+        return super::stateless::post(&app, principal, &identity, &headers, msg, mode).await;
     }
     if let Value::Array(batch) = msg {
         let session = session_of(&app, &headers, &principal)?;
@@ -63,7 +65,7 @@ pub async fn post(
     }
     let kind = super::classify(&msg)?;
     if kind == Kind::Request && jsonrpc::method(&msg) == "initialize" {
-        return initialize(&app, &headers, &msg, mode, principal).await;
+        return initialize(&app, &headers, &msg, mode, principal, identity).await;
     }
     let session = session_of(&app, &headers, &principal)?;
     match kind {
@@ -149,15 +151,10 @@ async fn initialize(
     msg: &Value,
     mode: ReplyMode,
     principal: Principal,
+    identity: Identity,
 ) -> Handled {
-    // Session isolation: chosen request headers become the new child's environment.
-    let extra_env: Vec<(String, String)> = app
-        .config
-        .supervision
-        .header_env
-        .iter()
-        .filter_map(|(h, var)| Some((var.clone(), headers.get(h)?.to_str().ok()?.to_owned())))
-        .collect();
+    // Session or user isolation: chosen headers and claims become the new child's environment.
+    let extra_env = super::child_env(app, headers, &identity);
     let session = front::session::open(app, Transport::Streamable, principal.0, &extra_env)
         .await
         .map_err(refused)?;

@@ -24,6 +24,9 @@ mod lifecycle;
 mod modern_fixture;
 /// Many sessions on one child: colliding ids, progress, cancellation, server requests.
 mod multiplex;
+/// OAuth: metadata, challenges, token checks, key rotation, subject-owned sessions,
+/// `--isolation user` with `--claim-env`, against an authorization server of the test's own.
+mod oauth;
 /// Host and Origin checks, CORS, bearer tokens, limits.
 mod security;
 /// Streamable HTTP: handshake, reply modes, status codes, sessions, bad input.
