@@ -388,9 +388,13 @@ async fn pretty_printed_requests_are_sent_to_the_child_as_one_line() {
                      "params": {"name": "echo", "arguments": {"text": "two\nlines"}}});
     for body in [
         serde_json::to_string_pretty(&msg).unwrap(),
-        serde_json::to_string_pretty(&msg).unwrap().replace('\n', "\r\n"),
+        serde_json::to_string_pretty(&msg)
+            .unwrap()
+            .replace('\n', "\r\n"),
     ] {
-        let reply = c.send_raw("application/json, text/event-stream", body).await;
+        let reply = c
+            .send_raw("application/json, text/event-stream", body)
+            .await;
         assert_eq!(reply.status, 200, "{reply:?}");
         assert_eq!(text(reply.last()), "two\nlines");
     }
