@@ -36,7 +36,11 @@ pub fn parse(name: &str) -> Option<Result<What, String>> {
         None => return None,
         Some(n) => match n.parse::<usize>() {
             Ok(n) if (1..=MAX_MIB).contains(&n) => n,
-            _ => return Some(Err(format!("{name}: huge-N wants N MiB from 1 to {MAX_MIB}"))),
+            _ => {
+                return Some(Err(format!(
+                    "{name}: huge-N wants N MiB from 1 to {MAX_MIB}"
+                )))
+            }
         },
     };
     Some(Ok(What::Huge { mib }))
@@ -184,13 +188,7 @@ impl Pipe {
     }
 
     async fn write(&mut self, line: &[u8]) -> Result<(), Fail> {
-        let written = async {
-            self.stdin.write_all(line).await?;
-            self.stdin.flush().await
-        };
-        written
-            .await
-            .map_err(|e| Fail::Http(format!("writing to the server: {e}")))
+        write_line(&mut self.stdin, line).await
     }
 
     /// Writes `line` (newline included) while reading one line back into `reply`.
@@ -202,16 +200,15 @@ impl Pipe {
             ..
         } = self;
         reply.clear();
-        let write = async {
-            stdin.write_all(line).await?;
-            stdin.flush().await
-        };
-        let (written, read) = tokio::join!(write, stdout.read_until(b'\n', reply));
-        written.map_err(|e| Fail::Http(format!("writing to the server: {e}")))?;
+        let (written, read) =
+            tokio::join!(write_line(stdin, line), stdout.read_until(b'\n', reply));
+        written?;
         match read {
             Ok(_) if reply.ends_with(b"\n") => Ok(()),
             Ok(0) => Err(Fail::Http("the server closed its stdout".into())),
-            Ok(n) => Err(Fail::Http(format!("the server's stdout ended after {n} bytes of a line"))),
+            Ok(n) => Err(Fail::Http(format!(
+                "the server's stdout ended after {n} bytes of a line"
+            ))),
             Err(e) => Err(Fail::Http(format!("reading from the server: {e}"))),
         }
     }
@@ -248,6 +245,26 @@ impl Pipe {
     }
 }
 
+async fn write_line(stdin: &mut ChildStdin, line: &[u8]) -> Result<(), Fail> {
+    let written = async {
+        stdin.write_all(line).await?;
+        stdin.flush().await
+    };
+    written
+        .await
+        .map_err(|e| Fail::Http(format!("writing to the server: {e}")))
+}
+
+/// The same failure, said to be of the pipe (the row's errors count both sides).
+fn on_pipe(f: Fail) -> Fail {
+    match f {
+        Fail::Http(m) => Fail::Http(format!("pipe: {m}")),
+        Fail::Rpc(m) => Fail::Rpc(format!("pipe: {m}")),
+        Fail::Mismatch(m) => Fail::Mismatch(format!("pipe: {m}")),
+        Fail::Timeout => Fail::Timeout,
+    }
+}
+
 fn json_line(msg: &Value) -> Vec<u8> {
     let mut line = serde_json::to_vec(msg).expect("serializable");
     line.push(b'\n');
@@ -256,19 +273,19 @@ fn json_line(msg: &Value) -> Vec<u8> {
 
 /// The bridge's side: one Streamable HTTP session on a connection of its own (reopened after a
 /// failure, as the load workers do).
-struct Session {
+struct BridgeSession {
     addr: SocketAddr,
     path: String,
     sid: String,
     conn: Option<Conn>,
 }
 
-impl Session {
+impl BridgeSession {
     /// `initialize` + `notifications/initialized`, as every scenario opens its sessions.
-    async fn open(bridge: &Bridge) -> Result<Session, Fail> {
+    async fn open(bridge: &Bridge) -> Result<BridgeSession, Fail> {
         let mut conn = Conn::open(bridge.addr).await?;
         let session = client::open_stream_session(&mut conn, &bridge.mcp_path).await?;
-        Ok(Session {
+        Ok(BridgeSession {
             addr: bridge.addr,
             path: bridge.mcp_path.clone(),
             sid: session.sid.clone().unwrap_or_default(),
@@ -350,7 +367,7 @@ async fn pipe_phase(
                     if matches!(e, Fail::Http(_) | Fail::Timeout) {
                         pipe = None;
                     }
-                    times.errors.add(&e);
+                    times.errors.add(&on_pipe(e));
                 }
             }
         }
@@ -361,15 +378,30 @@ async fn pipe_phase(
     Ok(out)
 }
 
-/// `VmHWM` of the bridge and of its child since the last reset: "bridge X MiB, child Y MiB".
-fn kernel_peaks(pids: &[i32]) -> String {
+/// Sets the kernel's peak RSS of each process back to its RSS now; that RSS, by pid (`None`
+/// when the kernel refused: the peaks are then those since the process started).
+fn reset_kernel_peaks(pids: &[i32]) -> Option<Vec<u64>> {
+    pids.iter()
+        .map(|&pid| {
+            let now = procs::rss(pid)?;
+            procs::reset_peak_rss(pid).then_some(now)
+        })
+        .collect()
+}
+
+/// `VmHWM` of the bridge and of its child since `from` was read: "bridge X MiB (from Y)".
+fn kernel_peaks(pids: &[i32], from: Option<&[u64]>) -> String {
     let mib = |b: u64| b as f64 / (1 << 20) as f64;
     let peaks: Vec<String> = pids
         .iter()
         .enumerate()
-        .filter_map(|(i, pid)| {
+        .filter_map(|(i, &pid)| {
             let who = if i == 0 { "bridge" } else { "child" };
-            procs::peak_rss(*pid).map(|b| format!("{who} {:.1} MiB", mib(b)))
+            let peak = procs::peak_rss(pid)?;
+            Some(match from.and_then(|f| f.get(i)) {
+                Some(&start) => format!("{who} {:.1} MiB (from {:.1})", mib(peak), mib(start)),
+                None => format!("{who} {:.1} MiB (since start)", mib(peak)),
+            })
         })
         .collect();
     peaks.join(", ")
@@ -389,7 +421,7 @@ pub async fn run(
     let filler = make_filler(mib << 20);
     let piped = pipe_phase(server, &filler, repeat, set.request_timeout).await?;
 
-    let mut session = Session::open(bridge)
+    let mut session = BridgeSession::open(bridge)
         .await
         .map_err(|e| format!("opening the session: {e}"))?;
     let pids = procs::tree_pids(bridge.pid);
@@ -398,7 +430,7 @@ pub async fn run(
     for (call, pipe) in Call::BOTH.into_iter().zip(piped) {
         // Peaks per row: the sampled one and the kernel's, both from now.
         bridge.reset_peak();
-        let hwm_reset = pids.iter().all(|&p| procs::reset_peak_rss(p));
+        let rss_before = reset_kernel_peaks(&pids);
         let cpu = CpuWindow::now(bridge);
         let mut lat = Vec::with_capacity(repeat);
         let mut errors = pipe.errors;
@@ -415,7 +447,11 @@ pub async fn run(
         let (pipe_ms, bridge_ms) = (median_ms(&pipe.moved_ns), median_ms(&lat));
         let ratio = match (pipe_ms, bridge_ms) {
             (Some(p), Some(b)) if p > 0.0 => {
-                let over = if b / p > TARGET_RATIO { " (over 1.5×)" } else { "" };
+                let over = if b / p > TARGET_RATIO {
+                    " (over 1.5×)"
+                } else {
+                    ""
+                };
                 format!("×{:.2}{over}", b / p)
             }
             _ => "×—".into(),
@@ -427,10 +463,9 @@ pub async fn run(
             ms(bridge_ms),
             ms(median_ms(&pipe.checked_ns)),
         );
-        let peaks = kernel_peaks(&pids);
+        let peaks = kernel_peaks(&pids, rss_before.as_deref());
         if !peaks.is_empty() {
-            let since = if hwm_reset { "" } else { ", since start" };
-            note.push_str(&format!("; VmHWM {peaks}{since}"));
+            note.push_str(&format!("; VmHWM {peaks}"));
         }
         rows.push(Row {
             name: format!("{}-{}", spec.name, call.name()),

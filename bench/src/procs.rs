@@ -85,13 +85,28 @@ pub fn tree_pids(root: i32) -> Vec<i32> {
     descendants(root, &all_stats())
 }
 
+/// A `kB` field of `/proc/PID/status`, in bytes.
+fn status_bytes(pid: i32, field: &str) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kib: u64 = line[field.len()..]
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// A process's resident memory now (`VmRSS`), in bytes.
+pub fn rss(pid: i32) -> Option<u64> {
+    status_bytes(pid, "VmRSS:")
+}
+
 /// The kernel's high-water mark of a process's resident memory (`VmHWM`), in bytes: unlike a
 /// sampled peak it cannot miss a short one.
 pub fn peak_rss(pid: i32) -> Option<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line["VmHWM:".len()..].trim().strip_suffix("kB")?.trim().parse().ok()?;
-    Some(kib * 1024)
+    status_bytes(pid, "VmHWM:")
 }
 
 /// Sets a process's `VmHWM` back to its RSS now (Linux 4.0+; our own children only), so that
