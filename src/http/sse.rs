@@ -212,6 +212,35 @@ struct State {
 }
 
 impl State {
+    /// Small frames gathered into one chunk at most.
+    const BATCH: usize = 64 * 1024;
+
+    /// The chunk for message `m` and the messages queued behind it: one write for all that is
+    /// ready (a keep-alive comment may still come between messages; it costs nothing).
+    fn frames(&mut self, m: Outbound) -> Bytes {
+        let first = self.frame(m);
+        let mut chunk: Option<BytesMut> = None;
+        while !self.done && chunk.as_ref().map_or(first.len(), BytesMut::len) < Self::BATCH {
+            let Some(next) = self.rx.as_mut().and_then(|rx| rx.rx.try_recv().ok()) else {
+                break;
+            };
+            let frame = self.frame(next);
+            chunk
+                .get_or_insert_with(|| BytesMut::from(&first[..]))
+                .put_slice(&frame);
+        }
+        chunk.map_or(first, BytesMut::freeze)
+    }
+
+    /// One message's frame; counts the responses a request stream still waits for.
+    fn frame(&mut self, m: Outbound) -> Bytes {
+        if m.last && self.s.responses > 0 {
+            self.s.responses -= 1;
+            self.done = self.s.responses == 0;
+        }
+        self.s.frame(&m)
+    }
+
     /// Marks the stream as ended normally (nothing to park) and ends the body.
     fn finish(&mut self) -> Option<(Result<Bytes, Infallible>, State)> {
         self.done = true;
@@ -309,14 +338,7 @@ impl EventStream {
             let chunk = tokio::select! {
                 biased;
                 m = rx.rx.recv() => match m {
-                    Some(m) => {
-                        if m.last && st.s.responses > 0 {
-                            st.s.responses -= 1;
-                            st.done = st.s.responses == 0;
-                        }
-                        st.keep_alive.reset();
-                        st.s.frame(&m)
-                    }
+                    Some(m) => st.frames(m),
                     None => return st.finish(),
                 },
                 _ = st.s.end.cancelled() => return st.finish(),
