@@ -214,6 +214,16 @@ impl Children {
         self.fatal.cancelled().await
     }
 
+    /// Whether supervision gave up.
+    pub fn has_given_up(&self) -> bool {
+        self.fatal.is_cancelled()
+    }
+
+    /// How sessions share these children.
+    pub fn isolation(&self) -> Isolation {
+        self.config.supervision.isolation
+    }
+
     /// Why supervision gave up.
     pub fn fatal_reason(&self) -> String {
         lock(&self.fatal_reason)

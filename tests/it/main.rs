@@ -24,6 +24,8 @@ mod lifecycle;
 mod modern_fixture;
 /// Many sessions on one child: colliding ids, progress, cancellation, server requests.
 mod multiplex;
+/// `/ready` and `/health`, per server.
+mod probes;
 /// Host and Origin checks, CORS, bearer tokens, limits.
 mod security;
 /// Streamable HTTP: handshake, reply modes, status codes, sessions, bad input.
