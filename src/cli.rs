@@ -165,6 +165,13 @@ pub struct Cli {
     /// Messages queued for one client stream before that client counts as not reading.
     #[arg(long, default_value_t = Limits::STREAM_QUEUE, value_name = "N")]
     pub stream_queue: usize,
+    /// Show clients only the tools whose names match this glob (`*`, `?`; repeatable); others
+    /// leave tools/list and are refused as unknown tools.
+    #[arg(long, value_name = "GLOB")]
+    pub allow_tool: Vec<String>,
+    /// Hide the tools whose names match this glob (repeatable; wins over --allow-tool).
+    #[arg(long, value_name = "GLOB")]
+    pub deny_tool: Vec<String>,
     /// The stdio MCP server to run, after `--`.
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
@@ -331,6 +338,7 @@ impl Cli {
                 .collect(),
         };
         config.cwd = self.cwd;
+        config.tools = crate::tool_filter::ToolFilter::new(self.allow_tool, self.deny_tool);
         if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
             config.tls = Some(crate::tls::TlsFiles { cert, key });
         }
@@ -431,6 +439,10 @@ mod tests {
             (3, Restart::Always)
         );
         assert_eq!(c.env, vec![("A".to_owned(), "1".to_owned())]);
+        assert!(c.tools.is_empty());
+        let c = parse(&["--allow-tool", "read_*", "--deny-tool", "read_secret"]).unwrap();
+        assert!(c.tools.allows("read_file") && !c.tools.allows("read_secret"));
+        assert!(!c.tools.allows("write_file"));
         for bad in [
             &["--isolation", "session", "--pool", "2"][..],
             &["--header-env", "X-Key=K"],

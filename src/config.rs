@@ -106,6 +106,8 @@ pub struct Config {
     pub supervision: Supervision,
     /// Which era the child speaks, or `Auto` to probe it.
     pub child_era: EraChoice,
+    /// Which tools clients see and may call.
+    pub tools: crate::tool_filter::ToolFilter,
 }
 
 impl Config {
@@ -158,6 +160,7 @@ impl Config {
             cwd: None,
             supervision: Supervision::default(),
             child_era: EraChoice::Auto,
+            tools: crate::tool_filter::ToolFilter::default(),
         }
     }
 }

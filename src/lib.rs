@@ -82,6 +82,7 @@ pub mod session;
 pub mod shutdown;
 pub mod state;
 pub mod tls;
+pub mod tool_filter;
 
 use std::sync::Arc;
 

@@ -306,6 +306,7 @@ fn route_rules(config: &Config, server_info: Value) -> RouteRules {
         request_timeout: config.request_timeout,
         single_owner: config.supervision.isolation == crate::config::Isolation::Session,
         finish_context: server_info,
+        tools: config.tools.clone(),
     }
 }
 

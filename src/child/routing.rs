@@ -144,6 +144,14 @@ impl ChildHandle {
         self.routes().has_pending(owner)
     }
 
+    /// For a `tools/call` of a tool the server's filter hides, the error an unknown tool gets.
+    pub fn refuse_hidden_tool(&self, msg: &Value) -> Option<Value> {
+        if jsonrpc::method(msg) != "tools/call" {
+            return None;
+        }
+        self.routes().rules().tools.refuse_call(msg)
+    }
+
     /// Forwards a client request: waits (fairly, bounded) for a `--child-concurrency` slot,
     /// registers it under a fresh bridge id (before the line is queued, so a fast answer always
     /// finds its route), sends the server requests held for the session on its stream, and

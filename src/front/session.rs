@@ -152,6 +152,7 @@ async fn answer_locally(session: &Session, msg: &Value) -> Result<Option<Value>,
             true => Ok(None),
             false => ok(),
         },
+        "tools/call" => Ok(child.refuse_hidden_tool(msg)),
         "tasks/get" | "tasks/result" | "tasks/cancel" if !child.may_use_task(&session.id, msg) => {
             Ok(Some(task_not_found(jsonrpc::id(msg))))
         }

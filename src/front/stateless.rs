@@ -163,6 +163,10 @@ pub async fn request(
         child: child.clone(),
         tasks: app.children.tasks().clone(),
     };
+    if let Some(unknown) = child.refuse_hidden_tool(&msg) {
+        answer(&reg, unknown);
+        return Ok(call);
+    }
     let legacy = child.era == ChildEra::Legacy;
     let state = jsonrpc::param(&msg, "requestState").and_then(Value::as_str);
     match (legacy, state, method) {

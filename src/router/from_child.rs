@@ -50,6 +50,9 @@ impl Routes {
         if p.lists_tasks {
             self.filter_task_list(&p.owner, &mut msg);
         }
+        if p.lists_tools {
+            self.rules.tools.retain_listed(&mut msg);
+        }
         if let Some(finish) = p.finish {
             finish(&mut msg, &self.rules.finish_context);
         }

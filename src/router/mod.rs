@@ -123,6 +123,8 @@ struct Pending {
     sse: bool,
     /// True for `tasks/list`: the result is filtered to the owner's tasks.
     lists_tasks: bool,
+    /// True for `tools/list` when a tool filter applies (`RouteRules::tools`).
+    lists_tools: bool,
     /// When the client stops waiting (`--request-timeout`).
     deadline: Option<Instant>,
     /// The request's slot at the child (`--child-concurrency`): freed with the entry.
@@ -247,6 +249,8 @@ pub struct RouteRules {
     pub single_owner: bool,
     /// What every `Finish` is given besides the response (the child's server info).
     pub finish_context: Value,
+    /// The tools hidden from `tools/list` results.
+    pub tools: crate::tool_filter::ToolFilter,
 }
 
 impl RouteRules {
@@ -265,6 +269,7 @@ impl RouteRules {
             request_timeout: None,
             single_owner: false,
             finish_context: Value::Null,
+            tools: crate::tool_filter::ToolFilter::default(),
         }
     }
 
@@ -498,6 +503,7 @@ impl Routes {
         let progress = jsonrpc::replace_progress_token(msg, json!(id));
         let method = jsonrpc::method(msg);
         let lists_tasks = method == "tasks/list";
+        let lists_tools = !self.rules.tools.is_empty() && method == "tools/list";
         let deadline = self.deadline_of(method);
         let prev = self.pending.insert(
             id,
@@ -508,6 +514,7 @@ impl Routes {
                 progress,
                 sse: reg.sse,
                 lists_tasks,
+                lists_tools,
                 deadline,
                 slot: None,
                 retry: None,
@@ -564,6 +571,7 @@ impl Routes {
                 progress: None,
                 sse: false,
                 lists_tasks: false,
+                lists_tools: false,
                 deadline,
                 slot: None,
                 retry: None,

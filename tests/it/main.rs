@@ -32,3 +32,5 @@ mod security;
 mod streamable;
 /// Child supervision: restarts, give-up, session isolation, pools, header-env.
 mod supervision;
+/// Tool filters in both eras and both transports.
+mod tool_filter;
