@@ -14,6 +14,8 @@ if [[ -z "${SKIP_INTEROP:-}" && -x scripts/interop.sh ]]; then
   echo "== interop (official SDK clients, conformance suite)"
   cargo build --quiet --bins
   scripts/interop.sh
+  # The /metrics exposition, linted by promtool.
+  scripts/metrics.sh
   # The conformance suite's frozen requirement sets of both eras, through a child of each era.
   for requirements in 2025-11-25 2026-07-28; do
     for child in legacy modern; do

@@ -90,6 +90,7 @@ impl Children {
         let mut started = Vec::with_capacity(first);
         for _ in 0..first {
             started.push(child::spawn(&config, &[], &tasks).await?);
+            config.metrics.child_started();
         }
         let children = Children {
             slots: Mutex::new(Vec::new()),
@@ -174,7 +175,8 @@ impl Children {
                         "cannot start a child for a new session"
                     );
                     Refused::ChildGone
-                })?,
+                })
+                .inspect(|_| self.config.metrics.child_started())?,
         };
         place.fill(&child);
         Ok(child)
@@ -212,6 +214,11 @@ impl Children {
     /// Completes when supervision gave up; `fatal_reason` says why.
     pub async fn fatal(&self) {
         self.fatal.cancelled().await
+    }
+
+    /// Restarts of shared children so far.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
     }
 
     /// Whether supervision gave up.
@@ -369,6 +376,7 @@ impl Children {
             match child::spawn(&self.config, &[], &self.tasks).await {
                 Ok(new) => {
                     self.restarts.fetch_add(1, Ordering::Relaxed);
+                    self.config.metrics.child_started();
                     return Some(new);
                 }
                 Err(e) => {

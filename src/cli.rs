@@ -172,6 +172,10 @@ pub struct Cli {
     /// Hide the tools whose names match this glob (repeatable; wins over --allow-tool).
     #[arg(long, value_name = "GLOB")]
     pub deny_tool: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, apart from the MCP endpoint (e.g.
+    /// 127.0.0.1:9464). Default: no metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// The stdio MCP server to run, after `--`.
     #[arg(required = true, last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,

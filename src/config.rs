@@ -108,6 +108,8 @@ pub struct Config {
     pub child_era: EraChoice,
     /// Which tools clients see and may call.
     pub tools: crate::tool_filter::ToolFilter,
+    /// Where the server's metrics are recorded (the default records nothing).
+    pub metrics: crate::metrics::ServerMetrics,
 }
 
 impl Config {
@@ -161,6 +163,7 @@ impl Config {
             supervision: Supervision::default(),
             child_era: EraChoice::Auto,
             tools: crate::tool_filter::ToolFilter::default(),
+            metrics: crate::metrics::ServerMetrics::default(),
         }
     }
 }

@@ -153,6 +153,11 @@ impl IntoResponse for HttpError {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        // Read by the metrics layer (`metrics::http`).
+        if let HttpError::TooManySessions | HttpError::PayloadTooLarge(_) = self {
+            resp.extensions_mut()
+                .insert(crate::metrics::http::LimitRefusal);
+        }
         resp
     }
 }

@@ -76,6 +76,7 @@ pub mod jsonrpc;
 pub mod lines;
 pub mod listener;
 pub mod loglevel;
+pub mod metrics;
 pub mod router;
 pub mod servers;
 pub mod session;
@@ -98,6 +99,7 @@ pub struct Bridge {
     config: Config,
     children: Arc<children::Children>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    metrics: Option<(Arc<metrics::Metrics>, TcpListener)>,
 }
 
 impl Bridge {
@@ -114,7 +116,15 @@ impl Bridge {
             config,
             children,
             tls,
+            metrics: None,
         })
+    }
+
+    /// Serves `metrics` at `GET /metrics` on `listener` too (the configuration's
+    /// `metrics` handle should be `metrics.server("default")`).
+    pub fn with_metrics(mut self, metrics: Arc<metrics::Metrics>, listener: TcpListener) -> Self {
+        self.metrics = Some((metrics, listener));
+        self
     }
 
     /// Whether the bridge serves HTTPS.
@@ -147,6 +157,11 @@ impl Bridge {
             servers::Slot::Running(server.clone()),
             true,
         );
+        let stop_metrics = CancellationToken::new();
+        let metrics_server = self.metrics.map(|(metrics, listener)| {
+            metrics.watch(&servers);
+            metrics::serve::spawn(listener, metrics, stop_metrics.clone())
+        });
         let settings = crate::listener::Settings::for_config(c);
         info!(%addr, mcp = ?c.mcp_path, sse = ?c.sse_path, "listening");
         // Cancelled first at shutdown: no new connections; open ones finish their requests.
@@ -171,6 +186,10 @@ impl Bridge {
             warn!("open connections did not finish within the grace period; closed them");
         }
         server.wait_tasks().await;
+        stop_metrics.cancel();
+        if let Some(task) = metrics_server {
+            let _ = tokio::time::timeout(self.config.shutdown_grace, task).await;
+        }
         if child_exited {
             return Err(anyhow!(server.fatal_reason()));
         }

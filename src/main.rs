@@ -2,9 +2,12 @@
 //! endpoint URL, serve until a signal. Exit codes: 0 clean, 1 runtime failure, 2 usage.
 
 use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
+use mcp_http_bridge::metrics::Metrics;
 use mcp_http_bridge::{cli::Cli, shutdown, Bridge, Config};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
@@ -27,10 +30,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    let (host, port) = (cli.host.clone(), cli.port);
+    let (host, port, metrics) = (cli.host.clone(), cli.port, cli.metrics_listen);
     let config = cli.into_config().unwrap_or_else(|e| e.exit());
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
-    match runtime.block_on(serve(host, port, config)) {
+    match runtime.block_on(serve(host, port, metrics, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcp-http-bridge: error: {e:#}");
@@ -39,7 +42,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(host: String, port: u16, config: Config) -> anyhow::Result<()> {
+async fn serve(
+    host: String,
+    port: u16,
+    metrics_addr: Option<SocketAddr>,
+    mut config: Config,
+) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let signal = shutdown::signal();
     let on_signal = shutdown.clone();
@@ -52,16 +60,30 @@ async fn serve(host: String, port: u16, config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {host}:{port}"))?;
     let addr = listener.local_addr()?;
+    let metrics = match metrics_addr {
+        Some(at) => {
+            let listener = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} (--metrics-listen)"))?;
+            let metrics = Arc::new(Metrics::new());
+            config.metrics = metrics.server("default");
+            Some((metrics, listener))
+        }
+        None => None,
+    };
     // The endpoint to print: Streamable HTTP, or the legacy SSE stream when that is all there is.
     let path = config
         .mcp_path
         .clone()
         .or(config.sse_path.clone())
         .unwrap_or_default();
-    let bridge = tokio::select! {
+    let mut bridge = tokio::select! {
         b = Bridge::start(config) => b?,
         _ = shutdown.cancelled() => return Ok(()),
     };
+    if let Some((metrics, listener)) = metrics {
+        bridge = bridge.with_metrics(metrics, listener);
+    }
     let mut out = std::io::stdout().lock();
     // The one line on stdout: scripts read the endpoint from it.
     let scheme = if bridge.is_tls() { "https" } else { "http" };

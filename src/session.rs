@@ -242,6 +242,11 @@ impl Sessions {
         self.state().map.len()
     }
 
+    /// Every live session (for counting at a metrics scrape).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.state().map.values().cloned().collect()
+    }
+
     /// Whether there is no live session.
     pub fn is_empty(&self) -> bool {
         self.len() == 0

@@ -307,6 +307,7 @@ fn route_rules(config: &Config, server_info: Value) -> RouteRules {
         single_owner: config.supervision.isolation == crate::config::Isolation::Session,
         finish_context: server_info,
         tools: config.tools.clone(),
+        metrics: config.metrics.clone(),
     }
 }
 

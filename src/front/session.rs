@@ -104,6 +104,7 @@ pub async fn request(session: &Session, msg: Value, reg: Registration) -> Result
     {
         Forwarded::Sent => {}
         Forwarded::Refused(why) => {
+            session.child().metrics().refused("limit");
             let reply = jsonrpc::error_value(id, jsonrpc::TOO_MANY_REQUESTS, why);
             answer(&stream, &reply);
         }

@@ -269,6 +269,7 @@ async fn forward(
     match child.forward_request(owner, msg, reg, how).await {
         Ok(Forwarded::Sent) => Ok(()),
         Ok(Forwarded::Refused(why)) => {
+            child.metrics().refused("limit");
             let error = jsonrpc::error_value(id, jsonrpc::TOO_MANY_REQUESTS, why);
             let _ = stream.try_send(Outbound {
                 json: jsonrpc::to_bytes(&error),

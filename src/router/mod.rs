@@ -125,6 +125,9 @@ struct Pending {
     lists_tasks: bool,
     /// True for `tools/list` when a tool filter applies (`RouteRules::tools`).
     lists_tools: bool,
+    /// Its method as a metrics label, and when it was forwarded.
+    method: &'static str,
+    started: Instant,
     /// When the client stops waiting (`--request-timeout`).
     deadline: Option<Instant>,
     /// The request's slot at the child (`--child-concurrency`): freed with the entry.
@@ -251,6 +254,8 @@ pub struct RouteRules {
     pub finish_context: Value,
     /// The tools hidden from `tools/list` results.
     pub tools: crate::tool_filter::ToolFilter,
+    /// Where answers, timeouts and dropped streams are counted.
+    pub metrics: crate::metrics::ServerMetrics,
 }
 
 impl RouteRules {
@@ -270,6 +275,7 @@ impl RouteRules {
             single_owner: false,
             finish_context: Value::Null,
             tools: crate::tool_filter::ToolFilter::default(),
+            metrics: crate::metrics::ServerMetrics::default(),
         }
     }
 
@@ -504,6 +510,7 @@ impl Routes {
         let method = jsonrpc::method(msg);
         let lists_tasks = method == "tasks/list";
         let lists_tools = !self.rules.tools.is_empty() && method == "tools/list";
+        let (label, started) = (crate::metrics::method_label(method), Instant::now());
         let deadline = self.deadline_of(method);
         let prev = self.pending.insert(
             id,
@@ -515,6 +522,8 @@ impl Routes {
                 sse: reg.sse,
                 lists_tasks,
                 lists_tools,
+                method: label,
+                started,
                 deadline,
                 slot: None,
                 retry: None,
@@ -572,6 +581,8 @@ impl Routes {
                 sse: false,
                 lists_tasks: false,
                 lists_tools: false,
+                method: "other",
+                started: Instant::now(),
                 deadline,
                 slot: None,
                 retry: None,

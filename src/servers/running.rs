@@ -50,7 +50,10 @@ impl Running {
             started: Instant::now(),
             root: CancellationToken::new(),
         });
-        let app = http::app(state.clone());
+        let app = http::app(state.clone()).layer(axum::middleware::from_fn_with_state(
+            state.config.metrics.clone(),
+            crate::metrics::http::record,
+        ));
         children.tasks().spawn(reap_idle_sessions(state.clone()));
         children.supervise();
         Arc::new(Running {

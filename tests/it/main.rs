@@ -20,6 +20,8 @@ mod hostile;
 mod legacy_sse;
 /// Child failures: crash, garbage, over-long lines, silent or missing servers.
 mod lifecycle;
+/// Prometheus metrics after a known workload.
+mod metrics;
 /// The 2026-07-28 fixture alone over stdio: discover, refusals, input required, listen, cancel.
 mod modern_fixture;
 /// Many sessions on one child: colliding ids, progress, cancellation, server requests.

@@ -1,0 +1,95 @@
+//! The metrics layer in front of each server's routes: body bytes in and out, and refusals
+//! told by their status (421 Host, 403 Origin or, with `insufficient_scope`, scope, 401 token,
+//! and the limits' 413 and 503, which `HttpError` marks).
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, StatusCode};
+use axum::middleware::Next;
+use axum::response::Response;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+
+use super::ServerMetrics;
+
+/// Marks a response that refused a request at a limit (sessions, body size).
+#[derive(Debug, Clone, Copy)]
+pub struct LimitRefusal;
+
+/// Counts a request's and its response's body bytes, and the refusal, if it is one.
+pub async fn record(State(m): State<ServerMetrics>, req: Request, next: Next) -> Response {
+    if m.is_off() {
+        return next.run(req).await;
+    }
+    let req = req.map(|b| Body::new(Counted::new(b, m.clone(), true)));
+    let resp = next.run(req).await;
+    if let Some(reason) = refusal(&resp) {
+        m.refused(reason);
+    }
+    resp.map(|b| Body::new(Counted::new(b, m, false)))
+}
+
+fn refusal(resp: &Response) -> Option<&'static str> {
+    let challenge = resp
+        .headers()
+        .get(header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match resp.status() {
+        StatusCode::MISDIRECTED_REQUEST => Some("host"),
+        StatusCode::FORBIDDEN if challenge.contains("insufficient_scope") => Some("scope"),
+        StatusCode::FORBIDDEN => Some("origin"),
+        StatusCode::UNAUTHORIZED => Some("token"),
+        _ if resp.extensions().get::<LimitRefusal>().is_some() => Some("limit"),
+        _ => None,
+    }
+}
+
+/// A body that counts its data bytes as they pass.
+struct Counted {
+    inner: Body,
+    metrics: ServerMetrics,
+    incoming: bool,
+}
+
+impl Counted {
+    fn new(inner: Body, metrics: ServerMetrics, incoming: bool) -> Counted {
+        Counted {
+            inner,
+            metrics,
+            incoming,
+        }
+    }
+}
+
+impl HttpBody for Counted {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                let n = data.len() as u64;
+                match self.incoming {
+                    true => self.metrics.bytes(n, 0),
+                    false => self.metrics.bytes(0, n),
+                }
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
