@@ -275,7 +275,14 @@ impl Children {
     pub async fn stop_all(&self) {
         self.stopping.cancel();
         let grace = self.config.shutdown_grace;
-        let all = self.all();
+        let mut all = self.all();
+        // A shared child that exited for good (supervision gave up) still has its writer
+        // waiting for lines: stopping it ends that task too.
+        for c in self.shared() {
+            if !all.iter().any(|a| a.key == c.key) {
+                all.push(c);
+            }
+        }
         futures_util::future::join_all(all.iter().map(|c| shutdown::stop_child(c, grace))).await;
     }
 
