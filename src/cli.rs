@@ -51,6 +51,10 @@ pub struct Cli {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); overrides RUST_LOG.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// `human` lines, or `json`: one object per line, with the server, session and request
+    /// an event belongs to.
+    #[arg(long, default_value = "human", value_parser = ["human", "json"], value_name = "FORMAT")]
+    pub log_format: String,
     /// Largest accepted request body (e.g. 4MiB, 512KiB, 1000000).
     #[arg(long, default_value = "4MiB", value_parser = parse_size, value_name = "SIZE")]
     pub max_body: usize,

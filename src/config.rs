@@ -65,6 +65,9 @@ impl Default for Limits {
 /// Everything `run` needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The server's name (`default` for the server of the command line): in paths
+    /// (`/servers/NAME/mcp`), logs and metrics.
+    pub name: String,
     /// The stdio MCP server to spawn.
     pub command: OsString,
     /// Its arguments.
@@ -113,6 +116,8 @@ pub struct Config {
 }
 
 impl Config {
+    /// The name of the server of the command line.
+    pub const DEFAULT_NAME: &'static str = "default";
     /// Default `mcp_path`.
     pub const MCP_PATH: &'static str = "/mcp";
     /// Default `sse_path`.
@@ -143,6 +148,7 @@ impl Config {
         args: impl IntoIterator<Item = impl Into<OsString>>,
     ) -> Self {
         Config {
+            name: Self::DEFAULT_NAME.into(),
             command: command.into(),
             args: args.into_iter().map(Into::into).collect(),
             mcp_path: Some(Self::MCP_PATH.into()),

@@ -76,6 +76,7 @@ pub mod jsonrpc;
 pub mod lines;
 pub mod listener;
 pub mod loglevel;
+pub mod logs;
 pub mod metrics;
 pub mod router;
 pub mod servers;
@@ -121,7 +122,7 @@ impl Bridge {
     }
 
     /// Serves `metrics` at `GET /metrics` on `listener` too (the configuration's
-    /// `metrics` handle should be `metrics.server("default")`).
+    /// `metrics` handle should be `metrics.server(&config.name)`).
     pub fn with_metrics(mut self, metrics: Arc<metrics::Metrics>, listener: TcpListener) -> Self {
         self.metrics = Some((metrics, listener));
         self
@@ -146,7 +147,7 @@ impl Bridge {
         let c = &self.config;
         let servers = Arc::new(servers::Servers::new(access::Policy::new(&c.access, addr)));
         let server = servers::Running::launch(
-            "default".into(),
+            c.name.as_str().into(),
             c.clone(),
             self.children.clone(),
             access::Policy::new(&c.access, addr),

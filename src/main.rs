@@ -1,12 +1,13 @@
 //! Entry point: parse the command line, set up logging, bind, start the child, print the
 //! endpoint URL, serve until a signal. Exit codes: 0 clean, 1 runtime failure, 2 usage.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use mcp_http_bridge::logs::{self, LogFormat};
 use mcp_http_bridge::metrics::Metrics;
 use mcp_http_bridge::{cli::Cli, shutdown, Bridge, Config};
 use tokio_util::sync::CancellationToken;
@@ -25,11 +26,11 @@ fn main() -> ExitCode {
         )
         .exit()
     });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let format = match cli.log_format.as_str() {
+        "json" => LogFormat::Json,
+        _ => LogFormat::Human,
+    };
+    logs::init(format, filter);
     let (host, port, metrics) = (cli.host.clone(), cli.port, cli.metrics_listen);
     let config = cli.into_config().unwrap_or_else(|e| e.exit());
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
@@ -66,7 +67,7 @@ async fn serve(
                 .await
                 .with_context(|| format!("cannot listen on {at} (--metrics-listen)"))?;
             let metrics = Arc::new(Metrics::new());
-            config.metrics = metrics.server("default");
+            config.metrics = metrics.server(&config.name);
             Some((metrics, listener))
         }
         None => None,

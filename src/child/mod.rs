@@ -227,7 +227,7 @@ pub async fn spawn(
     let pid = child.id().context("child has no pid")?;
     let started = std::time::Instant::now();
     info!(pid, command = ?config.command, args = ?config.args, "child spawned");
-    let span = tracing::info_span!("child", pid);
+    let span = tracing::info_span!("child", server = %config.name, pid);
 
     let (Some(stderr), Some(mut stdin), Some(stdout)) =
         (child.stderr.take(), child.stdin.take(), child.stdout.take())

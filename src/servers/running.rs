@@ -50,10 +50,15 @@ impl Running {
             started: Instant::now(),
             root: CancellationToken::new(),
         });
-        let app = http::app(state.clone()).layer(axum::middleware::from_fn_with_state(
-            state.config.metrics.clone(),
-            crate::metrics::http::record,
-        ));
+        let app = http::app(state.clone())
+            .layer(axum::middleware::from_fn_with_state(
+                state.config.metrics.clone(),
+                crate::metrics::http::record,
+            ))
+            .layer(axum::middleware::from_fn_with_state(
+                name.clone(),
+                crate::logs::request_span,
+            ));
         children.tasks().spawn(reap_idle_sessions(state.clone()));
         children.supervise();
         Arc::new(Running {
