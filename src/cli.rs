@@ -12,7 +12,7 @@ use crate::config::{Config, Limits};
 use crate::config::{EraChoice, Isolation, Restart, Supervision};
 
 mod tip;
-mod value;
+pub(crate) mod value;
 
 use value::{parse_duration, parse_key_value, parse_size};
 
@@ -24,7 +24,7 @@ use value::{parse_duration, parse_key_value, parse_size};
 #[derive(Debug, Parser)]
 #[command(
     version,
-    override_usage = "mcp-http-bridge [OPTIONS] -- <COMMAND> [ARGS]..."
+    override_usage = "mcp-http-bridge [OPTIONS] -- <COMMAND> [ARGS]...\n       mcp-http-bridge [OPTIONS] --config <FILE>"
 )]
 pub struct Cli {
     /// Address to listen on.
@@ -180,8 +180,17 @@ pub struct Cli {
     /// 127.0.0.1:9464). Default: no metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve the servers of this file (TOML `[servers.NAME]` tables, or a desktop client's
+    /// JSON `mcpServers`) at /servers/NAME/mcp and /servers/NAME/sse, instead of a COMMAND.
+    /// SIGHUP reloads it.
+    #[arg(long, value_name = "FILE", conflicts_with = "command")]
+    pub config: Option<std::path::PathBuf>,
     /// The stdio MCP server to run, after `--`.
-    #[arg(required = true, last = true, value_name = "COMMAND")]
+    #[arg(
+        required_unless_present = "config",
+        last = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<OsString>,
 }
 
@@ -270,7 +279,8 @@ impl Cli {
             return Err(usage("--max-connections must be at least 1".into()));
         }
         let mut command = self.command.into_iter();
-        let program = command.next().expect("clap requires a command");
+        // With --config, the file names the commands: this configuration is their base.
+        let program = command.next().unwrap_or_default();
         let mut config = Config::new(program, command);
         config.mcp_path = mcp_path;
         config.sse_path = sse_path;

@@ -3,13 +3,14 @@
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
 use mcp_http_bridge::logs::{self, LogFormat};
 use mcp_http_bridge::metrics::Metrics;
-use mcp_http_bridge::{cli::Cli, shutdown, Bridge, Config};
+use mcp_http_bridge::{cli::Cli, reload, shutdown, Bridge, Config, FileOptions};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
@@ -31,10 +32,15 @@ fn main() -> ExitCode {
         _ => LogFormat::Human,
     };
     logs::init(format, filter);
-    let (host, port, metrics) = (cli.host.clone(), cli.port, cli.metrics_listen);
+    let at = Listen {
+        host: cli.host.clone(),
+        port: cli.port,
+        metrics: cli.metrics_listen,
+        file: cli.config.clone(),
+    };
     let config = cli.into_config().unwrap_or_else(|e| e.exit());
     let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
-    match runtime.block_on(serve(host, port, metrics, config)) {
+    match runtime.block_on(serve(at, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mcp-http-bridge: error: {e:#}");
@@ -43,12 +49,15 @@ fn main() -> ExitCode {
     }
 }
 
-async fn serve(
+/// Where to listen, beside the configuration.
+struct Listen {
     host: String,
     port: u16,
-    metrics_addr: Option<SocketAddr>,
-    mut config: Config,
-) -> anyhow::Result<()> {
+    metrics: Option<SocketAddr>,
+    file: Option<PathBuf>,
+}
+
+async fn serve(at: Listen, mut config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let signal = shutdown::signal();
     let on_signal = shutdown.clone();
@@ -57,11 +66,12 @@ async fn serve(
             on_signal.cancel();
         }
     });
+    let (host, port) = (&at.host, at.port);
     let listener = tokio::net::TcpListener::bind((host.as_str(), port))
         .await
         .with_context(|| format!("cannot listen on {host}:{port}"))?;
     let addr = listener.local_addr()?;
-    let metrics = match metrics_addr {
+    let metrics = match at.metrics {
         Some(at) => {
             let listener = tokio::net::TcpListener::bind(at)
                 .await
@@ -72,6 +82,24 @@ async fn serve(
         }
         None => None,
     };
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    if let Some(path) = at.file {
+        let reload = Arc::new(tokio::sync::Notify::new());
+        reload::on_sighup(reload.clone(), shutdown.clone());
+        let options = FileOptions {
+            path,
+            base: config,
+            metrics,
+            reload,
+        };
+        // The servers' paths are under the printed URL: /servers/NAME/mcp.
+        let print = || print_url(&format!("{scheme}://{addr}"));
+        return mcp_http_bridge::serve_file(options, listener, shutdown, print).await;
+    }
     // The endpoint to print: Streamable HTTP, or the legacy SSE stream when that is all there is.
     let path = config
         .mcp_path
@@ -85,12 +113,12 @@ async fn serve(
     if let Some((metrics, listener)) = metrics {
         bridge = bridge.with_metrics(metrics, listener);
     }
-    let mut out = std::io::stdout().lock();
-    // The one line on stdout: scripts read the endpoint from it.
-    let scheme = if bridge.is_tls() { "https" } else { "http" };
-    writeln!(out, "{scheme}://{addr}{path}")
-        .and_then(|()| out.flush())
-        .ok();
-    drop(out);
+    print_url(&format!("{scheme}://{addr}{path}"));
     bridge.serve(listener, shutdown).await
+}
+
+/// The one line on stdout, once the bridge serves: scripts read the endpoint from it.
+fn print_url(url: &str) {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{url}").and_then(|()| out.flush()).ok();
 }

@@ -80,9 +80,9 @@ fn server_probe(servers: &Servers, name: &str, slot: &Slot, rest: &str) -> Respo
             body["server"] = name.into();
             json_response(status(alive), &body)
         }
-        Slot::Starting => json_response(
+        Slot::Starting | Slot::Failed(_) => json_response(
             StatusCode::OK,
-            &json!({"server": name, "status": "starting", "ready": false, "state": state}),
+            &json!({"server": name, "status": state, "ready": false, "state": state}),
         ),
     }
 }
@@ -111,7 +111,7 @@ async fn dispatch(State(servers): State<Arc<Servers>>, mut req: Request) -> Resp
                 }
                 Slot::Running(r)
             }
-            Some(Slot::Starting) => Slot::Starting,
+            Some(other) => other,
             None => return super::not_found().await,
         },
     };
@@ -120,7 +120,7 @@ async fn dispatch(State(servers): State<Arc<Servers>>, mut req: Request) -> Resp
             Ok(resp) => resp,
             Err(never) => match never {},
         },
-        Slot::Starting => HttpError::ChildGone.into_response(),
+        Slot::Starting | Slot::Failed(_) => HttpError::ChildGone.into_response(),
     }
 }
 

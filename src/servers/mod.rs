@@ -3,7 +3,12 @@
 //! (and one of them, if marked, also at the default paths). A server is `Starting` until its
 //! children are initialized, then `Running`. Readiness and health are answered from here.
 
+pub mod file;
+pub mod fleet;
 pub mod running;
+
+#[cfg(test)]
+mod file_tests;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,6 +30,8 @@ pub enum Slot {
     Starting,
     /// Serving (or restarting, or given up: see `Running::phase`).
     Running(Arc<Running>),
+    /// Its children could not be started, for this reason.
+    Failed(Arc<str>),
 }
 
 #[derive(Default)]
@@ -103,7 +110,7 @@ impl Servers {
             .values()
             .filter_map(|s| match s {
                 Slot::Running(r) => Some(r.clone()),
-                Slot::Starting => None,
+                Slot::Starting | Slot::Failed(_) => None,
             })
             .collect()
     }
@@ -163,6 +170,10 @@ impl Servers {
                     ok = false;
                     json!({"status": "starting", "ready": false, "state": "starting"})
                 }
+                Slot::Failed(why) => {
+                    ok = false;
+                    json!({"status": "failed", "ready": false, "state": "failed", "error": &**why})
+                }
                 Slot::Running(r) => {
                     let (running, detail) = r.health();
                     alive |= running;
@@ -191,6 +202,7 @@ impl Servers {
 pub fn slot_readiness(slot: &Slot) -> (bool, &'static str) {
     match slot {
         Slot::Starting => (false, "starting"),
+        Slot::Failed(_) => (false, "failed"),
         Slot::Running(r) => (r.is_ready(), r.phase()),
     }
 }

@@ -30,6 +30,8 @@ mod multiplex;
 mod probes;
 /// Host and Origin checks, CORS, bearer tokens, limits.
 mod security;
+/// Named servers from a configuration file, reloads.
+mod servers;
 /// Streamable HTTP: handshake, reply modes, status codes, sessions, bad input.
 mod streamable;
 /// Child supervision: restarts, give-up, session isolation, pools, header-env.
