@@ -7,6 +7,8 @@ mod support;
 mod child_concurrency;
 /// Black-box: the binary's flags, URL line, exit codes and signals.
 mod cli;
+/// Black-box: `--config FILE` and SIGHUP.
+mod cli_config;
 /// Slow, idle and surplus connections: header timeout, idle timeout, connection cap.
 mod connections;
 /// Both eras on one endpoint: session and stateless clients, legacy and modern children.
