@@ -11,6 +11,7 @@ use crate::access::{parse_tokens, Access};
 use crate::config::{Config, Limits};
 use crate::config::{EraChoice, Isolation, Restart, Supervision};
 
+pub mod docs;
 mod tip;
 pub(crate) mod value;
 
@@ -24,7 +25,9 @@ use value::{parse_duration, parse_key_value, parse_size};
 #[derive(Debug, Parser)]
 #[command(
     version,
-    override_usage = "mcp-http-bridge [OPTIONS] -- <COMMAND> [ARGS]...\n       mcp-http-bridge [OPTIONS] --config <FILE>"
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true,
+    override_usage = "mcp-http-bridge [OPTIONS] -- <COMMAND> [ARGS]...\n       mcp-http-bridge [OPTIONS] --config <FILE>\n       mcp-http-bridge completions <SHELL> | man"
 )]
 pub struct Cli {
     /// Address to listen on.
@@ -192,6 +195,9 @@ pub struct Cli {
         value_name = "COMMAND"
     )]
     pub command: Vec<OsString>,
+    /// Instead of serving: print shell completions or the manual page.
+    #[command(subcommand)]
+    pub tool: Option<docs::Tool>,
 }
 
 impl Cli {
