@@ -40,6 +40,11 @@
 //!   request to the router of the server its path names (`/servers/NAME/…`), or of the default
 //!   server. `state::BridgeState` is what one server's handlers share (config, sessions,
 //!   children, its shutdown token); it knows no HTTP. `config::Config` is plain data.
+//!   `servers::Running` is one server's life (its routes, reaper, supervision, orderly stop);
+//!   `servers::fleet::Fleet` runs the servers of a configuration file (`--config`), each on its
+//!   own, and applies reloads (SIGHUP). `metrics` records into a recorder the bridge owns
+//!   (cheap handles in each child's routing rules; gauges read at scrape); `logs` puts each
+//!   request in a span naming its server and session; `tool_filter` is a routing rule.
 //! * `router::Routes` is the routing core: plain data, no I/O, unit-tested. It knows owners
 //!   (opaque keys, in practice session ids), never HTTP nor an era's wire details beyond the
 //!   envelope. One `Routes` per child, reached only through `ChildHandle`'s named methods
