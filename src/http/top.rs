@@ -89,32 +89,31 @@ fn server_probe(servers: &Servers, name: &str, slot: &Slot, rest: &str) -> Respo
 
 /// Hands a request to the server that serves its path.
 async fn dispatch(State(servers): State<Arc<Servers>>, mut req: Request) -> Response {
-    let path = req.uri().path();
-    let named = path.strip_prefix(PREFIX).and_then(|rest| {
+    if let Some(rest) = req.uri().path().strip_prefix(PREFIX) {
         let (name, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-        Some((name.to_owned(), tail.to_owned(), servers.get(name)?))
-    });
-    let slot = match named {
-        Some((name, tail, slot)) => {
+        if let Some(slot) = servers.get(name) {
             if tail == "/health" || tail == "/ready" {
                 if let Some(refused) = probe_refused(&servers, &req) {
                     return refused;
                 }
-                return server_probe(&servers, &name, &slot, &tail);
+                return server_probe(&servers, name, &slot, tail);
             }
-            slot
+            return serve(slot, req).await;
         }
-        None => match servers.default_server() {
-            Some(Slot::Running(r)) => {
-                if let Some(prefix) = &r.prefix {
-                    prefix_path(&mut req, prefix);
-                }
-                Slot::Running(r)
+    }
+    match servers.default_server() {
+        Some(Slot::Running(r)) => {
+            if let Some(prefix) = &r.prefix {
+                prefix_path(&mut req, prefix);
             }
-            Some(other) => other,
-            None => return super::not_found().await,
-        },
-    };
+            serve(Slot::Running(r), req).await
+        }
+        Some(other) => serve(other, req).await,
+        None => super::not_found().await,
+    }
+}
+
+async fn serve(slot: Slot, req: Request) -> Response {
     match slot {
         Slot::Running(r) => match r.app.clone().oneshot(req).await {
             Ok(resp) => resp,

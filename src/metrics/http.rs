@@ -1,4 +1,5 @@
-//! The metrics layer in front of each server's routes: body bytes in and out, and refusals
+//! The metrics layer in front of each server's routes: body bytes in and out (a body of
+//! known length counted whole, others frame by frame), and refusals
 //! told by their status (421 Host, 403 Origin or, with `insufficient_scope`, scope, 401 token,
 //! and the limits' 413 and 503, which `HttpError` marks).
 
@@ -23,12 +24,26 @@ pub async fn record(State(m): State<ServerMetrics>, req: Request, next: Next) ->
     if m.is_off() {
         return next.run(req).await;
     }
-    let req = req.map(|b| Body::new(Counted::new(b, m.clone(), true)));
+    // A body of known length is counted whole, without wrapping it (no allocation); others
+    // (chunked requests, event streams) are counted as their frames pass.
+    // A refused request's body is never read, so it is not counted.
+    let declared = req.body().size_hint().exact();
+    let req = match declared {
+        Some(_) => req,
+        None => req.map(|b| Body::new(Counted::new(b, m.clone(), true))),
+    };
     let resp = next.run(req).await;
-    if let Some(reason) = refusal(&resp) {
-        m.refused(reason);
+    match refusal(&resp) {
+        Some(reason) => m.refused(reason),
+        None => m.bytes(declared.unwrap_or(0), 0),
     }
-    resp.map(|b| Body::new(Counted::new(b, m, false)))
+    match resp.body().size_hint().exact() {
+        Some(n) => {
+            m.bytes(0, n);
+            resp
+        }
+        None => resp.map(|b| Body::new(Counted::new(b, m, false))),
+    }
 }
 
 fn refusal(resp: &Response) -> Option<&'static str> {

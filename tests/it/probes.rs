@@ -81,3 +81,34 @@ async fn probes_refuse_a_foreign_host_and_unknown_servers_are_404() {
     let (status, _) = get(&format!("{}/servers/nope/ready", bridge.base)).await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn readiness_turns_off_when_shutdown_starts_while_requests_drain() {
+    // The MCP listener stops accepting at shutdown; the metrics listener serves on until the
+    // end, and its readiness gauge is what /ready says.
+    let (bridge, metrics) = TestBridge::start_with_metrics(|_| {}).await;
+    let ready = |text: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(r#"mcp_bridge_server_ready{server="default"} "#))
+            .map(str::to_owned)
+    };
+    let scrape = || async { reqwest::get(&metrics).await.unwrap().text().await.unwrap() };
+    assert_eq!(ready(&scrape().await).as_deref(), Some("1"));
+    let c = bridge.client().await;
+    let slow = tokio::spawn(async move { c.call(json!(1), "slow", json!({"ms": 1500})).await });
+    bridge.wait_pending(1).await;
+    let stopping = tokio::spawn(bridge.stop());
+    within("not ready during the drain", async {
+        while ready(&scrape().await).as_deref() != Some("0") {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert!(
+        !slow.is_finished(),
+        "the request in flight is still draining"
+    );
+    let answered = within("drained", slow).await.unwrap();
+    assert!(answered["result"].is_object(), "{answered}");
+    within("stopped", stopping).await.unwrap().unwrap();
+}

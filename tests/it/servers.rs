@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mcp_http_bridge::metrics::Metrics;
 use mcp_http_bridge::{serve_file, Config, FileOptions};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
@@ -25,6 +26,14 @@ struct FileBridge {
 
 impl FileBridge {
     async fn start(name: &str, text: &str) -> FileBridge {
+        Self::start_with_metrics(name, text, None).await
+    }
+
+    async fn start_with_metrics(
+        name: &str,
+        text: &str,
+        metrics: Option<(Arc<Metrics>, TcpListener)>,
+    ) -> FileBridge {
         let path = std::env::temp_dir().join(format!("bridge-it-{}-{name}", std::process::id()));
         std::fs::write(&path, text).unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -35,7 +44,7 @@ impl FileBridge {
         let options = FileOptions {
             path: path.clone(),
             base: config,
-            metrics: None,
+            metrics,
             reload: reload.clone(),
         };
         let (started, on_started) = tokio::sync::oneshot::channel();
@@ -206,5 +215,47 @@ async fn the_desktop_clients_json_layout_is_served() {
     assert_eq!(text(&env), "hello");
     assert_eq!(bridge.get("/servers/remote/ready").await.0, 404);
     c.session = None;
+    bridge.stop().await;
+}
+
+#[tokio::test]
+async fn each_server_is_counted_under_its_name() {
+    let file =
+        format!("[servers.a]\ncommand = {FIXTURE:?}\n\n[servers.b]\ncommand = {FIXTURE:?}\n");
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let metrics_url = format!("http://{}/metrics", listener.local_addr().unwrap());
+    let metrics = Some((Arc::new(Metrics::new()), listener));
+    let bridge = FileBridge::start_with_metrics("metrics.toml", &file, metrics).await;
+    let mut a = Client::new(&bridge.url("a", "mcp"));
+    a.initialize().await;
+    a.assert_echo(json!(1), "one").await;
+    a.assert_echo(json!(2), "two").await;
+    let text = within("scrape", reqwest::get(&metrics_url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let has = |line: &str| text.lines().any(|l| l == line);
+    assert!(
+        has(r#"mcp_bridge_requests_total{server="a",method="tools/call",outcome="ok"} 2"#),
+        "{text}"
+    );
+    assert!(
+        !text.contains(r#"mcp_bridge_requests_total{server="b""#),
+        "{text}"
+    );
+    assert!(
+        has(r#"mcp_bridge_server_ready{server="a"} 1"#)
+            && has(r#"mcp_bridge_server_ready{server="b"} 1"#)
+    );
+    assert!(has(
+        r#"mcp_bridge_sessions{server="a",transport="streamable_http",era="legacy"} 1"#
+    ));
+    assert!(
+        has(r#"mcp_bridge_child_starts_total{server="b"} 1"#),
+        "{text}"
+    );
+    a.session = None;
     bridge.stop().await;
 }
