@@ -260,7 +260,11 @@ pub async fn serve_file(
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
-            () = reload.notified() => fleet.reload().await,
+            () = reload.notified() => tokio::select! {
+                // Servers still starting are the shutdown's to stop.
+                () = fleet.reload() => {}
+                () = shutdown.cancelled() => break,
+            },
         }
     }
     servers.begin_shutdown();

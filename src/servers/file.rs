@@ -100,9 +100,16 @@ pub fn load(path: &Path, base: &Config) -> Result<BTreeMap<String, ServerSpec>, 
     if tables.values().filter(|t| t.default).count() > 1 {
         return Err(at("at most one server may be the default".into()));
     }
+    // Relative `cwd` and `env-file` paths are the file's neighbours.
+    let dir = path.parent().unwrap_or(Path::new(""));
     tables
         .into_iter()
-        .map(|(name, table)| {
+        .map(|(name, mut table)| {
+            for p in [&mut table.cwd, &mut table.env_file].into_iter().flatten() {
+                if p.is_relative() {
+                    *p = dir.join(&*p);
+                }
+            }
             let config = server_config(&name, &table, base)
                 .map_err(|e| at(format!("server {name:?}: {e}")))?;
             Ok((name, ServerSpec { table, config }))

@@ -125,3 +125,26 @@ fn bad_files_are_refused_with_the_reason() {
         assert!(err.contains(why), "{text:?}: {err}");
     }
 }
+
+#[test]
+fn relative_paths_are_the_files_neighbours() {
+    let env = file("env", "# a comment\nFROM_FILE=yes\n");
+    let env_name = env.0.file_name().unwrap().to_str().unwrap().to_owned();
+    let f = file(
+        "toml",
+        &format!("[servers.a]\ncommand = \"x\"\nenv-file = {env_name:?}\ncwd = \"work\"\nenv = {{ B = \"2\" }}\n"),
+    );
+    let servers = load(&f.0, &Config::new("", Vec::<String>::new())).unwrap();
+    let c = &servers["a"].config;
+    assert_eq!(
+        c.env,
+        [
+            ("FROM_FILE".to_owned(), "yes".to_owned()),
+            ("B".to_owned(), "2".to_owned())
+        ]
+    );
+    assert_eq!(
+        c.cwd.as_deref(),
+        Some(std::env::temp_dir().join("work").as_path())
+    );
+}

@@ -81,20 +81,27 @@ impl Fleet {
             Ok(specs) => specs,
             Err(e) => return error!(err = e, "reload refused; the servers go on as they are"),
         };
+        // A server that failed (to start, or later) is started again.
+        let failed = |name: &str| match self.servers.get(name) {
+            Some(Slot::Failed(_)) => true,
+            Some(Slot::Running(r)) => r.state.children.has_given_up(),
+            _ => false,
+        };
         let gone: Vec<String> = {
             let live = self.live();
             live.iter()
-                .filter(|(name, (table, _))| specs.get(*name).map_or(true, |s| s.table != *table))
+                .filter(|(name, (table, _))| {
+                    specs.get(*name).map_or(true, |s| s.table != *table) || failed(name)
+                })
                 .map(|(name, _)| name.clone())
                 .collect()
         };
         for name in &gone {
             self.retire(name);
         }
-        let failed = |name: &str| matches!(self.servers.get(name), Some(Slot::Failed(_)));
         let fresh: Vec<_> = specs
             .into_iter()
-            .filter(|(name, _)| !self.live().contains_key(name) || failed(name))
+            .filter(|(name, _)| !self.live().contains_key(name))
             .map(|(name, spec)| self.start(name, spec))
             .collect();
         info!(
