@@ -1,5 +1,6 @@
-//! Entry point: parse the command line, set up logging, bind, start the child, print the
-//! endpoint URL, serve until a signal. Exit codes: 0 clean, 1 runtime failure, 2 usage.
+//! Entry point: parse the command line (or print completions or the man page), set up
+//! logging, bind, start the child (or the servers of `--config`), print the URL line, serve
+//! until a signal. Exit codes: 0 clean, 1 runtime failure, 2 usage.
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -22,6 +23,26 @@ fn main() -> ExitCode {
             Err(_) => ExitCode::from(1),
         };
     }
+    init_logs(&cli);
+    let at = Listen {
+        host: cli.host.clone(),
+        port: cli.port,
+        metrics: cli.metrics_listen,
+        file: cli.config.clone(),
+    };
+    let config = cli.into_config().unwrap_or_else(|e| e.exit());
+    let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
+    match runtime.block_on(serve(at, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-http-bridge: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Logging as `--log-level` (or RUST_LOG) and `--log-format` say; a bad filter exits 2.
+fn init_logs(cli: &Cli) {
     let filter = match &cli.log_level {
         Some(level) => EnvFilter::try_new(level),
         None => EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new("info")),
@@ -38,21 +59,6 @@ fn main() -> ExitCode {
         _ => LogFormat::Human,
     };
     logs::init(format, filter);
-    let at = Listen {
-        host: cli.host.clone(),
-        port: cli.port,
-        metrics: cli.metrics_listen,
-        file: cli.config.clone(),
-    };
-    let config = cli.into_config().unwrap_or_else(|e| e.exit());
-    let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
-    match runtime.block_on(serve(at, config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("mcp-http-bridge: error: {e:#}");
-            ExitCode::from(1)
-        }
-    }
 }
 
 /// Where to listen, beside the configuration.

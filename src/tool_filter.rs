@@ -84,18 +84,26 @@ pub fn unknown_tool(id: Value, name: &str) -> Value {
 }
 
 /// Whether `text` matches glob `pattern` as a whole (`*`: any run, `?`: one character).
-/// Iterative with one backtrack point: linear in practice, never exponential.
+/// Iterative with one backtrack point: linear in practice, never exponential; no allocation
+/// for ASCII names.
 pub fn glob(pattern: &str, text: &str) -> bool {
+    if pattern.is_ascii() && text.is_ascii() {
+        return glob_in(pattern.as_bytes(), text.as_bytes(), b'*', b'?');
+    }
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    glob_in(&p, &t, '*', '?')
+}
+
+fn glob_in<T: Copy + PartialEq>(p: &[T], t: &[T], star_sym: T, one: T) -> bool {
     let (mut pi, mut ti) = (0, 0);
     let mut star: Option<(usize, usize)> = None;
     while ti < t.len() {
         match p.get(pi) {
-            Some('*') => {
+            Some(&c) if c == star_sym => {
                 star = Some((pi, ti));
                 pi += 1;
             }
-            Some(&c) if c == '?' || c == t[ti] => {
+            Some(&c) if c == one || c == t[ti] => {
                 pi += 1;
                 ti += 1;
             }
@@ -109,7 +117,7 @@ pub fn glob(pattern: &str, text: &str) -> bool {
             },
         }
     }
-    p[pi..].iter().all(|&c| c == '*')
+    p[pi..].iter().all(|&c| c == star_sym)
 }
 
 #[cfg(test)]
@@ -131,6 +139,8 @@ mod tests {
             ("?cho", "cho", false),
             ("files_*_read", "files_x_read", true),
             ("", "x", false),
+            ("ö*", "ölçü", true),
+            ("?lç?", "ölçü", true),
         ] {
             assert_eq!(glob(p, t), m, "{p} ~ {t}");
         }
