@@ -20,7 +20,7 @@ trap 'kill "$bridge" 2>/dev/null || true; rm -f "$out" "$err" "$hdr" "$scraped"'
 # The URL line on stdout says the bridge is ready; the metrics address is in its log.
 for _ in $(seq 200); do [ -s "$out" ] && break; kill -0 "$bridge" || break; sleep 0.05; done
 url=$(head -1 "$out")
-metrics=$(grep -o 'addr=127.0.0.1:[0-9]*' "$err" | head -1 | cut -d= -f2)
+metrics=$(grep 'serving metrics' "$err" | grep -o 'addr=127.0.0.1:[0-9]*' | head -1 | cut -d= -f2)
 [ -n "$url" ] && [ -n "$metrics" ] || { echo "metrics: the bridge did not start"; cat "$err"; exit 1; }
 
 post() { curl -sS -D "$hdr" "$url" -H 'content-type: application/json' \
