@@ -100,6 +100,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 pub use config::{Config, Limits};
+pub use servers::fleet::{serve_file, FileOptions};
 
 /// A bridge whose child is running and initialized, ready to serve.
 pub struct Bridge {
@@ -202,83 +203,6 @@ impl Bridge {
         }
         Ok(())
     }
-}
-
-/// How `serve_file` is run: beside its listener and shutdown token.
-pub struct FileOptions {
-    /// The configuration file.
-    pub path: std::path::PathBuf,
-    /// The command line's settings, under every server's.
-    pub base: Config,
-    /// Metrics to record and serve on their own listener.
-    pub metrics: Option<(Arc<metrics::Metrics>, TcpListener)>,
-    /// Each notification reloads the file (SIGHUP).
-    pub reload: Arc<tokio::sync::Notify>,
-}
-
-/// Serves the servers of a configuration file on `listener` until `shutdown` is cancelled.
-/// HTTP is served at once (`/ready` answers 503 while servers start); `on_started` is called
-/// once every server has started or failed. A server that fails leaves the others serving.
-///
-/// # Errors
-/// When the file cannot be read, or TLS cannot be set up.
-pub async fn serve_file(
-    options: FileOptions,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-    on_started: impl FnOnce(),
-) -> anyhow::Result<()> {
-    let FileOptions {
-        path,
-        base,
-        metrics,
-        reload,
-    } = options;
-    let tls = base.tls.as_ref().map(tls::acceptor).transpose()?;
-    let addr = listener.local_addr()?;
-    let servers = Arc::new(servers::Servers::new(access::Policy::new(
-        &base.access,
-        addr,
-    )));
-    let recorder = metrics.as_ref().map(|(m, _)| m.clone());
-    let fleet = servers::fleet::Fleet::new(path, base.clone(), addr, servers.clone(), recorder);
-    let specs = fleet.read().map_err(|e| anyhow!(e))?;
-    let stop_metrics = CancellationToken::new();
-    let metrics_server = metrics.map(|(metrics, listener)| {
-        metrics.watch(&servers);
-        metrics::serve::spawn(listener, metrics, stop_metrics.clone())
-    });
-    let settings = crate::listener::Settings::for_config(&base);
-    info!(%addr, servers = specs.len(), "listening");
-    let stop_accepting = CancellationToken::new();
-    let app = http::top(servers.clone());
-    let listening = listener::spawn_server(listener, tls, app, settings, stop_accepting.clone());
-    tokio::select! {
-        () = fleet.start_all(specs) => on_started(),
-        () = shutdown.cancelled() => {}
-    }
-    loop {
-        tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = reload.notified() => tokio::select! {
-                // Servers still starting are the shutdown's to stop.
-                () = fleet.reload() => {}
-                () = shutdown.cancelled() => break,
-            },
-        }
-    }
-    servers.begin_shutdown();
-    stop_accepting.cancel();
-    fleet.stop_all().await;
-    if !listening.finish(base.shutdown_grace).await {
-        warn!("open connections did not finish within the grace period; closed them");
-    }
-    stop_metrics.cancel();
-    if let Some(task) = metrics_server {
-        let _ = tokio::time::timeout(base.shutdown_grace, task).await;
-    }
-    info!("server stopped");
-    Ok(())
 }
 
 /// Several users on one shared child: what the child says outside a request (log lines, its
