@@ -84,12 +84,15 @@ async fn serve(at: Listen, mut config: Config) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {host}:{port}"))?;
     let addr = listener.local_addr()?;
     let metrics = match at.metrics {
-        Some(at) => {
-            let listener = tokio::net::TcpListener::bind(at)
+        Some(on) => {
+            let listener = tokio::net::TcpListener::bind(on)
                 .await
-                .with_context(|| format!("cannot listen on {at} (--metrics-listen)"))?;
+                .with_context(|| format!("cannot listen on {on} (--metrics-listen)"))?;
             let metrics = Arc::new(Metrics::new());
-            config.metrics = metrics.server(&config.name);
+            // With --config, each server of the file gets its own handle.
+            if at.file.is_none() {
+                config.metrics = metrics.server(&config.name);
+            }
             Some((metrics, listener))
         }
         None => None,

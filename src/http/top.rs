@@ -53,7 +53,7 @@ async fn health(State(servers): State<Arc<Servers>>, req: Request) -> Response {
         return refused;
     }
     let (alive, body) = servers.health();
-    json_response(status(alive), &body)
+    with_cors(&req, json_response(status(alive), &body))
 }
 
 async fn ready(State(servers): State<Arc<Servers>>, req: Request) -> Response {
@@ -61,7 +61,17 @@ async fn ready(State(servers): State<Arc<Servers>>, req: Request) -> Response {
         return refused;
     }
     let (ready, body) = servers.readiness();
-    json_response(status(ready), &body)
+    with_cors(&req, json_response(status(ready), &body))
+}
+
+/// A browser page of an allowed origin may read the probes (the origin was checked).
+fn with_cors(req: &Request, mut resp: Response) -> Response {
+    if let Some(origin) = req.headers().get(header::ORIGIN) {
+        let h = resp.headers_mut();
+        h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, origin.clone());
+        h.append(header::VARY, header::HeaderValue::from_static("Origin"));
+    }
+    resp
 }
 
 /// A probe of one server (`rest` is `/health` or `/ready`).
@@ -96,7 +106,7 @@ async fn dispatch(State(servers): State<Arc<Servers>>, mut req: Request) -> Resp
                 if let Some(refused) = probe_refused(&servers, &req) {
                     return refused;
                 }
-                return server_probe(&servers, name, &slot, tail);
+                return with_cors(&req, server_probe(&servers, name, &slot, tail));
             }
             return serve(slot, req).await;
         }

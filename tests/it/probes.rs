@@ -78,6 +78,25 @@ async fn probes_refuse_a_foreign_host_and_unknown_servers_are_404() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 421);
+    let foreign = http
+        .get(format!("{}/health", bridge.base))
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(foreign.status(), 403);
+    // A page of the bridge's own origin may read them.
+    let own = http
+        .get(format!("{}/ready", bridge.base))
+        .header("origin", &bridge.base)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    assert_eq!(
+        own.headers()["access-control-allow-origin"],
+        bridge.base.as_str()
+    );
     let (status, _) = get(&format!("{}/servers/nope/ready", bridge.base)).await;
     assert_eq!(status, 404);
 }
