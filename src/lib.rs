@@ -97,7 +97,7 @@ use std::sync::Arc;
 use anyhow::anyhow;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 pub use config::{Config, Limits};
 pub use servers::fleet::{serve_file, FileOptions};
@@ -119,7 +119,10 @@ impl Bridge {
         // Certificate problems are reported before any child is started.
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         warn_of_shared_users(&config);
-        let children = children::Children::start(config.clone()).await?;
+        let span = tracing::info_span!("server", server = %config.name);
+        let children = children::Children::start(config.clone())
+            .instrument(span)
+            .await?;
         Ok(Bridge {
             config,
             children,

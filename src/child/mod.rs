@@ -256,7 +256,7 @@ pub async fn spawn(
     let init = declared.init;
     let server_info = init.result.get("serverInfo").cloned().unwrap_or_default();
     let version = declared.era.version().unwrap_or(&init.protocol_version);
-    info!(era = declared.era.name(), version, server = %init.server_name(), "child ready");
+    info!(era = declared.era.name(), version, mcp_server = %init.server_name(), "child ready");
 
     let (writer, rx) = mpsc::channel(config.limits.child_queue);
     let (from_reader, reader_rx) = mpsc::channel(READER_QUEUE);

@@ -365,26 +365,27 @@ async fn json_logs_are_one_object_per_line_with_server_session_and_request() {
         .expect("a session-created line");
     assert_eq!(created["level"], "INFO");
     assert_eq!(&created["session"], &json!(c.session.as_deref().unwrap()));
-    let request = &created["spans"][0];
     assert_eq!(
-        (&request["name"], &request["server"]),
+        (&created["span"], &created["server"]),
         (&json!("request"), &json!("default"))
     );
     assert_eq!(
-        (&request["method"], &request["path"]),
+        (&created["http_method"], &created["path"]),
         (&json!("POST"), &json!("/mcp"))
     );
-    // A later request of the session names it in its span.
+    assert!(created["request"].as_u64().is_some(), "{created}");
+    // A later request of the session names it, from its header.
     let ended = lines
         .iter()
         .find(|l| l["message"] == "session deleted")
         .unwrap_or_else(|| panic!("a session-end line in {lines:?}"));
     assert_eq!(
-        ended["spans"][0]["session"],
-        json!(c.session.as_deref().unwrap())
+        (&ended["session"], &ended["http_method"]),
+        (&json!(c.session.as_deref().unwrap()), &json!("DELETE"))
     );
+    assert_ne!(ended["request"], created["request"]);
     // What a child's tasks log names the server too.
-    assert!(lines.iter().any(|l| l["spans"].as_array().is_some_and(|s| s
+    assert!(lines
         .iter()
-        .any(|s| s["name"] == "child" && s["server"] == "default"))));
+        .any(|l| l["span"] == "child" && l["server"] == "default" && l["pid"].is_u64()));
 }

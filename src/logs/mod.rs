@@ -1,9 +1,12 @@
 //! Logging: the subscriber (`--log-format human|json`) and the span each HTTP request is
-//! handled in. In JSON, every line is one object; an event's fields are at its top level, and
-//! `spans` lists the spans it happened in: `request` (server, session, HTTP method, path) for
+//! handled in. In JSON, every line is one object holding the event's fields and those of the
+//! spans it happened in: `request` (server, session, request number, HTTP method, path) for
 //! what a request caused, `child` (server, pid) for what a child's tasks log.
 
+mod flat_json;
+
 use std::io::IsTerminal;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use axum::extract::{Request, State};
 use axum::middleware::Next;
@@ -28,16 +31,15 @@ pub fn init(format: LogFormat, filter: EnvFilter) {
     match format {
         LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).init(),
         LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(false)
-            .with_span_list(true)
+            .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+            .event_format(flat_json::FlatJson)
             .init(),
     }
 }
 
 /// Handles a request inside a `request` span naming the server, the session (when the
-/// request names one), the HTTP method and the path.
+/// request names one), a number for the request (unique in the process), the HTTP method and
+/// the path.
 pub async fn request_span(
     State(server): State<std::sync::Arc<str>>,
     req: Request,
@@ -48,11 +50,13 @@ pub async fn request_span(
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .or_else(|| legacy_session(req.uri().query()));
+    static NEXT: AtomicU64 = AtomicU64::new(1);
     let span = tracing::info_span!(
         "request",
         server = %server,
         session,
-        method = %req.method(),
+        request = NEXT.fetch_add(1, Ordering::Relaxed),
+        http_method = %req.method(),
         path = req.uri().path(),
     );
     next.run(req).instrument(span).await
