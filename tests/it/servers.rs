@@ -172,6 +172,17 @@ async fn a_reload_adds_and_removes_servers_without_touching_the_others_sessions(
     let pid = text(&kept.call(json!(1), "pid", json!({})).await).to_owned();
     let mut old = Client::new(&bridge.url("old", "mcp"));
     old.initialize().await;
+    // A call in flight at the removed server is drained, not cut.
+    let draining = tokio::spawn({
+        let old = old.clone();
+        async move { old.call(json!(9), "slow", json!({"ms": 600})).await }
+    });
+    within("in flight", async {
+        while bridge.get("/health").await.1["servers"]["old"]["pendingRequests"] != 1 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
 
     let second = format!(
         "[servers.keep]\ncommand = {FIXTURE:?}\n\n[servers.new]\ncommand = {MODERN_FIXTURE:?}\n"
@@ -180,6 +191,8 @@ async fn a_reload_adds_and_removes_servers_without_touching_the_others_sessions(
     bridge.reload.notify_one();
     bridge.until("/servers/new/ready", 200).await;
     bridge.until("/servers/old/ready", 404).await;
+    let drained = within("drained", draining).await.unwrap();
+    assert!(drained["result"].is_object(), "{drained}");
     // The removed server's session is gone with it; the kept one's goes on, same process.
     let gone = old.request(json!(2), "tools/list", json!({})).await;
     assert_eq!(gone.status, 404);
