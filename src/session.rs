@@ -67,6 +67,8 @@ pub struct Session {
     last_seen: Mutex<Instant>,
     // Lock: taken alone, for a push or a take.
     parked: Mutex<VecDeque<Parked>>,
+    /// The tools its server hides from clients.
+    pub tools: crate::tool_filter::ToolFilter,
 }
 
 impl Session {
@@ -88,6 +90,7 @@ impl Session {
             next_stream: AtomicU64::new(1),
             last_seen: Mutex::new(Instant::now()),
             parked: Mutex::new(VecDeque::new()),
+            tools: crate::tool_filter::ToolFilter::default(),
         }
     }
 

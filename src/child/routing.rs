@@ -144,14 +144,6 @@ impl ChildHandle {
         self.routes().has_pending(owner)
     }
 
-    /// For a `tools/call` of a tool the server's filter hides, the error an unknown tool gets.
-    pub fn refuse_hidden_tool(&self, msg: &Value) -> Option<Value> {
-        if jsonrpc::method(msg) != "tools/call" {
-            return None;
-        }
-        self.routes().rules().tools.refuse_call(msg)
-    }
-
     /// Where this child's server records its metrics.
     pub fn metrics(&self) -> crate::metrics::ServerMetrics {
         self.routes().rules().metrics.clone()

@@ -39,7 +39,9 @@ pub async fn open(
         return Err(Refused::TooManySessions);
     };
     let child = app.children.for_session(extra_env).await?;
-    let session = Arc::new(Session::new(child.clone(), &app.root, transport, principal));
+    let mut session = Session::new(child.clone(), &app.root, transport, principal);
+    session.tools = app.config.tools.clone();
+    let session = Arc::new(session);
     child.attach(&session.id, session.principal.clone());
     place.fill(session.clone());
     // A session with a child of its own dies with it: its streams end and its next request
@@ -153,7 +155,7 @@ async fn answer_locally(session: &Session, msg: &Value) -> Result<Option<Value>,
             true => Ok(None),
             false => ok(),
         },
-        "tools/call" => Ok(child.refuse_hidden_tool(msg)),
+        "tools/call" => Ok(session.tools.refuse_call(msg)),
         "tasks/get" | "tasks/result" | "tasks/cancel" if !child.may_use_task(&session.id, msg) => {
             Ok(Some(task_not_found(jsonrpc::id(msg))))
         }

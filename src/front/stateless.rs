@@ -163,7 +163,7 @@ pub async fn request(
         child: child.clone(),
         tasks: app.children.tasks().clone(),
     };
-    if let Some(unknown) = child.refuse_hidden_tool(&msg) {
+    if let Some(unknown) = app.config.tools.refuse_call(&msg) {
         answer(&reg, unknown);
         return Ok(call);
     }

@@ -108,3 +108,36 @@ impl HttpBody for Counted {
         self.inner.size_hint()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+    use axum::response::IntoResponse;
+
+    #[test]
+    fn refusals_are_told_by_status_challenge_and_mark() {
+        let with = |status: StatusCode, challenge: Option<&'static str>| {
+            let mut resp = status.into_response();
+            if let Some(c) = challenge {
+                let v = HeaderValue::from_static(c);
+                resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            refusal(&resp)
+        };
+        assert_eq!(with(StatusCode::MISDIRECTED_REQUEST, None), Some("host"));
+        assert_eq!(with(StatusCode::FORBIDDEN, None), Some("origin"));
+        let scope = r#"Bearer error="insufficient_scope", scope="tools""#;
+        assert_eq!(with(StatusCode::FORBIDDEN, Some(scope)), Some("scope"));
+        assert_eq!(
+            with(StatusCode::UNAUTHORIZED, Some("Bearer")),
+            Some("token")
+        );
+        assert_eq!(with(StatusCode::SERVICE_UNAVAILABLE, None), None);
+        assert_eq!(with(StatusCode::OK, None), None);
+        let limit = crate::error::HttpError::TooManySessions.into_response();
+        assert_eq!(refusal(&limit), Some("limit"));
+        let gone = crate::error::HttpError::ChildGone.into_response();
+        assert_eq!(refusal(&gone), None);
+    }
+}
