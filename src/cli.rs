@@ -58,6 +58,11 @@ pub struct Cli {
     /// an event belongs to.
     #[arg(long, default_value = "human", value_parser = ["human", "json"], value_name = "FORMAT")]
     pub log_format: String,
+    /// Threads serving clients. Default: one fewer than the machine's cores, at least one: the
+    /// MCP server process beside the bridge needs a core of its own under load (measured: see
+    /// the README's performance section).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// Largest accepted request body (e.g. 4MiB, 512KiB, 1000000).
     #[arg(long, default_value = "4MiB", value_parser = parse_size, value_name = "SIZE")]
     pub max_body: usize,
@@ -413,6 +418,11 @@ fn endpoint_path(flag: &str, value: &str) -> Result<Option<String>, String> {
         p if p.starts_with('/') && p.len() > 1 => Ok(Some(p.to_owned())),
         p => Err(format!("{flag} must start with '/' (got {p:?})")),
     }
+}
+
+/// The worker threads `--threads` defaults to: the cores less one for the child, at least one.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().saturating_sub(1).max(1))
 }
 
 #[cfg(test)]

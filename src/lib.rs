@@ -73,6 +73,7 @@ pub mod child;
 pub mod children;
 pub mod cli;
 pub mod config;
+pub mod envelope;
 pub mod error;
 pub mod front;
 pub mod gate;

@@ -68,7 +68,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     ///
     /// Whether a whole line is buffered already (the next `next_line` needs no read).
     pub fn has_line(&self) -> bool {
-        self.discarding.is_none() && self.buf.contains(&b'\n')
+        self.discarding.is_none() && memchr::memchr(b'\n', &self.buf).is_some()
     }
 
     /// Cancel safety: every byte read is kept in `self.buf` before any await point, so
@@ -78,7 +78,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// I/O errors of the underlying reader.
     pub async fn next_line(&mut self) -> std::io::Result<Option<Line>> {
         loop {
-            if let Some(pos) = self.buf[self.scanned..].iter().position(|&b| b == b'\n') {
+            if let Some(pos) = memchr::memchr(b'\n', &self.buf[self.scanned..]) {
                 let end = self.scanned + pos;
                 let mut line = self.buf.split_to(end + 1);
                 self.scanned = 0;

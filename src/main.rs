@@ -30,8 +30,15 @@ fn main() -> ExitCode {
         metrics: cli.metrics_listen,
         file: cli.config.clone(),
     };
+    let threads = cli
+        .threads
+        .map_or_else(mcp_http_bridge::cli::default_threads, usize::from);
     let config = cli.into_config().unwrap_or_else(|e| e.exit());
-    let runtime = tokio::runtime::Runtime::new().expect("cannot start the tokio runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(threads)
+        .enable_all()
+        .build()
+        .expect("cannot start the tokio runtime");
     match runtime.block_on(serve(at, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

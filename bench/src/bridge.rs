@@ -113,6 +113,11 @@ impl Bridge {
             .max(self.peak.load(Ordering::Relaxed))
     }
 
+    /// Starts the sampled peak over from the RSS now: a scenario of phases reports one per phase.
+    pub fn reset_peak(&self) {
+        self.peak.store(self.usage().rss_bytes, Ordering::Relaxed);
+    }
+
     /// SIGTERM, then waits up to 15 s (SIGKILL after that). Returns how it ended.
     pub async fn stop(mut self) -> String {
         self.stop_sampling.store(true, Ordering::Relaxed);

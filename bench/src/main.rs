@@ -4,6 +4,7 @@
 mod bridge;
 mod client;
 mod http;
+mod huge;
 mod procs;
 mod scenario;
 
@@ -33,8 +34,11 @@ SCENARIOS (default: all of the list below)
             modern   stateless 2026-07-28 (no session; `_meta` and Mcp-* headers)
   idle-N              N sessions each holding an open GET /mcp stream; RSS per session and
                       a checked call on a sample of them
+  huge[-N]            one call at a time: `echo` of an N MiB text and `huge` (an N MiB result,
+                      N default 8), timed over the example server's own pipes, then through
+                      the bridge (--max-body/--max-line raised); rows huge-echo, huge-result
   default: stream-1x1 stream-16x4 stream-16x4-mixed stream-16x4-large json-16x4 sse-16x4
-           modern-16x4 idle-10000
+           modern-16x4 idle-10000 huge
 
 OPTIONS
   --bridge PATH           the bridge binary [../target/release/mcp-http-bridge]
@@ -44,6 +48,7 @@ OPTIONS
   --request-timeout SECS  a call without reply by then is an error [5]
   --idle-batch N          idle: sessions opened at the same time [256]
   --idle-sample N         idle: sessions that get a checked call [200]
+  --huge-repeat N         huge: timed calls of each kind, pipe and bridge (median) [5]
   --bridge-arg ARG        one more argument for the bridge (repeatable)
   --log-dir DIR           write each bridge's stderr to DIR/SCENARIO.log
   --threads N             runtime threads of this load generator [number of cores]
@@ -72,6 +77,7 @@ fn parse_args() -> Args {
         request_timeout: Duration::from_secs(5),
         idle_batch: 256,
         idle_sample: 200,
+        huge_repeat: 5,
     };
     let mut opts = bridge::Options {
         bridge: "../target/release/mcp-http-bridge".into(),
@@ -112,6 +118,7 @@ fn parse_args() -> Args {
             "--request-timeout" => settings.request_timeout = secs(value(), "--request-timeout"),
             "--idle-batch" => settings.idle_batch = count(value(), "--idle-batch"),
             "--idle-sample" => settings.idle_sample = count(value(), "--idle-sample"),
+            "--huge-repeat" => settings.huge_repeat = count(value(), "--huge-repeat"),
             "--bridge-arg" => opts.extra_args.push(value()),
             "--log-dir" => log_dir = Some(PathBuf::from(value())),
             "--threads" => threads = Some(count(value(), "--threads")),
@@ -188,6 +195,9 @@ async fn run(mut args: Args) -> bool {
                 .extra_args
                 .extend(["--max-sessions".into(), (*sessions + 64).to_string()]);
         }
+        if let What::Huge { mib } = spec.what {
+            args.bridge.extra_args.extend(huge::bridge_args(mib));
+        }
         args.bridge.log = args
             .log_dir
             .as_ref()
@@ -204,43 +214,55 @@ async fn run(mut args: Args) -> bool {
         };
         // The whole scenario is bounded in time too.
         let limit = args.settings.warmup + args.settings.duration + Duration::from_secs(240);
+        let one = |r: Result<Row, String>| r.map(|row| vec![row]);
         let result = match &spec.what {
             What::Load { .. } => {
                 tokio::time::timeout(limit, scenario::run_load(&spec, &args.settings, &bridge))
                     .await
+                    .map(one)
             }
             What::Idle { .. } => {
                 tokio::time::timeout(limit, scenario::run_idle(&spec, &args.settings, &bridge))
                     .await
+                    .map(one)
+            }
+            What::Huge { .. } => {
+                let run = huge::run(&spec, &args.settings, &bridge, &args.bridge.server);
+                tokio::time::timeout(limit, run).await
             }
         };
         let stopped = bridge.stop().await;
-        let line = match result {
-            Ok(Ok(mut row)) => {
-                if stopped != "exit 0" {
-                    row.note.push_str(&format!("; bridge: {stopped}"));
-                    clean = false;
-                }
-                if row.errors.total() > 0 {
-                    clean = false;
-                    for m in &row.errors.first {
-                        eprintln!("mcp-bench: {}: {m}", spec.name);
+        let lines = match result {
+            Ok(Ok(done)) => done
+                .into_iter()
+                .map(|mut row| {
+                    if stopped != "exit 0" {
+                        row.note.push_str(&format!("; bridge: {stopped}"));
+                        clean = false;
                     }
-                }
-                row.markdown()
-            }
+                    if row.errors.total() > 0 {
+                        clean = false;
+                        for m in &row.errors.first {
+                            eprintln!("mcp-bench: {}: {m}", row.name);
+                        }
+                    }
+                    row.markdown()
+                })
+                .collect(),
             Ok(Err(e)) => {
                 clean = false;
                 eprintln!("mcp-bench: {}: {e}", spec.name);
-                failed_row(&spec.name, &e)
+                vec![failed_row(&spec.name, &e)]
             }
             Err(_) => {
                 clean = false;
-                failed_row(&spec.name, "did not finish in time")
+                vec![failed_row(&spec.name, "did not finish in time")]
             }
         };
-        eprintln!("{line}");
-        rows.push(line);
+        for line in lines {
+            eprintln!("{line}");
+            rows.push(line);
+        }
     }
     println!("{}", scenario::table_header());
     for r in &rows {

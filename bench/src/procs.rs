@@ -29,8 +29,8 @@ fn read_stat(pid: &str) -> Option<Stat> {
     })
 }
 
-/// The usage of `root` and all its descendants now.
-pub fn tree(root: i32) -> Usage {
+/// Every process in /proc, by pid.
+fn all_stats() -> HashMap<i32, Stat> {
     let mut stats: HashMap<i32, Stat> = HashMap::new();
     if let Ok(dir) = fs::read_dir("/proc") {
         for entry in dir.flatten() {
@@ -44,24 +44,65 @@ pub fn tree(root: i32) -> Usage {
             }
         }
     }
+    stats
+}
+
+/// `root` and its descendants among `stats` (`root` first).
+fn descendants(root: i32, stats: &HashMap<i32, Stat>) -> Vec<i32> {
     let mut children: HashMap<i32, Vec<i32>> = HashMap::new();
-    for (pid, st) in &stats {
+    for (pid, st) in stats {
         children.entry(st.ppid).or_default().push(*pid);
     }
-    let page = page_size();
-    let mut usage = Usage::default();
+    let mut found = Vec::new();
     let mut todo = vec![root];
     // Bounded: each pid is visited once (a pid is the child of one parent).
     while let Some(pid) = todo.pop() {
-        if let Some(st) = stats.get(&pid) {
-            usage.rss_bytes += st.rss_pages * page;
-            usage.ticks += st.ticks;
+        if stats.contains_key(&pid) {
+            found.push(pid);
         }
         if let Some(kids) = children.get(&pid) {
             todo.extend(kids);
         }
     }
+    found
+}
+
+/// The usage of `root` and all its descendants now.
+pub fn tree(root: i32) -> Usage {
+    let stats = all_stats();
+    let page = page_size();
+    let mut usage = Usage::default();
+    for pid in descendants(root, &stats) {
+        let st = &stats[&pid];
+        usage.rss_bytes += st.rss_pages * page;
+        usage.ticks += st.ticks;
+    }
     usage
+}
+
+/// The pids of `root` and all its descendants now (`root` first).
+pub fn tree_pids(root: i32) -> Vec<i32> {
+    descendants(root, &all_stats())
+}
+
+/// The kernel's high-water mark of a process's resident memory (`VmHWM`), in bytes: unlike a
+/// sampled peak it cannot miss a short one.
+pub fn peak_rss(pid: i32) -> Option<u64> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line["VmHWM:".len()..]
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Sets a process's `VmHWM` back to its RSS now (Linux 4.0+; our own children only), so that
+/// the next reading is the peak of what ran in between. False when the kernel refused.
+pub fn reset_peak_rss(pid: i32) -> bool {
+    fs::write(format!("/proc/{pid}/clear_refs"), "5").is_ok()
 }
 
 /// CPU ticks this process (all its threads) has used so far.

@@ -36,6 +36,8 @@ pub enum What {
     },
     /// Sessions that each hold an open `GET /mcp` stream.
     Idle { sessions: usize },
+    /// One call at a time with `mib` MiB both ways, over the child's pipe and through the bridge.
+    Huge { mib: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -53,6 +55,7 @@ pub const DEFAULT_SCENARIOS: &[&str] = &[
     "sse-16x4",
     "modern-16x4",
     "idle-10000",
+    "huge",
 ];
 
 const LARGE_TEXT: usize = 64 * 1024;
@@ -64,8 +67,14 @@ const MAX_WORKERS: usize = 256;
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Spec {
-    /// `KIND-SxC[-mixed|-large]` (KIND: stream, json, sse, modern) or `idle-N`.
+    /// `KIND-SxC[-mixed|-large]` (KIND: stream, json, sse, modern), `idle-N` or `huge[-N]`.
     pub fn parse(name: &str) -> Result<Spec, String> {
+        if let Some(what) = crate::huge::parse(name) {
+            return what.map(|what| Spec {
+                name: name.into(),
+                what,
+            });
+        }
         let bad = || format!("unknown scenario {name:?} (see --help)");
         let mut parts = name.split('-');
         let kind = parts.next().ok_or_else(bad)?;
@@ -126,6 +135,8 @@ pub struct Settings {
     pub idle_batch: usize,
     /// Idle scenario: sessions that get a checked call once all are open.
     pub idle_sample: usize,
+    /// Huge scenario: timed calls of each kind, over the pipe and through the bridge.
+    pub huge_repeat: usize,
 }
 
 /// Failed calls by kind, with the first message of each for the report.
@@ -214,14 +225,14 @@ pub struct Row {
 }
 
 /// CPU use of the bridge tree and of this process between two points.
-struct CpuWindow {
+pub struct CpuWindow {
     at: Instant,
     bridge: u64,
     own: u64,
 }
 
 impl CpuWindow {
-    fn now(bridge: &Bridge) -> CpuWindow {
+    pub fn now(bridge: &Bridge) -> CpuWindow {
         CpuWindow {
             at: Instant::now(),
             bridge: bridge.usage().ticks,
@@ -230,7 +241,7 @@ impl CpuWindow {
     }
 
     /// (bridge %, bench %) of one core since `self`.
-    fn percent_since(&self, bridge: &Bridge) -> (f64, f64) {
+    pub fn percent_since(&self, bridge: &Bridge) -> (f64, f64) {
         let end = CpuWindow::now(bridge);
         let secs = (end.at - self.at).as_secs_f64().max(1e-3) * procs::ticks_per_second();
         (
@@ -240,7 +251,7 @@ impl CpuWindow {
     }
 }
 
-fn percentiles(mut lat_ns: Vec<u64>) -> Option<[f64; 4]> {
+pub fn percentiles(mut lat_ns: Vec<u64>) -> Option<[f64; 4]> {
     if lat_ns.is_empty() {
         return None;
     }

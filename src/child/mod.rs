@@ -10,7 +10,7 @@ mod routing;
 use group::{group_has_live_members, signal_group};
 use pipes::{drain_stderr, enforce_deadlines, run_reader, run_writer, watch_exit, Lanes};
 
-pub use routing::{Detached, Forwarded, Forwarding};
+pub use routing::{Detached, Forwarded, Forwarding, Outgoing};
 
 use std::process::{ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -11,12 +11,37 @@ use tracing::debug;
 use super::ChildHandle;
 use crate::back::modern::{self, CallerMeta};
 use crate::back::ChildEra;
+use crate::envelope::RawRequest;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 use crate::router::{
     InputKinds, Listen, Outbound, Owner, Refused, Registration, ReplyRoute, ResumeError, Resumed,
     StreamTx,
 };
+
+/// A client request for the child: parsed, or as received (the fast path, `envelope`).
+#[derive(Debug)]
+pub enum Outgoing {
+    /// Parsed: rewritten as a value.
+    Parsed(Value),
+    /// A plain request forwarded as its own bytes.
+    Raw(RawRequest),
+}
+
+impl Outgoing {
+    fn method(&self) -> &str {
+        match self {
+            Outgoing::Parsed(msg) => jsonrpc::method(msg),
+            Outgoing::Raw(req) => req.method(),
+        }
+    }
+}
+
+impl From<Value> for Outgoing {
+    fn from(msg: Value) -> Self {
+        Outgoing::Parsed(msg)
+    }
+}
 
 /// How a forwarded request fared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,10 +184,11 @@ impl ChildHandle {
     pub async fn forward_request(
         &self,
         owner: &Owner,
-        mut msg: Value,
+        msg: impl Into<Outgoing>,
         reg: Registration,
         how: Forwarding<'_>,
     ) -> Result<Forwarded, Refused> {
+        let mut msg = msg.into();
         let Ok(slot) = self.slot(owner).await else {
             return Ok(Forwarded::Refused(
                 "too many requests are waiting for the MCP server (--child-concurrency, --max-waiting); retry later",
@@ -173,26 +199,14 @@ impl ChildHandle {
         // Lock: registration, its slot and the held server requests in one critical section.
         let (registered, held) = {
             let mut routes = self.routes();
-            // A modern child needs the caller's `_meta` on every request (its log level is the
-            // one the session set with `logging/setLevel`).
-            let session_to_modern = match (&self.era, how.caller) {
-                (ChildEra::Modern { version }, Some(caller)) => {
-                    let level = routes.log_level(owner).map(|l| l.as_str());
-                    modern::stamp(&mut msg, version, caller, level);
-                    true
-                }
-                _ => false,
+            let registered = match &mut msg {
+                Outgoing::Parsed(msg) => self.register_parsed(&mut routes, owner, msg, reg, &how),
+                Outgoing::Raw(req) => routes.register_raw(owner, req, reg),
             };
-            let registered = routes.register(owner, &mut msg, reg);
-            // A session client knows only server requests: the child's input requests are
-            // asked of it as such, and the call retried.
-            if let (Ok(id), true) = (&registered, session_to_modern) {
-                routes.retry_on_input(*id, &msg);
-            }
-            if let (Ok(id), Some(slot)) = (&registered, slot) {
+            if let (Ok((id, _)), Some(slot)) = (&registered, slot) {
                 routes.hold_slot(*id, slot);
             }
-            if let (Ok(id), Some(finish)) = (&registered, how.finish) {
+            if let (Ok((id, _)), Some(finish)) = (&registered, how.finish) {
                 routes.finish_with(*id, finish);
             }
             let held = match registered {
@@ -202,7 +216,7 @@ impl ChildHandle {
             (registered, held)
         };
         send_all(&stream, held);
-        let id = match registered {
+        let (id, line) = match registered {
             Err(Refused::TooManyRequests) => {
                 return Ok(Forwarded::Refused(
                     "too many requests in flight for this session; retry when some complete",
@@ -214,12 +228,38 @@ impl ChildHandle {
             child: self,
             id: Some(id),
         };
-        debug!(session = %owner, id, method = jsonrpc::method(&msg), "request");
-        self.send(jsonrpc::to_bytes(&msg))
-            .await
-            .map_err(|_| Refused::ChildGone)?;
+        debug!(session = %owner, id, method = msg.method(), "request");
+        self.send(line).await.map_err(|_| Refused::ChildGone)?;
         guard.id = None;
         Ok(Forwarded::Sent)
+    }
+
+    /// `forward_request`'s registration of a parsed request, stamped for a modern child.
+    fn register_parsed(
+        &self,
+        routes: &mut crate::router::Routes,
+        owner: &Owner,
+        msg: &mut Value,
+        reg: Registration,
+        how: &Forwarding<'_>,
+    ) -> Result<(u64, bytes::Bytes), Refused> {
+        // A modern child needs the caller's `_meta` on every request (its log level is the
+        // one the session set with `logging/setLevel`).
+        let session_to_modern = match (&self.era, how.caller) {
+            (ChildEra::Modern { version }, Some(caller)) => {
+                let level = routes.log_level(owner).map(|l| l.as_str());
+                modern::stamp(msg, version, caller, level);
+                true
+            }
+            _ => false,
+        };
+        let id = routes.register(owner, msg, reg)?;
+        // A session client knows only server requests: the child's input requests are asked
+        // of it as such, and the call retried.
+        if session_to_modern {
+            routes.retry_on_input(id, msg);
+        }
+        Ok((id, jsonrpc::to_bytes(msg)))
     }
 
     /// Forwards a client notification; a `notifications/cancelled` is rewritten to the child's

@@ -12,7 +12,8 @@ use tracing::{info, warn};
 
 use crate::back::modern::CallerMeta;
 use crate::back::ChildEra;
-use crate::child::{Forwarded, Forwarding};
+use crate::child::{Forwarded, Forwarding, Outgoing};
+use crate::envelope::RawRequest;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 use crate::router::{task_not_found, Outbound, Refused, Registration, StreamTx};
@@ -94,6 +95,35 @@ pub async fn request(session: &Session, msg: Value, reg: Registration) -> Result
         return Ok(());
     }
     let id = jsonrpc::id(&msg);
+    forward(session, Outgoing::Parsed(msg), id, reg).await
+}
+
+/// Handles a plain request (`envelope::RawRequest`: one the bridge never answers itself),
+/// forwarded as its own bytes. A modern child needs the session's `_meta` stamped on it, and a
+/// call may name a tool the server hides: those take the full path.
+///
+/// # Errors
+/// As `request`.
+pub async fn request_plain(
+    session: &Session,
+    req: RawRequest,
+    reg: Registration,
+) -> Result<(), Refused> {
+    let hidden_maybe = !session.tools.is_empty() && req.method() == "tools/call";
+    if hidden_maybe || matches!(session.child().era, ChildEra::Modern { .. }) {
+        return request(session, req.parse(), reg).await;
+    }
+    let id = req.client_id();
+    forward(session, Outgoing::Raw(req), id, reg).await
+}
+
+/// Forwards a request to the session's child; a limit's refusal is answered under `id`.
+async fn forward(
+    session: &Session,
+    msg: Outgoing,
+    id: Value,
+    reg: Registration,
+) -> Result<(), Refused> {
     let stream = reg.stream.clone();
     let how = Forwarding {
         caller: Some(session.caller()),

@@ -16,12 +16,13 @@ use tokio_util::task::TaskTracker;
 use super::request_state;
 use crate::back::modern::{self, META_CAPABILITIES, META_SERVER_INFO, META_VERSION};
 use crate::back::ChildEra;
-use crate::child::{ChildHandle, Forwarded, Forwarding};
+use crate::child::{ChildHandle, Forwarded, Forwarding, Outgoing};
+use crate::envelope::{self, Envelope, RawRequest};
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 use crate::router::{
-    Finish, InputKinds, Listen, Outbound, Owner, Refused, Registration, ResumeError, Resumed,
-    RouteRules,
+    Finish, InputKinds, Insertion, Listen, Outbound, Owner, Refused, Registration, ResumeError,
+    Resumed, RouteRules,
 };
 use crate::state::BridgeState;
 
@@ -144,10 +145,14 @@ fn new_owner() -> Owner {
 ///
 /// # Errors
 /// A `Refusal` to answer with an error (the transport picks the status).
+///
+/// `raw`: the request as received, when it may take the fast path (`envelope::Fast`); `msg`
+/// then holds only the parts the checks read, and `raw` is what the child gets.
 pub async fn request(
     app: &BridgeState,
     principal: Option<Arc<str>>,
     msg: Value,
+    raw: Option<RawRequest>,
     reg: Registration,
 ) -> Result<Call, Refusal> {
     let method = check(&msg)?;
@@ -180,7 +185,7 @@ pub async fn request(
         (true, None, "subscriptions/listen") => listen(&child, &owner, &msg, &reg)
             .await
             .map_err(Refusal::Routing)?,
-        _ => forward(&child, &owner, msg, reg, legacy).await?,
+        _ => forward(&child, &owner, msg, raw, reg, legacy).await?,
     }
     Ok(call)
 }
@@ -235,6 +240,7 @@ async fn forward(
     child: &ChildHandle,
     owner: &Owner,
     mut msg: Value,
+    raw: Option<RawRequest>,
     reg: Registration,
     legacy: bool,
 ) -> Result<(), Refusal> {
@@ -253,20 +259,39 @@ async fn forward(
     let method = jsonrpc::method(&msg);
     let finish: Option<Finish> = match (legacy, CACHEABLE.contains(&method)) {
         (false, _) => None,
-        (true, _) if method == "resources/read" => Some(complete_read),
-        (true, true) => Some(complete_cacheable),
-        (true, false) => Some(complete),
+        (true, _) if method == "resources/read" => Some(Finish {
+            value: complete_read,
+            bytes: complete_read_bytes,
+        }),
+        (true, true) => Some(Finish {
+            value: complete_cacheable,
+            bytes: complete_cacheable_bytes,
+        }),
+        (true, false) => Some(Finish {
+            value: complete,
+            bytes: complete_bytes,
+        }),
     };
     if legacy {
         modern::unstamp(&mut msg);
     }
     let id = jsonrpc::id(&msg);
+    let line = match raw {
+        Some(mut raw) => {
+            if legacy {
+                let meta = jsonrpc::param(&msg, "_meta").cloned().unwrap_or_default();
+                raw.replace_meta(meta);
+            }
+            Outgoing::Raw(raw)
+        }
+        None => Outgoing::Parsed(msg),
+    };
     let stream = reg.stream.clone();
     let how = Forwarding {
         caller: None,
         finish,
     };
-    match child.forward_request(owner, msg, reg, how).await {
+    match child.forward_request(owner, line, reg, how).await {
         Ok(Forwarded::Sent) => Ok(()),
         Ok(Forwarded::Refused(why)) => {
             child.metrics().refused("limit");
@@ -412,9 +437,128 @@ fn complete_cacheable(msg: &mut Value, server_info: &Value) {
     }
 }
 
+/// Which of the keys `fill` adds a result already has (present even when null).
+#[derive(serde::Deserialize)]
+struct FilledKeys {
+    #[serde(default, rename = "resultType")]
+    result_type: Present,
+    #[serde(default, rename = "ttlMs")]
+    ttl_ms: Present,
+    #[serde(default, rename = "cacheScope")]
+    cache_scope: Present,
+    #[serde(default, rename = "_meta")]
+    meta: Present,
+}
+
+/// Whether a member is there, whatever its value.
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> serde::Deserialize<'de> for Present {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        serde::de::IgnoredAny::deserialize(d).map(|_| Present(true))
+    }
+}
+
+/// `fill` as an insertion at the start of the result object: what `fill` would add, when the
+/// result has no `_meta` of its own (adding into one takes the parsed path). An error passes
+/// unchanged, as with `complete`.
+fn fill_bytes(
+    line: &[u8],
+    env: &Envelope<'_>,
+    cacheable: bool,
+    server_info: &Value,
+) -> Option<Insertion> {
+    let Some(result) = env.result else {
+        return Some((0, Vec::new()));
+    };
+    let text = result.get();
+    let inner = text.strip_prefix('{')?;
+    let has: FilledKeys = serde_json::from_str(text).ok()?;
+    if has.meta.0 && server_info.is_object() {
+        return None;
+    }
+    let mut members: Vec<String> = Vec::with_capacity(4);
+    if !has.result_type.0 {
+        members.push(r#""resultType":"complete""#.into());
+    }
+    if cacheable && !has.ttl_ms.0 {
+        members.push(r#""ttlMs":0"#.into());
+    }
+    if cacheable && !has.cache_scope.0 {
+        members.push(r#""cacheScope":"private""#.into());
+    }
+    if server_info.is_object() {
+        let info = serde_json::to_string(server_info).ok()?;
+        members.push(format!(r#""_meta":{{"{META_SERVER_INFO}":{info}}}"#));
+    }
+    let mut added = members.join(",");
+    if !added.is_empty() && !inner.trim_start().starts_with('}') {
+        added.push(',');
+    }
+    Some((
+        envelope::range_in(line, result).start + 1,
+        added.into_bytes(),
+    ))
+}
+
+fn complete_bytes(line: &[u8], env: &Envelope<'_>, info: &Value) -> Option<Insertion> {
+    fill_bytes(line, env, false, info)
+}
+
+fn complete_cacheable_bytes(line: &[u8], env: &Envelope<'_>, info: &Value) -> Option<Insertion> {
+    fill_bytes(line, env, true, info)
+}
+
+/// An error's code may change (`complete_read`): only results take the byte path.
+fn complete_read_bytes(line: &[u8], env: &Envelope<'_>, info: &Value) -> Option<Insertion> {
+    env.result?;
+    fill_bytes(line, env, true, info)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The byte rendering equals the parsed one wherever it answers.
+    #[test]
+    fn byte_rendering_matches_the_parsed_rendering() {
+        let info = json!({"name": "s", "version": "1"});
+        let lines = [
+            r#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{ }}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"content":[],"resultType":"complete"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"ttlMs":null,"x":{"_meta":1}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"error":{"code":-32002,"message":"gone"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"_meta":{"a":1}}}"#,
+        ];
+        type Pair = (
+            fn(&mut Value, &Value),
+            fn(&[u8], &Envelope<'_>, &Value) -> Option<Insertion>,
+        );
+        let pairs: [Pair; 3] = [
+            (complete, complete_bytes),
+            (complete_cacheable, complete_cacheable_bytes),
+            (complete_read, complete_read_bytes),
+        ];
+        let mut answered = 0;
+        for line in lines {
+            for (value, bytes) in pairs {
+                let env = envelope::read(line.as_bytes()).unwrap();
+                let Some((at, added)) = bytes(line.as_bytes(), &env, &info) else {
+                    continue;
+                };
+                answered += 1;
+                let spliced = envelope::splice(line.as_bytes(), &mut [(at..at, &added)]);
+                let mut expected: Value = serde_json::from_str(line).unwrap();
+                value(&mut expected, &info);
+                let got: Value = serde_json::from_slice(&spliced).unwrap();
+                assert_eq!(got, expected, "{line}");
+            }
+        }
+        assert!(answered >= 12, "only {answered} answered");
+    }
 
     #[test]
     fn legacy_results_gain_the_fields_modern_clients_require() {

@@ -15,6 +15,7 @@ use tracing::{debug, info};
 use super::guard::Principal;
 use super::sse::{self, EventStream};
 use super::{accept, refused};
+use crate::envelope::RawRequest;
 use crate::error::HttpError;
 use crate::front;
 use crate::jsonrpc::{self, Kind};
@@ -114,6 +115,14 @@ pub async fn message(
     let body = super::read_body(&app, body)?;
     let (session, stream) = session_of(&app, query.as_deref(), &principal)?;
     accept::check_content_type(&headers)?;
+    // The fast path: a plain request goes on as its own bytes (`envelope`).
+    if let Some(req) = RawRequest::new(&body) {
+        let reg = Registration { stream, sse: true };
+        front::session::request_plain(&session, req, reg)
+            .await
+            .map_err(refused)?;
+        return Ok(StatusCode::ACCEPTED.into_response());
+    }
     let msg = super::parse_json(&body)?;
     match super::classify(&msg)? {
         Kind::Request if jsonrpc::method(&msg) == "initialize" => {

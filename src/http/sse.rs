@@ -33,6 +33,12 @@ pub(super) const FIRST_MESSAGE_WAIT: Duration = Duration::from_millis(20);
 /// One SSE event: optional `id`, optional `event` name, and `data` (a JSON message on one line).
 pub fn frame(id: Option<(u64, u64)>, event: Option<&str>, data: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(data.len() + 48);
+    frame_into(&mut b, id, event, data);
+    b.freeze()
+}
+
+/// Appends the frame `frame` makes to `b`.
+fn frame_into(b: &mut BytesMut, id: Option<(u64, u64)>, event: Option<&str>, data: &[u8]) {
     if let Some((stream, seq)) = id {
         let mut s = String::with_capacity(24);
         let _ = writeln!(s, "id: {stream}-{seq}");
@@ -46,7 +52,6 @@ pub fn frame(id: Option<(u64, u64)>, event: Option<&str>, data: &[u8]) -> Bytes 
     b.put_slice(b"data: ");
     b.put_slice(data);
     b.put_slice(b"\n\n");
-    b.freeze()
 }
 
 /// Parses a `Last-Event-ID` of ours: `(stream, sequence)`.
@@ -83,9 +88,16 @@ impl EventIds {
 
     /// The next message frame, not kept for replay (a complete body needs none).
     fn next_frame(&mut self, json: &[u8]) -> Bytes {
+        let mut b = BytesMut::with_capacity(json.len() + 48);
+        self.next_frame_into(&mut b, json);
+        b.freeze()
+    }
+
+    /// Appends the next message frame to `b`, not kept for replay.
+    fn next_frame_into(&mut self, b: &mut BytesMut, json: &[u8]) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        frame(Some((self.stream, seq)), Some("message"), json)
+        frame_into(b, Some((self.stream, seq)), Some("message"), json);
     }
 
     /// The next message frame, kept for replay.
@@ -274,8 +286,14 @@ pub async fn request_reply(
     let mut responses = responses;
     match first {
         Some(m) if m.last && responses == 1 => {
-            prelude.push(ids.next_frame(&m.json));
-            return complete(prelude);
+            // One buffer for the whole body: the payload is copied once.
+            let framing: usize = prelude.iter().map(Bytes::len).sum();
+            let mut body = BytesMut::with_capacity(framing + m.json.len() + 48);
+            for p in &prelude {
+                body.put_slice(p);
+            }
+            ids.next_frame_into(&mut body, &m.json);
+            return event_stream_response(Body::from(body.freeze()));
         }
         Some(m) => {
             responses -= usize::from(m.last);
@@ -295,8 +313,12 @@ pub async fn request_reply(
 }
 
 /// A complete SSE response holding the given frames.
-pub fn complete(frames: Vec<Bytes>) -> Response {
-    event_stream_response(Body::from(frames.concat()))
+pub fn complete(mut frames: Vec<Bytes>) -> Response {
+    let body = match frames.len() {
+        1 => frames.pop().unwrap_or_default(),
+        _ => frames.concat().into(),
+    };
+    event_stream_response(Body::from(body))
 }
 
 fn event_stream_response(body: Body) -> Response {

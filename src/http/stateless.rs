@@ -14,6 +14,7 @@ use serde_json::{json, Value};
 use super::accept::ReplyMode;
 use super::guard::Principal;
 use super::sse::{self, EventStream};
+use crate::envelope::RawRequest;
 use crate::error::{json_bytes_response, HttpError, RpcError};
 use crate::front::stateless::{self, Refusal};
 use crate::jsonrpc;
@@ -37,6 +38,7 @@ pub async fn post(
     headers: &HeaderMap,
     msg: Value,
     mode: ReplyMode,
+    raw: Option<RawRequest>,
 ) -> Result<Response, HttpError> {
     check_headers(headers, &msg)?;
     let id = jsonrpc::id(&msg);
@@ -45,7 +47,7 @@ pub async fn post(
         stream: tx,
         sse: mode == ReplyMode::Sse,
     };
-    let call = stateless::request(app, principal.0, msg, reg)
+    let call = stateless::request(app, principal.0, msg, raw, reg)
         .await
         .map_err(|r| refusal(id, r))?;
     match mode {
@@ -106,7 +108,7 @@ async fn json_answer(mut rx: StreamRx) -> Response {
 /// does not exist, is the server's answer, not a malformed request).
 fn status_of(json: &[u8]) -> StatusCode {
     // Only an error changes it; most answers are results and are not parsed again.
-    if !json.windows(7).any(|w| w == b"\"error\"") {
+    if memchr::memmem::find(json, b"\"error\"").is_none() {
         return StatusCode::OK;
     }
     let code = serde_json::from_slice::<Value>(json)

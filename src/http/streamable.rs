@@ -18,6 +18,7 @@ use super::guard::Principal;
 use super::refused;
 use super::sse::{self, EventStream};
 use crate::back::legacy as handshake;
+use crate::envelope::{Fast, RawRequest};
 use crate::error::{json_bytes_response, json_response, HttpError};
 use crate::front;
 use crate::jsonrpc::{self, Kind};
@@ -43,11 +44,23 @@ pub async fn post(
     let body = super::read_body(&app, body)?;
     accept::check_content_type(&headers)?;
     let mode = accept::post_reply_mode(&headers)?;
+    // The fast path: a plain request goes on as its own bytes (`envelope`).
+    match Fast::read(&body) {
+        Some(Fast::Session(req)) if headers.contains_key(SESSION_HEADER) => {
+            let session = session_of(&app, &headers, &principal)?;
+            return call(&app, &session, Call::Plain(req), mode).await;
+        }
+        Some(Fast::Stateless(req, checked)) => {
+            return super::stateless::post(&app, principal, &headers, checked, mode, Some(req))
+                .await;
+        }
+        _ => {}
+    }
     let msg: Value = super::parse_json(&body)?;
     // A request carrying the 2026-07-28 `_meta` is served statelessly, whatever the session
     // headers say (a dual-era endpoint: `initialize` still opens a session).
     if is_stateless(&headers, &msg) && super::classify(&msg)? == Kind::Request {
-        return super::stateless::post(&app, principal, &headers, msg, mode).await;
+        return super::stateless::post(&app, principal, &headers, msg, mode, None).await;
     }
     if let Value::Array(batch) = msg {
         let session = session_of(&app, &headers, &principal)?;
@@ -59,17 +72,7 @@ pub async fn post(
     }
     let session = session_of(&app, &headers, &principal)?;
     match kind {
-        Kind::Request => {
-            let (tx, rx) = stream_channel(app.config.limits.stream_queue);
-            let reg = Registration {
-                stream: tx,
-                sse: mode == ReplyMode::Sse,
-            };
-            front::session::request(&session, msg, reg)
-                .await
-                .map_err(refused)?;
-            Ok(reply(&app, &session, rx, 1, mode).await)
-        }
+        Kind::Request => call(&app, &session, Call::Parsed(msg), mode).await,
         Kind::Notification => {
             front::session::notification(&session, msg)
                 .await
@@ -83,6 +86,27 @@ pub async fn post(
             Ok(StatusCode::ACCEPTED.into_response())
         }
     }
+}
+
+/// A session's request, parsed or on the fast path.
+enum Call {
+    Parsed(Value),
+    Plain(RawRequest),
+}
+
+/// Forwards one request of a session and replies with what comes back on its stream.
+async fn call(app: &BridgeState, session: &Arc<Session>, call: Call, mode: ReplyMode) -> Handled {
+    let (tx, rx) = stream_channel(app.config.limits.stream_queue);
+    let reg = Registration {
+        stream: tx,
+        sse: mode == ReplyMode::Sse,
+    };
+    match call {
+        Call::Parsed(msg) => front::session::request(session, msg, reg).await,
+        Call::Plain(req) => front::session::request_plain(session, req, reg).await,
+    }
+    .map_err(refused)?;
+    Ok(reply(app, session, rx, 1, mode).await)
 }
 
 /// Whether a POST is a 2026-07-28 request: its `_meta` names a revision, or, without a

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// What a connection is waiting for.
@@ -35,8 +34,6 @@ pub struct Activity {
     state: Mutex<State>,
     /// `phase == Idle`, readable without the lock: every read checks it.
     idle: AtomicBool,
-    /// Woken on every phase change (one waiter: the connection's `expired`).
-    changed: Notify,
 }
 
 impl Activity {
@@ -49,7 +46,6 @@ impl Activity {
                 in_flight: 0,
             }),
             idle: AtomicBool::new(false),
-            changed: Notify::new(),
         })
     }
 
@@ -62,8 +58,6 @@ impl Activity {
         state.phase = phase;
         state.since = Instant::now();
         self.idle.store(phase == Phase::Idle, Ordering::Release);
-        // A stored permit if `expired` is not waiting right now: no change is missed.
-        self.changed.notify_one();
     }
 
     /// Bytes arrived: an idle connection has started its next request head.
@@ -89,31 +83,38 @@ impl Activity {
 
     /// Resolves with the phase that lasted longer than its limit (`header` for `Head`, `idle`
     /// for `Idle`); never while busy.
+    ///
+    /// No phase change wakes it (that cost a wake-up and a timer per request): it sleeps at
+    /// most the shorter limit at a time and reads the state afresh when it wakes. A phase
+    /// entered after it last looked ends no earlier than that look plus the shorter limit, so
+    /// the wake-up is never later than the true deadline, and never acts before it.
     pub async fn expired(&self, header: Duration, idle: Duration) -> Phase {
+        let shortest = header.min(idle);
         loop {
+            let now = Instant::now();
             let (phase, since) = {
                 let s = self.lock();
                 (s.phase, s.since)
             };
-            let deadline = match phase {
-                Phase::Head => since.checked_add(header),
-                Phase::Idle => since.checked_add(idle),
+            let limit = match phase {
+                Phase::Head => Some(header),
+                Phase::Idle => Some(idle),
                 Phase::Busy => None,
             };
-            let Some(deadline) = deadline else {
-                self.changed.notified().await;
-                continue;
-            };
-            // Cancel safety: neither branch changes anything; the state is read afresh.
-            tokio::select! {
-                _ = self.changed.notified() => {}
-                _ = tokio::time::sleep_until(deadline) => {
-                    let s = self.lock();
-                    if s.phase == phase && s.since == since {
-                        return phase;
-                    }
-                }
+            let deadline = limit.and_then(|l| since.checked_add(l));
+            if deadline.is_some_and(|d| d <= now) {
+                return phase;
             }
+            let look_again = now.checked_add(shortest);
+            let wake = match (deadline, look_again) {
+                (Some(d), Some(l)) => d.min(l),
+                (d, l) => match d.or(l) {
+                    Some(w) => w,
+                    // Limits too long to represent: nothing ever expires.
+                    None => return std::future::pending().await,
+                },
+            };
+            tokio::time::sleep_until(wake).await;
         }
     }
 }

@@ -62,7 +62,7 @@ impl Routes {
             self.rules.tools.retain_listed(&mut msg);
         }
         if let Some(finish) = p.finish {
-            finish(&mut msg, &self.rules.finish_context);
+            (finish.value)(&mut msg, &self.rules.finish_context);
         }
         jsonrpc::replace_id(&mut msg, p.client_id);
         Action::Deliver {

@@ -13,11 +13,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::envelope::Envelope;
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 
 mod continuations;
 mod deadlines;
+mod fast;
 mod from_child;
 mod listeners;
 mod owners;
@@ -128,6 +130,8 @@ struct Pending {
     /// Its method as a metrics label, and when it was forwarded.
     method: &'static str,
     started: Instant,
+    /// True when the request asked for a task (`params.task`): its result may name one.
+    task: bool,
     /// When the client stops waiting (`--request-timeout`).
     deadline: Option<Instant>,
     /// The request's slot at the child (`--child-concurrency`): freed with the entry.
@@ -140,6 +144,16 @@ struct Pending {
     /// Applied to the response before it is delivered (a front's rendering, e.g. the result
     /// fields a modern client needs from a legacy child); the router does not know what.
     finish: Option<Finish>,
+}
+
+/// What the table keeps of a request, read from it before it is rewritten.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    lists_tasks: bool,
+    lists_tools: bool,
+    method: &'static str,
+    task: bool,
+    deadline: Option<Instant>,
 }
 
 /// A request from the child forwarded to a client under a bridge id.
@@ -237,7 +251,21 @@ pub enum Refused {
 
 /// A front's rendering of a response, applied before delivery with the child's `RouteRules::
 /// finish_context`; the router does not know what it does.
-pub type Finish = fn(&mut Value, &Value);
+#[derive(Debug, Clone, Copy)]
+pub struct Finish {
+    /// Renders the parsed response.
+    pub value: fn(&mut Value, &Value),
+    /// The same rendering as an insertion into the response's bytes (read as the envelope):
+    /// where, and what. `None` when only `value` can render this response.
+    pub bytes: FinishBytes,
+}
+
+/// `Finish::bytes`: given the response's bytes, its envelope and the finish context, the
+/// offset to insert at and the bytes to insert.
+pub type FinishBytes = fn(&[u8], &Envelope<'_>, &Value) -> Option<Insertion>;
+
+/// Bytes to insert at an offset.
+pub type Insertion = (usize, Vec<u8>);
 
 /// The bounds and rules one child's routing applies.
 #[derive(Debug, Clone)]
@@ -309,6 +337,15 @@ pub enum Action {
         to: StreamTx,
         /// Rewritten message.
         msg: Value,
+        /// Whether this is the response that ends the stream.
+        last: bool,
+    },
+    /// Send `json`, already rewritten, on one stream (the fast path's `Deliver`).
+    Send {
+        /// Target stream.
+        to: StreamTx,
+        /// The message's bytes.
+        json: bytes::Bytes,
         /// Whether this is the response that ends the stream.
         last: bool,
     },
@@ -492,50 +529,73 @@ impl Routes {
         msg: &mut Value,
         reg: Registration,
     ) -> Result<u64, Refused> {
-        if self.closed {
-            return Err(Refused::ChildGone);
-        }
-        let (owner, a) = self
-            .attached
-            .get_key_value(owner)
-            .ok_or(Refused::UnknownOwner)?;
-        if a.in_flight >= self.rules.max_in_flight {
-            return Err(Refused::TooManyRequests);
-        }
-        let owner = owner.clone();
-        let id = self.alloc();
+        let entry = self.entry(jsonrpc::method(msg), jsonrpc::param(msg, "task").is_some());
+        let id = self.admit(owner)?;
         let client_id = jsonrpc::replace_id(msg, json!(id));
         // The bridge id doubles as the progress token the child sees: unique while pending.
         let progress = jsonrpc::replace_progress_token(msg, json!(id));
-        let method = jsonrpc::method(msg);
-        let lists_tasks = method == "tasks/list";
-        let lists_tools = !self.rules.tools.is_empty() && method == "tools/list";
-        let (label, started) = (crate::metrics::method_label(method), Instant::now());
-        let deadline = self.deadline_of(method);
-        let prev = self.pending.insert(
-            id,
-            Pending {
-                owner,
-                client_id,
-                stream: Some(reg.stream),
-                progress,
-                sse: reg.sse,
-                lists_tasks,
-                lists_tools,
-                method: label,
-                started,
-                deadline,
-                slot: None,
-                retry: None,
-                rounds: 0,
-                finish: None,
-            },
-        );
-        assert!(prev.is_none(), "bridge id {id} allocated twice");
-        if let Some(a) = self.attached.get_mut(&self.pending[&id].owner) {
+        self.record_pending(id, owner, client_id, progress, entry, reg);
+        Ok(id)
+    }
+
+    /// What the table keeps of a request of `method`.
+    fn entry(&self, method: &str, task: bool) -> Entry {
+        Entry {
+            lists_tasks: method == "tasks/list",
+            lists_tools: !self.rules.tools.is_empty() && method == "tools/list",
+            method: crate::metrics::method_label(method),
+            task,
+            deadline: self.deadline_of(method),
+        }
+    }
+
+    /// The checks of `register`, and the id the request gets when they pass.
+    fn admit(&mut self, owner: &Owner) -> Result<u64, Refused> {
+        if self.closed {
+            return Err(Refused::ChildGone);
+        }
+        let a = self.attached.get(owner).ok_or(Refused::UnknownOwner)?;
+        if a.in_flight >= self.rules.max_in_flight {
+            return Err(Refused::TooManyRequests);
+        }
+        Ok(self.alloc())
+    }
+
+    /// Records admitted request `id` (see `admit`) as waiting for its response.
+    fn record_pending(
+        &mut self,
+        id: u64,
+        owner: &Owner,
+        client_id: Value,
+        progress: Option<Value>,
+        entry: Entry,
+        reg: Registration,
+    ) {
+        let Some(owner) = self.attached.get_key_value(owner).map(|(o, _)| o.clone()) else {
+            return;
+        };
+        if let Some(a) = self.attached.get_mut(&owner) {
             a.in_flight += 1;
         }
-        Ok(id)
+        let pending = Pending {
+            owner,
+            client_id,
+            stream: Some(reg.stream),
+            progress,
+            sse: reg.sse,
+            lists_tasks: entry.lists_tasks,
+            lists_tools: entry.lists_tools,
+            method: entry.method,
+            started: Instant::now(),
+            task: entry.task,
+            deadline: entry.deadline,
+            slot: None,
+            retry: None,
+            rounds: 0,
+            finish: None,
+        };
+        let prev = self.pending.insert(id, pending);
+        assert!(prev.is_none(), "bridge id {id} allocated twice");
     }
 
     /// Ties a `--child-concurrency` slot to a registered request: it is freed when the request
@@ -583,6 +643,7 @@ impl Routes {
                 lists_tools: false,
                 method: "other",
                 started: Instant::now(),
+                task: false,
                 deadline,
                 slot: None,
                 retry: None,
@@ -781,6 +842,8 @@ mod attribution_tests;
 mod continuation_tests;
 #[cfg(test)]
 mod deadline_tests;
+#[cfg(test)]
+mod fast_tests;
 #[cfg(test)]
 mod parked_tests;
 #[cfg(test)]

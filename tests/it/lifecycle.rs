@@ -78,6 +78,21 @@ async fn huge_results_within_the_limit_arrive_whole() {
     assert_eq!(text(&r).len(), 8 << 20);
 }
 
+/// An 8 MiB argument goes to the child as sent (the fast path splices the id into the
+/// client's bytes): escapes and non-ASCII text come back exactly, on both transports.
+#[tokio::test]
+async fn huge_arguments_reach_the_child_intact() {
+    let bridge = TestBridge::start_with(|c| c.limits.max_body = 32 << 20).await;
+    let piece = "quote \" backslash \\ newline \n tab \t é ✓ \u{1F600} ";
+    let sent = piece.repeat((8 << 20) / piece.len() + 1);
+    let c = bridge.client().await;
+    let r = c.call(json!("big"), "echo", json!({"text": sent})).await;
+    assert!(text(&r) == sent, "the text came back changed");
+    let mut legacy = LegacyClient::start(&bridge).await;
+    let r = legacy.call(json!(7), "echo", json!({"text": sent})).await;
+    assert!(r["result"]["content"][0]["text"] == json!(sent), "changed");
+}
+
 #[tokio::test]
 async fn a_silent_child_fails_start_up_with_a_clear_error() {
     let mut config = Config::new(FIXTURE, ["--silent"]);

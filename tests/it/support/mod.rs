@@ -414,14 +414,18 @@ pub fn parse_events(body: &str) -> Vec<Value> {
 /// Reads an SSE response event by event.
 pub struct SseReader {
     stream: futures_util::stream::BoxStream<'static, reqwest::Result<bytes::Bytes>>,
-    buf: String,
+    /// Bytes received and not yet parsed (a chunk may end inside a character).
+    buf: Vec<u8>,
+    /// How much of `buf` is known to hold no event end.
+    scanned: usize,
 }
 
 impl SseReader {
     pub fn new(resp: reqwest::Response) -> SseReader {
         SseReader {
             stream: resp.bytes_stream().boxed(),
-            buf: String::new(),
+            buf: Vec::new(),
+            scanned: 0,
         }
     }
 
@@ -429,14 +433,18 @@ impl SseReader {
     pub async fn next_event(&mut self) -> Option<Event> {
         within("SSE event", async {
             loop {
-                while let Some(pos) = self.buf.find("\n\n") {
-                    let block: String = self.buf.drain(..pos + 2).collect();
+                let from = self.scanned.saturating_sub(1);
+                while let Some(pos) = memchr::memmem::find(&self.buf[from..], b"\n\n") {
+                    let block: Vec<u8> = self.buf.drain(..from + pos + 2).collect();
+                    self.scanned = 0;
+                    let block = String::from_utf8(block).expect("an event is UTF-8");
                     if let Some(e) = raw_events(&block).pop() {
                         return Some(e);
                     }
                 }
+                self.scanned = self.buf.len();
                 match self.stream.next().await {
-                    Some(Ok(chunk)) => self.buf.push_str(&String::from_utf8_lossy(&chunk)),
+                    Some(Ok(chunk)) => self.buf.extend_from_slice(&chunk),
                     _ => return None,
                 }
             }
