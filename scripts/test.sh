@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, the interoperability suites (official TypeScript and
-# Python SDK clients, the MCP conformance suite; they install themselves on first use), then
-# the unit and integration tests. Set SKIP_INTEROP=1 to run only the Rust checks.
+# Python SDK clients, the MCP conformance suite, OAuth against oidc-provider; they install
+# themselves on first use), then the unit and integration tests. Set SKIP_INTEROP=1 to run only
+# the Rust checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,8 @@ if [[ -z "${SKIP_INTEROP:-}" && -x scripts/interop.sh ]]; then
   scripts/interop.sh
   # The /metrics exposition, linted by promtool.
   scripts/metrics.sh
+  echo "== oauth (oidc-provider as the authorization server, official TS SDK client)"
+  scripts/oauth.sh
   # The conformance suite's frozen requirement sets of both eras, through a child of each era.
   for requirements in 2025-11-25 2026-07-28; do
     for child in legacy modern; do

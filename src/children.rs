@@ -1,7 +1,8 @@
 //! Which child serves a session, and keeping children alive. Shared isolation runs one child
 //! (or a pool of them, each session pinned to the least loaded at `initialize`), restarted by a
 //! supervisor with exponential backoff. Session isolation runs one child per session, spawned
-//! at `initialize` and ended with the session.
+//! at `initialize` and ended with the session. User isolation runs one child per user, spawned
+//! at their first `initialize`, shared by their sessions, and ended once idle.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,6 +22,9 @@ use crate::jsonrpc;
 use crate::router::{Outbound, Refused};
 use crate::shutdown;
 
+mod users;
+use users::{Use, UserChild};
+
 /// The children of one bridge.
 pub struct Children {
     config: Config,
@@ -28,6 +32,8 @@ pub struct Children {
     slots: Mutex<Vec<Arc<ChildHandle>>>,
     /// Session isolation: a child started ahead, for the next session.
     spare: Mutex<Option<Arc<ChildHandle>>>,
+    /// User isolation: each user's child. Lock: taken before `live` when both are needed.
+    users: Mutex<HashMap<Arc<str>, UserChild>>,
     /// Every child that may be running, and the places reserved for children being started.
     live: Mutex<Live>,
     /// Every task spawned for the children (pipes, supervisors, stops); shutdown waits for them.
@@ -95,6 +101,7 @@ impl Children {
         let children = Children {
             slots: Mutex::new(Vec::new()),
             spare: Mutex::new(None),
+            users: Mutex::new(HashMap::new()),
             live: Mutex::new(Live::default()),
             tasks,
             restarts: AtomicU64::new(0),
@@ -114,7 +121,11 @@ impl Children {
             }
             // Children with per-session environments cannot be started ahead: the probe that
             // showed the command works is ended.
-            Isolation::Session if !sup.header_env.is_empty() => {
+            Isolation::Session | Isolation::User
+                if !sup.header_env.is_empty()
+                    || !sup.claim_env.is_empty()
+                    || sup.isolation == Isolation::User =>
+            {
                 let grace = children.config.shutdown_grace;
                 for c in started {
                     children
@@ -122,7 +133,7 @@ impl Children {
                         .spawn(async move { shutdown::stop_child(&c, grace).await });
                 }
             }
-            Isolation::Session => *lock(&children.spare) = started.pop(),
+            Isolation::Session | Isolation::User => *lock(&children.spare) = started.pop(),
         }
         Ok(Arc::new(children))
     }
@@ -139,16 +150,25 @@ impl Children {
         &self.tasks
     }
 
-    /// The child for a new session: the least loaded running shared child, or a new child of
-    /// its own (with `extra_env`) in session isolation.
+    /// The child for a new session of `user`: the least loaded running shared child, a new
+    /// child of its own (with `extra_env`) in session isolation, or the user's child (started
+    /// with `extra_env` if they have none running) in user isolation.
     ///
     /// # Errors
     /// `ChildGone` when no child is running or one cannot be started; `TooManySessions` at
     /// `max_children`.
     pub async fn for_session(
         &self,
+        user: Option<&Arc<str>>,
         extra_env: &[(String, String)],
     ) -> Result<Arc<ChildHandle>, Refused> {
+        if self.config.supervision.isolation == Isolation::User {
+            // The CLI requires authentication for user isolation; an anonymous user is one.
+            let anonymous: Arc<str> = Arc::from("");
+            return self
+                .for_user(user.unwrap_or(&anonymous), extra_env, Use::Session)
+                .await;
+        }
         if self.config.supervision.isolation == Isolation::Shared {
             let slots = lock(&self.slots);
             let running = slots.iter().filter(|c| c.is_running());
@@ -200,8 +220,19 @@ impl Children {
         Some((Reservation { live: &self.live }, spare))
     }
 
-    /// A session is done with `child`: in session isolation the child is ended.
+    /// A session is done with `child`: in session isolation the child is ended; in user
+    /// isolation it starts idling when no other session of the user uses it.
     pub fn release(&self, child: &Arc<ChildHandle>) {
+        if self.config.supervision.isolation == Isolation::User {
+            let mut users = lock(&self.users);
+            if let Some(u) = users.values_mut().find(|u| u.child.key == child.key) {
+                u.sessions = u.sessions.saturating_sub(1);
+                if u.sessions == 0 {
+                    u.idle_since = Some(tokio::time::Instant::now());
+                }
+            }
+            return;
+        }
         if self.config.supervision.isolation == Isolation::Session
             && lock(&self.live).children.remove(&child.key).is_some()
         {
@@ -297,7 +328,7 @@ impl Children {
         let sup = &self.config.supervision;
         let slots: Vec<Value> = lock(&self.slots).iter().map(describe).collect();
         json!({
-            "isolation": match sup.isolation { Isolation::Shared => "shared", Isolation::Session => "session" },
+            "isolation": match sup.isolation { Isolation::Shared => "shared", Isolation::Session => "session", Isolation::User => "user" },
             "restarts": self.restarts.load(Ordering::Relaxed),
             "running": self.all().iter().filter(|c| c.is_running()).count(),
             "starting": lock(&self.live).starting,

@@ -9,7 +9,7 @@ use clap::{CommandFactory, Parser};
 
 use crate::access::{parse_tokens, Access};
 use crate::config::{Config, Limits};
-use crate::config::{EraChoice, Isolation, Restart, Supervision};
+use crate::config::{EraChoice, Introspection, Isolation, JwksSource, OAuth, Restart, Supervision};
 
 pub mod docs;
 mod tip;
@@ -135,8 +135,10 @@ pub struct Cli {
     #[arg(long, value_name = "DIR")]
     pub cwd: Option<std::path::PathBuf>,
     /// `shared`: all sessions share one child (or a --pool); `session`: each session gets its
-    /// own child, started at initialize and ended with the session.
-    #[arg(long, default_value = "shared", value_parser = ["shared", "session"], value_name = "MODE")]
+    /// own child, started at initialize and ended with the session; `user`: each user (OAuth
+    /// subject or static token) gets a child shared by their sessions, ended once idle for
+    /// --session-timeout.
+    #[arg(long, default_value = "shared", value_parser = ["shared", "session", "user"], value_name = "MODE")]
     pub isolation: String,
     /// The era the MCP server speaks: `auto` asks it `server/discover` and falls back to
     /// `initialize` on any answer that is not a modern one or after 3s of silence; `legacy`
@@ -159,6 +161,42 @@ pub struct Cli {
     /// environment as VAR (repeatable), e.g. `--header-env X-Api-Key=API_KEY`.
     #[arg(long, value_name = "HEADER=VAR", value_parser = parse_key_value)]
     pub header_env: Vec<(String, String)>,
+    /// Session or user isolation: copy this claim of the OAuth access token into the child's
+    /// environment as VAR (repeatable), e.g. `--claim-env email=USER_EMAIL`.
+    #[arg(long, value_name = "CLAIM=VAR", value_parser = parse_key_value)]
+    pub claim_env: Vec<(String, String)>,
+    /// Accept OAuth access tokens (JWTs) from this authorization server (repeatable). Its
+    /// signing keys are found through its metadata (RFC 8414, then OpenID Connect discovery).
+    /// Plain http only on loopback.
+    #[arg(long, value_name = "URL")]
+    pub oauth_issuer: Vec<String>,
+    /// Take the signing keys from this JWKS URL or file instead of the issuers' metadata.
+    #[arg(long, value_name = "URL|FILE", requires = "oauth_issuer")]
+    pub oauth_jwks: Option<String>,
+    /// The URL clients reach the MCP endpoint at (behind any proxy): the OAuth resource
+    /// identifier and default audience. Default: http(s)://ADDRESS:PORT/mcp as bound (loopback
+    /// only).
+    #[arg(long, value_name = "URL", requires = "oauth_issuer")]
+    pub public_url: Option<String>,
+    /// The audience (`aud`) tokens must carry, when not the public URL (some providers issue
+    /// tokens for an API identifier of their own).
+    #[arg(long, value_name = "AUD", requires = "oauth_issuer")]
+    pub oauth_audience: Option<String>,
+    /// A scope every request's token must grant (repeatable); a token without it gets 403.
+    #[arg(long, value_name = "SCOPE", requires = "oauth_issuer")]
+    pub oauth_scope: Vec<String>,
+    /// Check tokens that are not JWTs (opaque tokens) at this RFC 7662 introspection endpoint
+    /// of the issuer; without it they are refused.
+    #[arg(long, value_name = "URL", requires = "oauth_issuer")]
+    pub oauth_introspection: Option<String>,
+    /// The bridge's client id at the introspection endpoint (HTTP Basic); its secret comes
+    /// from the environment variable MCP_HTTP_BRIDGE_OAUTH_CLIENT_SECRET.
+    #[arg(long, value_name = "ID", requires = "oauth_introspection")]
+    pub oauth_client_id: Option<String>,
+    /// Least time between two fetches of an issuer's keys prompted by a token signed with an
+    /// unknown key (a rotation is picked up after at most this long).
+    #[arg(long, default_value = "10s", value_parser = parse_duration, value_name = "DURATION")]
+    pub oauth_jwks_cooldown: Duration,
     /// Live sessions at most; more get 503.
     #[arg(long, default_value_t = Limits::MAX_SESSIONS, value_name = "N")]
     pub max_sessions: usize,
@@ -190,8 +228,8 @@ pub struct Cli {
     pub metrics_listen: Option<std::net::SocketAddr>,
     /// Serve the servers of this file (TOML `[servers.NAME]` tables, or a desktop client's
     /// JSON `mcpServers`) at /servers/NAME/mcp and /servers/NAME/sse, instead of a COMMAND.
-    /// SIGHUP reloads it.
-    #[arg(long, value_name = "FILE", conflicts_with = "command")]
+    /// SIGHUP reloads it. Not with OAuth (yet).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "oauth_issuer"])]
     pub config: Option<std::path::PathBuf>,
     /// The stdio MCP server to run, after `--`.
     #[arg(
@@ -268,7 +306,12 @@ impl Cli {
             ));
         }
         let tokens = self.tokens().map_err(usage)?;
-        if tokens.is_empty() && !self.allow_unauthenticated && !is_loopback_host(&self.host) {
+        let oauth = self.oauth().map_err(usage)?;
+        if tokens.is_empty()
+            && oauth.is_none()
+            && !self.allow_unauthenticated
+            && !is_loopback_host(&self.host)
+        {
             return Err(usage(format!(
                 "refusing to serve {} without authentication: anyone who can reach it could use the MCP server. \
                  Set {TOKEN_ENV}=<a long random secret> or pass --tokens-file PATH (lines of name:token), \
@@ -329,15 +372,44 @@ impl Cli {
             }
         }
         config.env.extend(self.env);
-        let isolation = if self.isolation == "session" {
-            Isolation::Session
-        } else {
-            Isolation::Shared
+        let isolation = match self.isolation.as_str() {
+            "session" => Isolation::Session,
+            "user" => Isolation::User,
+            _ => Isolation::Shared,
         };
-        if isolation == Isolation::Session && self.pool != 1 {
+        if isolation != Isolation::Shared && self.pool != 1 {
             return Err(usage("--pool applies to --isolation shared only".into()));
         }
-        if isolation == Isolation::Shared && !self.header_env.is_empty() {
+        if isolation == Isolation::User && tokens.is_empty() && oauth.is_none() {
+            return Err(usage(
+                "--isolation user needs users: --oauth-issuer, --tokens-file or MCP_HTTP_BRIDGE_TOKEN"
+                    .into(),
+            ));
+        }
+        if !self.claim_env.is_empty() && (isolation == Isolation::Shared || oauth.is_none()) {
+            return Err(usage(
+                "--claim-env needs --oauth-issuer and --isolation user or session (a shared child has one environment)"
+                    .into(),
+            ));
+        }
+        if oauth.is_some() && oauth_public_url_needed(&self.host, &oauth) {
+            return Err(usage(format!(
+                "--public-url is needed with --oauth-issuer when serving {}: it names the resource tokens are issued for",
+                self.host
+            )));
+        }
+        // The client's credentials never reach the child.
+        if self
+            .header_env
+            .iter()
+            .any(|(h, _)| h.eq_ignore_ascii_case("authorization"))
+        {
+            return Err(usage(
+                "--header-env cannot copy Authorization: the client's token never reaches the MCP server"
+                    .into(),
+            ));
+        }
+        if isolation != Isolation::Session && !self.header_env.is_empty() {
             return Err(usage(
                 "--header-env needs --isolation session (a shared child has one environment)"
                     .into(),
@@ -365,7 +437,9 @@ impl Cli {
                 .into_iter()
                 .map(|(h, v)| (h.to_ascii_lowercase(), v))
                 .collect(),
+            claim_env: self.claim_env,
         };
+        config.oauth = oauth;
         config.cwd = self.cwd;
         config.tools = crate::tool_filter::ToolFilter::new(self.allow_tool, self.deny_tool);
         if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
@@ -382,6 +456,8 @@ impl Cli {
 
 /// The environment variable holding a bearer token (named `env`).
 pub const TOKEN_ENV: &str = "MCP_HTTP_BRIDGE_TOKEN";
+/// The environment variable holding the bridge's client secret for token introspection.
+pub const CLIENT_SECRET_ENV: &str = "MCP_HTTP_BRIDGE_OAUTH_CLIENT_SECRET";
 
 impl Cli {
     /// The tokens from `--tokens-file` and `MCP_HTTP_BRIDGE_TOKEN`.
@@ -402,6 +478,85 @@ impl Cli {
         }
         Ok(tokens)
     }
+}
+
+impl Cli {
+    /// The OAuth settings, if `--oauth-issuer` is given.
+    fn oauth(&self) -> Result<Option<OAuth>, String> {
+        if self.oauth_issuer.is_empty() {
+            return Ok(None);
+        }
+        for iss in &self.oauth_issuer {
+            check_url("--oauth-issuer", iss, true)?;
+        }
+        let jwks = match &self.oauth_jwks {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                check_url("--oauth-jwks", u, true)?;
+                Some(JwksSource::Url(u.clone()))
+            }
+            Some(path) => Some(JwksSource::File(path.into())),
+            None => None,
+        };
+        if let Some(u) = &self.public_url {
+            check_url("--public-url", u, false)?;
+        }
+        if self
+            .oauth_scope
+            .iter()
+            .any(|s| s.is_empty() || s.contains([' ', '"', '\\']))
+        {
+            return Err("--oauth-scope: a scope is one word, without quotes".into());
+        }
+        let mut oauth = OAuth::new(self.oauth_issuer.iter().cloned());
+        oauth.jwks = jwks;
+        oauth.public_url = self.public_url.clone();
+        oauth.audience = self.oauth_audience.clone();
+        oauth.scopes = self.oauth_scope.clone();
+        oauth.jwks_cooldown = self.oauth_jwks_cooldown;
+        if let Some(url) = &self.oauth_introspection {
+            check_url("--oauth-introspection", url, true)?;
+            let client = match &self.oauth_client_id {
+                Some(id) => {
+                    let secret = std::env::var(CLIENT_SECRET_ENV).map_err(|_| {
+                        format!("--oauth-client-id needs its secret in {CLIENT_SECRET_ENV}")
+                    })?;
+                    Some((id.clone(), secret))
+                }
+                None => None,
+            };
+            oauth.introspection = Some(Introspection {
+                url: url.clone(),
+                client,
+            });
+        }
+        Ok(Some(oauth))
+    }
+}
+
+/// Whether OAuth on `host` needs `--public-url`: the default (the bound address) only names
+/// the bridge on loopback.
+fn oauth_public_url_needed(host: &str, oauth: &Option<OAuth>) -> bool {
+    oauth.as_ref().is_some_and(|o| o.public_url.is_none()) && !is_loopback_host(host)
+}
+
+/// Checks an http(s) URL without query or fragment; with `strict`, plain http only on
+/// loopback (keys and metadata fetched over it could be forged on the way).
+fn check_url(flag: &str, value: &str, strict: bool) -> Result<(), String> {
+    let url = reqwest::Url::parse(value).map_err(|e| format!("{flag} {value}: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.fragment().is_some() {
+        return Err(format!(
+            "{flag} {value}: an http(s) URL without fragment is needed"
+        ));
+    }
+    if url.query().is_some() {
+        return Err(format!("{flag} {value}: no query is allowed"));
+    }
+    if strict && !crate::oauth::jwks::allowed_url(&url) {
+        return Err(format!(
+            "{flag} {value}: must be https (plain http only on loopback)"
+        ));
+    }
+    Ok(())
 }
 
 /// Whether `--host` names loopback.
@@ -484,6 +639,89 @@ mod tests {
             &["--restart", "sometimes"],
             &["--tls-cert", "c.pem"],
             &["--max-sessions", "0"],
+        ] {
+            assert!(parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn oauth_flags() {
+        let parse = |args: &[&str]| {
+            let all = ["b"].iter().chain(args).chain(&["--", "srv"]);
+            Cli::try_parse_from(all)
+                .map_err(|e| e.to_string())
+                .and_then(|c| c.into_config().map_err(|e| e.to_string()))
+        };
+        let issuer = ["--oauth-issuer", "https://id.example.com"];
+        let c = parse(
+            &[
+                &issuer[..],
+                &["--oauth-scope", "mcp:tools", "--oauth-jwks", "keys.json"],
+                &[
+                    "--host",
+                    "0.0.0.0",
+                    "--public-url",
+                    "https://mcp.example.com/mcp",
+                ],
+                &["--isolation", "user", "--claim-env", "email=USER_EMAIL"],
+            ]
+            .concat(),
+        )
+        .unwrap();
+        let o = c.oauth.unwrap();
+        assert_eq!(o.issuers, ["https://id.example.com"]);
+        assert_eq!(o.scopes, ["mcp:tools"]);
+        assert_eq!(o.jwks, Some(JwksSource::File("keys.json".into())));
+        assert_eq!(o.public_url.as_deref(), Some("https://mcp.example.com/mcp"));
+        assert_eq!(c.supervision.isolation, Isolation::User);
+        assert_eq!(
+            c.supervision.claim_env,
+            [("email".to_owned(), "USER_EMAIL".to_owned())]
+        );
+        let c = parse(&[
+            issuer[0],
+            issuer[1],
+            "--oauth-introspection",
+            "https://id.example.com/i",
+        ]);
+        let i = c.unwrap().oauth.unwrap().introspection.unwrap();
+        assert_eq!(
+            (i.url.as_str(), i.client),
+            ("https://id.example.com/i", None)
+        );
+        let loopback = parse(&[
+            "--oauth-issuer",
+            "http://127.0.0.1:9",
+            "--oauth-jwks",
+            "http://[::1]:9/k",
+        ]);
+        assert!(loopback.is_ok(), "{loopback:?}");
+        for bad in [
+            &["--oauth-issuer", "http://id.example.com"][..],
+            &["--oauth-issuer", "https://id.example.com#x"],
+            &["--oauth-issuer", "id.example.com"],
+            &[
+                issuer[0],
+                issuer[1],
+                "--oauth-jwks",
+                "http://id.example.com/jwks",
+            ],
+            &["--public-url", "https://mcp.example.com/mcp"],
+            &["--oauth-scope", "mcp:tools"],
+            &[issuer[0], issuer[1], "--host", "0.0.0.0"],
+            &[issuer[0], issuer[1], "--oauth-scope", "two words"],
+            &[issuer[0], issuer[1], "--claim-env", "email=E"],
+            &["--isolation", "session", "--claim-env", "email=E"],
+            &["--isolation", "user"],
+            &["--isolation", "user", "--pool", "2"],
+            &["--isolation", "session", "--header-env", "Authorization=T"],
+            &[issuer[0], issuer[1], "--oauth-client-id", "bridge"],
+            &[
+                issuer[0],
+                issuer[1],
+                "--oauth-introspection",
+                "http://id.example.com/i",
+            ],
         ] {
             assert!(parse(bad).is_err(), "{bad:?}");
         }

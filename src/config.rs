@@ -113,6 +113,8 @@ pub struct Config {
     pub tools: crate::tool_filter::ToolFilter,
     /// Where the server's metrics are recorded (the default records nothing).
     pub metrics: crate::metrics::ServerMetrics,
+    /// OAuth resource-server settings (`None`: OAuth is off).
+    pub oauth: Option<OAuth>,
 }
 
 impl Config {
@@ -170,6 +172,7 @@ impl Config {
             child_era: EraChoice::Auto,
             tools: crate::tool_filter::ToolFilter::default(),
             metrics: crate::metrics::ServerMetrics::default(),
+            oauth: None,
         }
     }
 }
@@ -181,6 +184,9 @@ pub enum Isolation {
     Shared,
     /// Each session gets its own child.
     Session,
+    /// Each user (OAuth subject, or static token name) gets a child of their own, shared by
+    /// that user's sessions and ended once none has used it for `session_timeout`.
+    User,
 }
 
 /// When a shared child that exited is started again.
@@ -208,6 +214,9 @@ pub struct Supervision {
     /// Session isolation: (HTTP header, variable) pairs copied from a session's `initialize`
     /// request into its child's environment.
     pub header_env: Vec<(String, String)>,
+    /// Session or user isolation: (token claim, variable) pairs copied from the OAuth access
+    /// token into the child's environment.
+    pub claim_env: Vec<(String, String)>,
 }
 
 impl Default for Supervision {
@@ -218,6 +227,7 @@ impl Default for Supervision {
             pool: 1,
             max_children: Self::MAX_CHILDREN,
             header_env: Vec::new(),
+            claim_env: Vec::new(),
         }
     }
 }
@@ -250,4 +260,74 @@ pub enum EraChoice {
     Legacy,
     /// Revision 2026-07-28: `server/discover` must answer.
     Modern,
+}
+
+/// The bridge as an OAuth 2.1 resource server (`--oauth-issuer` and friends).
+#[derive(Debug, Clone)]
+pub struct OAuth {
+    /// The issuers whose access tokens are accepted, exactly as their tokens' `iss` says.
+    pub issuers: Vec<String>,
+    /// Where the signing keys are, instead of each issuer's discovered `jwks_uri`.
+    pub jwks: Option<JwksSource>,
+    /// The URL clients use (the resource identifier); `None`: the bound address and MCP path.
+    pub public_url: Option<String>,
+    /// The `aud` a token must carry; `None`: the resource identifier.
+    pub audience: Option<String>,
+    /// Scopes every request needs.
+    pub scopes: Vec<String>,
+    /// Clock skew tolerated on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// Least time between two fetches of one key set when a token names an unknown key.
+    pub jwks_cooldown: Duration,
+    /// Where tokens that are not JWTs are checked (RFC 7662); `None`: they are refused.
+    pub introspection: Option<Introspection>,
+}
+
+/// An RFC 7662 token introspection endpoint and the bridge's credentials there.
+#[derive(Clone)]
+pub struct Introspection {
+    /// The endpoint.
+    pub url: String,
+    /// The bridge's client id and secret (HTTP Basic), if the endpoint wants them.
+    pub client: Option<(String, String)>,
+}
+
+impl std::fmt::Debug for Introspection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Introspection")
+            .field("url", &self.url)
+            .field("client_id", &self.client.as_ref().map(|(id, _)| id))
+            .finish_non_exhaustive()
+    }
+}
+
+impl OAuth {
+    /// Default `leeway`.
+    pub const LEEWAY: Duration = Duration::from_secs(60);
+    /// Default `jwks_cooldown`: a key rotation is picked up within this long, and tokens with
+    /// made-up key ids cannot make the bridge fetch more often.
+    pub const JWKS_COOLDOWN: Duration = Duration::from_secs(10);
+
+    /// Settings accepting tokens of `issuers`, with every default.
+    pub fn new(issuers: impl IntoIterator<Item = impl Into<String>>) -> OAuth {
+        OAuth {
+            issuers: issuers.into_iter().map(Into::into).collect(),
+            jwks: None,
+            public_url: None,
+            audience: None,
+            scopes: Vec::new(),
+            leeway: Self::LEEWAY,
+            jwks_cooldown: Self::JWKS_COOLDOWN,
+            introspection: None,
+        }
+    }
+}
+
+/// Where signing keys come from when not from the issuers' metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// A JWKS document at this URL.
+    Url(String),
+    /// A JWKS document in this file (read again when a token names an unknown key).
+    File(std::path::PathBuf),
 }

@@ -35,14 +35,8 @@ struct Top<'a> {
 #[derive(Deserialize)]
 struct Params<'a> {
     #[serde(borrow, rename = "_meta")]
-    meta: Option<&'a RawValue>,
+    meta: Option<Meta<'a>>,
     task: Option<IgnoredAny>,
-    #[serde(rename = "requestState")]
-    request_state: Option<IgnoredAny>,
-    #[serde(borrow)]
-    name: Option<&'a RawValue>,
-    #[serde(borrow)]
-    uri: Option<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -53,8 +47,6 @@ struct Meta<'a> {
     version: Option<IgnoredAny>,
     #[serde(rename = "io.modelcontextprotocol/subscriptionId")]
     subscription: Option<IgnoredAny>,
-    #[serde(rename = "io.modelcontextprotocol/logLevel")]
-    log_level: Option<IgnoredAny>,
 }
 
 /// A plain message's envelope, borrowing from its bytes.
@@ -76,16 +68,6 @@ pub struct Envelope<'a> {
     pub task: bool,
     /// A response's `result`, as written.
     pub result: Option<&'a RawValue>,
-    /// `params._meta`, as written.
-    pub meta: Option<&'a RawValue>,
-    /// `params._meta` asks for a log level (2026-07-28).
-    pub log_level: bool,
-    /// `params.requestState` is present (a retry of a 2026-07-28 call).
-    pub request_state: bool,
-    /// `params.name`, as written.
-    pub name: Option<&'a RawValue>,
-    /// `params.uri`, as written.
-    pub uri: Option<&'a RawValue>,
 }
 
 /// The envelope of `bytes` when it is a plain JSON-RPC message; `None` sends it to the full
@@ -110,12 +92,9 @@ pub fn read(bytes: &[u8]) -> Option<Envelope<'_>> {
         (None, Some(_)) if top.result.is_some() != top.error.is_some() => Kind::Response,
         _ => return None,
     };
-    let params = top.params;
-    let raw_meta = params.as_ref().and_then(|p| p.meta);
-    // `_meta` is small: read a second time for its keys.
-    let meta: Option<Meta<'_>> = match raw_meta {
-        Some(m) => Some(serde_json::from_str(m.get()).ok()?),
-        None => None,
+    let (meta, task) = match top.params {
+        Some(p) => (p.meta, p.task.is_some()),
+        None => (None, false),
     };
     Some(Envelope {
         kind,
@@ -124,13 +103,8 @@ pub fn read(bytes: &[u8]) -> Option<Envelope<'_>> {
         progress_token: meta.as_ref().and_then(|m| m.progress_token),
         modern: meta.as_ref().is_some_and(|m| m.version.is_some()),
         subscription: meta.as_ref().is_some_and(|m| m.subscription.is_some()),
-        task: params.as_ref().is_some_and(|p| p.task.is_some()),
+        task,
         result: top.result,
-        meta: raw_meta,
-        log_level: meta.as_ref().is_some_and(|m| m.log_level.is_some()),
-        request_state: params.as_ref().is_some_and(|p| p.request_state.is_some()),
-        name: params.as_ref().and_then(|p| p.name),
-        uri: params.as_ref().and_then(|p| p.uri),
     })
 }
 
@@ -200,66 +174,18 @@ pub struct RawRequest {
     id: Range<usize>,
     method: Range<usize>,
     progress: Option<Range<usize>>,
-    /// Where `params._meta` sits, and what to write there instead (`replace_meta`).
-    meta: Option<(Range<usize>, Option<serde_json::Value>)>,
     /// `params.task` is present.
     pub task: bool,
-}
-
-/// A request that can take the fast path, by the era of its client.
-#[derive(Debug)]
-pub enum Fast {
-    /// A session client's plain request.
-    Session(RawRequest),
-    /// A 2026-07-28 request of a `FORWARDED` method, neither a retry nor asking for logs;
-    /// with the parts of it the stateless front checks (`jsonrpc`, `id`, `method`, and of
-    /// `params` only `_meta`, `name` and `uri`).
-    Stateless(RawRequest, serde_json::Value),
-}
-
-impl Fast {
-    /// Reads `bytes` for the fast path; `None` sends it to the full parse.
-    pub fn read(bytes: &Bytes) -> Option<Fast> {
-        let env = read(bytes)?;
-        if env.kind != Kind::Request || !FORWARDED.contains(&env.method) {
-            return None;
-        }
-        if !env.modern {
-            return Some(Fast::Session(RawRequest::from_envelope(bytes, &env)?));
-        }
-        if env.request_state || env.log_level {
-            return None;
-        }
-        let mut params = serde_json::Map::new();
-        for (key, raw) in [("_meta", env.meta), ("name", env.name), ("uri", env.uri)] {
-            if let Some(raw) = raw {
-                params.insert(key.into(), serde_json::from_str(raw.get()).ok()?);
-            }
-        }
-        let checked = serde_json::json!({
-            "jsonrpc": "2.0",
-            "id": serde_json::from_str::<serde_json::Value>(env.id?.get()).ok()?,
-            "method": env.method,
-            "params": params,
-        });
-        Some(Fast::Stateless(
-            RawRequest::from_envelope(bytes, &env)?,
-            checked,
-        ))
-    }
 }
 
 impl RawRequest {
     /// `bytes` as a request the bridge may forward untouched but for its id and progress
     /// token: a plain session-era request of a `FORWARDED` method.
     pub fn new(bytes: &Bytes) -> Option<RawRequest> {
-        match Fast::read(bytes)? {
-            Fast::Session(req) => Some(req),
-            Fast::Stateless(..) => None,
+        let env = read(bytes)?;
+        if env.kind != Kind::Request || env.modern || !FORWARDED.contains(&env.method) {
+            return None;
         }
-    }
-
-    fn from_envelope(bytes: &Bytes, env: &Envelope<'_>) -> Option<RawRequest> {
         let method = {
             let start = (env.method.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize);
             start..start + env.method.len()
@@ -268,17 +194,9 @@ impl RawRequest {
             id: range_in(bytes, env.id?),
             method,
             progress: env.progress_token.map(|t| range_in(bytes, t)),
-            meta: env.meta.map(|m| (range_in(bytes, m), None)),
             task: env.task,
             bytes: bytes.clone(),
         })
-    }
-
-    /// Has `params._meta` written as `meta` (which keeps the progress token, if any).
-    pub fn replace_meta(&mut self, meta: serde_json::Value) {
-        if let Some((_, with)) = &mut self.meta {
-            *with = Some(meta);
-        }
     }
 
     /// The whole request, parsed (for the full path).
@@ -303,23 +221,11 @@ impl RawRequest {
 
     /// The line for the child: bridge id `id` in place of the id and of the progress token.
     pub fn line_for(&self, id: u64) -> Bytes {
-        let text = id.to_string();
-        if let Some((range, Some(meta))) = &self.meta {
-            // The token lies inside `_meta`: it is written with the rest of it.
-            let mut meta = meta.clone();
-            if let (Some(_), Some(m)) = (&self.progress, meta.as_object_mut()) {
-                m.insert("progressToken".into(), serde_json::json!(id));
-            }
-            let meta = serde_json::to_vec(&meta).unwrap_or_default();
-            return splice(
-                &self.bytes,
-                &mut [(self.id.clone(), text.as_bytes()), (range.clone(), &meta)],
-            );
-        }
-        let mut edits = [(self.id.clone(), text.as_bytes()), (0..0, b"".as_slice())];
+        let id = id.to_string();
+        let mut edits = [(self.id.clone(), id.as_bytes()), (0..0, b"".as_slice())];
         let n = match &self.progress {
             Some(p) => {
-                edits[1] = (p.clone(), text.as_bytes());
+                edits[1] = (p.clone(), id.as_bytes());
                 2
             }
             None => 1,

@@ -38,6 +38,9 @@ pub enum HttpError {
     Unauthorized,
     /// The session limit is reached (503).
     TooManySessions,
+    /// An OAuth refusal: 401 (no, or no valid, token) or 403 (a scope missing), with its
+    /// `WWW-Authenticate` challenge.
+    Challenge(crate::oauth::metadata::Challenge),
     /// A JSON-RPC error answering a request with its id (the stateless front's refusals).
     Rpc(RpcError),
 }
@@ -132,6 +135,16 @@ impl HttpError {
                 jsonrpc::BAD_REQUEST,
                 "Service Unavailable: too many sessions".into(),
             ),
+            Challenge(c) if c.status == 403 => (
+                StatusCode::FORBIDDEN,
+                jsonrpc::BAD_REQUEST,
+                "Forbidden: the access token lacks a required scope".into(),
+            ),
+            Challenge(_) => (
+                StatusCode::UNAUTHORIZED,
+                jsonrpc::BAD_REQUEST,
+                "Unauthorized: a valid access token is required".into(),
+            ),
             Rpc(e) => (e.status, e.code, e.message.clone()),
         }
     }
@@ -149,9 +162,18 @@ impl IntoResponse for HttpError {
         let (status, code, message) = self.parts();
         tracing::debug!(%status, message, "request refused");
         let mut resp = json_response(status, &jsonrpc::error_value(Value::Null, code, &message));
-        if matches!(self, HttpError::Unauthorized) {
-            resp.headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        match &self {
+            HttpError::Unauthorized => {
+                resp.headers_mut()
+                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+            }
+            HttpError::Challenge(c) => {
+                // The challenge holds only visible ASCII (`metadata::challenge`).
+                if let Ok(v) = HeaderValue::from_str(&c.www_authenticate) {
+                    resp.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+            }
+            _ => {}
         }
         // Read by the metrics layer (`metrics::http`).
         if let HttpError::TooManySessions | HttpError::PayloadTooLarge(_) = self {

@@ -8,8 +8,9 @@
 //!
 //! ```text
 //! HTTP clients ─► listener (a permit per connection, one task each: TLS, hyper HTTP/1.1,
-//!                 header/idle timeouts) ─► axum: http::guard (Host, Origin, CORS, bearer
-//!                 token) ─► http::streamable | http::legacy_sse   (HTTP only: parse, find the
+//!                 header/idle timeouts) ─► axum: http::guard (Host, Origin, CORS, a static
+//!                 bearer token or an OAuth access token checked by `oauth`) ─►
+//!                 http::streamable | http::legacy_sse   (HTTP only: parse, find the
 //!                 session, pick the reply mode)
 //!                        ▼
 //! front::session   the session era (≤ 2025-11-25): initialize answered by the bridge,
@@ -50,6 +51,9 @@
 //!   envelope. One `Routes` per child, reached only through `ChildHandle`'s named methods
 //!   (`child::routing`); a session refers to its child (`Session::child`, following a
 //!   restarted child's successor), which `children::Children` chose for it.
+//! * Who asks: a request's principal is its static token's name or its OAuth subject
+//!   (`iss#sub`, never the token string). Sessions, their subscriptions and tasks, and signed
+//!   request states belong to it; in user isolation so does a child (`children`).
 //! * Locks: `Sessions` (id → session) and each child's `Routes` are `std::sync::Mutex`es held
 //!   for map operations only, never across `.await`, and never one inside the other (the one
 //!   exception, handing a restarted child's sessions over, takes the old routes then the new).
@@ -84,6 +88,7 @@ pub mod listener;
 pub mod loglevel;
 pub mod logs;
 pub mod metrics;
+pub mod oauth;
 pub mod reload;
 pub mod router;
 pub mod servers;
@@ -109,6 +114,7 @@ pub struct Bridge {
     children: Arc<children::Children>,
     tls: Option<tokio_rustls::TlsAcceptor>,
     metrics: Option<(Arc<metrics::Metrics>, TcpListener)>,
+    oauth: Option<Arc<oauth::Verifier>>,
 }
 
 impl Bridge {
@@ -119,6 +125,11 @@ impl Bridge {
     pub async fn start(config: Config) -> anyhow::Result<Bridge> {
         // Certificate problems are reported before any child is started.
         let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+        // So are the issuers' keys: a wrong issuer fails now, not at the first request.
+        let oauth = match &config.oauth {
+            Some(o) => Some(Arc::new(oauth::Verifier::start(o).await?)),
+            None => None,
+        };
         warn_of_shared_users(&config);
         let span = tracing::info_span!("server", server = %config.name);
         let children = children::Children::start(config.clone())
@@ -129,6 +140,7 @@ impl Bridge {
             children,
             tls,
             metrics: None,
+            oauth,
         })
     }
 
@@ -156,12 +168,20 @@ impl Bridge {
     ) -> anyhow::Result<()> {
         let addr = listener.local_addr()?;
         let c = &self.config;
+        let oauth = self
+            .oauth
+            .clone()
+            .map(|v| oauth::ResourceServer::new(v, c, addr, self.tls.is_some()))
+            .transpose()?;
+        if let Some(o) = &oauth {
+            info!(resource = %o.resource, "OAuth: serving as a protected resource");
+        }
         let servers = Arc::new(servers::Servers::new(access::Policy::new(&c.access, addr)));
         let server = servers::Running::launch(
             c.name.as_str().into(),
             c.clone(),
             self.children.clone(),
-            access::Policy::new(&c.access, addr),
+            (access::Policy::new(&c.access, addr), oauth),
             None,
         );
         servers.set(
@@ -220,12 +240,15 @@ fn warn_of_shared_users(config: &Config) {
         .collect();
     users.sort_unstable();
     users.dedup();
-    if users.len() > 1 && config.supervision.isolation == config::Isolation::Shared {
+    let oauth = config.oauth.is_some();
+    if (users.len() > 1 || oauth) && config.supervision.isolation == config::Isolation::Shared {
         warn!(
             users = users.len(),
+            oauth,
             "tokens of several users share one MCP server process: its log messages and \
              requests that no request of one user explains are dropped or refused; \
-             --isolation session gives each session a process of its own"
+             --isolation user gives each user a process of their own, --isolation session \
+             each session"
         );
     }
 }

@@ -29,6 +29,8 @@ pub struct BridgeState {
     pub root: CancellationToken,
     /// Host, Origin and token rules for the address the bridge listens on.
     pub policy: Policy,
+    /// OAuth: token checks, metadata and challenges (`None`: OAuth is off).
+    pub oauth: Option<crate::oauth::ResourceServer>,
 }
 
 impl BridgeState {

@@ -36,11 +36,7 @@ pub fn parse(name: &str) -> Option<Result<What, String>> {
         None => return None,
         Some(n) => match n.parse::<usize>() {
             Ok(n) if (1..=MAX_MIB).contains(&n) => n,
-            _ => {
-                return Some(Err(format!(
-                    "{name}: huge-N wants N MiB from 1 to {MAX_MIB}"
-                )))
-            }
+            _ => return Some(Err(format!("{name}: huge-N wants N MiB from 1 to {MAX_MIB}"))),
         },
     };
     Some(Ok(What::Huge { mib }))
@@ -215,9 +211,7 @@ impl Pipe {
         match read {
             Ok(_) if reply.ends_with(b"\n") => Ok(()),
             Ok(0) => Err(Fail::Http("the server closed its stdout".into())),
-            Ok(n) => Err(Fail::Http(format!(
-                "the server's stdout ended after {n} bytes of a line"
-            ))),
+            Ok(n) => Err(Fail::Http(format!("the server's stdout ended after {n} bytes of a line"))),
             Err(e) => Err(Fail::Http(format!("reading from the server: {e}"))),
         }
     }
@@ -421,11 +415,7 @@ pub async fn run(
         let (pipe_ms, bridge_ms) = (median_ms(&pipe.moved_ns), median_ms(&lat));
         let ratio = match (pipe_ms, bridge_ms) {
             (Some(p), Some(b)) if p > 0.0 => {
-                let over = if b / p > TARGET_RATIO {
-                    " (over 1.5×)"
-                } else {
-                    ""
-                };
+                let over = if b / p > TARGET_RATIO { " (over 1.5×)" } else { "" };
                 format!("×{:.2}{over}", b / p)
             }
             _ => "×—".into(),

@@ -70,10 +70,7 @@ impl Spec {
     /// `KIND-SxC[-mixed|-large]` (KIND: stream, json, sse, modern), `idle-N` or `huge[-N]`.
     pub fn parse(name: &str) -> Result<Spec, String> {
         if let Some(what) = crate::huge::parse(name) {
-            return what.map(|what| Spec {
-                name: name.into(),
-                what,
-            });
+            return what.map(|what| Spec { name: name.into(), what });
         }
         let bad = || format!("unknown scenario {name:?} (see --help)");
         let mut parts = name.split('-');

@@ -211,6 +211,7 @@ pub async fn spawn(
     cmd.args(&config.args)
         // The bridge's own credentials are never the child's.
         .env_remove(crate::cli::TOKEN_ENV)
+        .env_remove(crate::cli::CLIENT_SECRET_ENV)
         .envs(config.env.iter().chain(extra_env).map(|(k, v)| (k, v)))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

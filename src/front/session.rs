@@ -39,15 +39,19 @@ pub async fn open(
         );
         return Err(Refused::TooManySessions);
     };
-    let child = app.children.for_session(extra_env).await?;
+    let child = app
+        .children
+        .for_session(principal.as_ref(), extra_env)
+        .await?;
     let mut session = Session::new(child.clone(), &app.root, transport, principal);
     session.tools = app.config.tools.clone();
     let session = Arc::new(session);
     child.attach(&session.id, session.principal.clone());
     place.fill(session.clone());
-    // A session with a child of its own dies with it: its streams end and its next request
+    // A session with a child of its own (or its user's own) dies with it: its streams end and its next request
     // gets 404. A shared child is restarted and hands its sessions over (`children`).
-    if child.is_single_owner() {
+    let dedicated = app.config.supervision.isolation == crate::config::Isolation::User;
+    if child.is_single_owner() || dedicated {
         let (cancel, watched) = (session.cancel.clone(), child.clone());
         app.children.tasks().spawn(async move {
             tokio::select! {

@@ -16,8 +16,9 @@ use tokio_util::task::TaskTracker;
 use super::request_state;
 use crate::back::modern::{self, META_CAPABILITIES, META_SERVER_INFO, META_VERSION};
 use crate::back::ChildEra;
-use crate::child::{ChildHandle, Forwarded, Forwarding, Outgoing};
-use crate::envelope::{self, Envelope, RawRequest};
+use crate::child::{ChildHandle, Forwarded, Forwarding};
+use crate::config::Isolation;
+use crate::envelope::{self, Envelope};
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
 use crate::router::{
@@ -145,21 +146,25 @@ fn new_owner() -> Owner {
 ///
 /// # Errors
 /// A `Refusal` to answer with an error (the transport picks the status).
-///
-/// `raw`: the request as received, when it may take the fast path (`envelope::Fast`); `msg`
-/// then holds only the parts the checks read, and `raw` is what the child gets.
 pub async fn request(
     app: &BridgeState,
     principal: Option<Arc<str>>,
+    extra_env: &[(String, String)],
     msg: Value,
-    raw: Option<RawRequest>,
     reg: Registration,
 ) -> Result<Call, Refusal> {
     let method = check(&msg)?;
-    if app.config.supervision.isolation == crate::config::Isolation::Session {
-        return Err(Refusal::NoSharedChild);
+    let child = match app.config.supervision.isolation {
+        Isolation::Shared => app.children.for_request(),
+        // The user's own child (started with `extra_env` when they have none running).
+        Isolation::User => {
+            let user = principal.clone().unwrap_or_else(|| Arc::from(""));
+            app.children.for_user_request(&user, extra_env).await
+        }
+        // Every child belongs to a session, and a stateless request has none.
+        Isolation::Session => return Err(Refusal::NoSharedChild),
     }
-    let child = app.children.for_request().map_err(Refusal::Routing)?;
+    .map_err(Refusal::Routing)?;
     let owner = new_owner();
     let meta = jsonrpc::param(&msg, "_meta");
     child.attach_stateless(&owner, principal.clone(), input_methods(meta));
@@ -185,7 +190,7 @@ pub async fn request(
         (true, None, "subscriptions/listen") => listen(&child, &owner, &msg, &reg)
             .await
             .map_err(Refusal::Routing)?,
-        _ => forward(&child, &owner, msg, raw, reg, legacy).await?,
+        _ => forward(&child, &owner, msg, reg, legacy).await?,
     }
     Ok(call)
 }
@@ -240,7 +245,6 @@ async fn forward(
     child: &ChildHandle,
     owner: &Owner,
     mut msg: Value,
-    raw: Option<RawRequest>,
     reg: Registration,
     legacy: bool,
 ) -> Result<(), Refusal> {
@@ -276,22 +280,12 @@ async fn forward(
         modern::unstamp(&mut msg);
     }
     let id = jsonrpc::id(&msg);
-    let line = match raw {
-        Some(mut raw) => {
-            if legacy {
-                let meta = jsonrpc::param(&msg, "_meta").cloned().unwrap_or_default();
-                raw.replace_meta(meta);
-            }
-            Outgoing::Raw(raw)
-        }
-        None => Outgoing::Parsed(msg),
-    };
     let stream = reg.stream.clone();
     let how = Forwarding {
         caller: None,
         finish,
     };
-    match child.forward_request(owner, line, reg, how).await {
+    match child.forward_request(owner, msg, reg, how).await {
         Ok(Forwarded::Sent) => Ok(()),
         Ok(Forwarded::Refused(why)) => {
             child.metrics().refused("limit");

@@ -1,6 +1,8 @@
 //! The middleware in front of every route: `Host` (DNS rebinding, 421), `Origin` (403), CORS
-//! preflight and headers, and bearer-token authentication (401) for the MCP endpoints. The
-//! token's name travels on as the request's `Principal`.
+//! preflight and headers, and bearer-token authentication (401) for the MCP endpoints: a static
+//! token, or an OAuth access token (401 or 403 with a challenge naming the metadata). The
+//! token's name, or the OAuth subject, travels on as the request's `Principal`; `/.well-known/`
+//! documents are public.
 
 use std::sync::Arc;
 
@@ -13,9 +15,14 @@ use tracing::warn;
 use crate::error::HttpError;
 use crate::state::BridgeState;
 
-/// The name of the token a request authenticated with (`None` when no tokens are configured).
+/// Who a request authenticated as: a static token's name, or an OAuth subject's `iss#sub`
+/// (`None` when the bridge requires no token).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Principal(pub Option<Arc<str>>);
+
+/// The verified OAuth token's subject and claims, when the request carried one.
+#[derive(Debug, Clone, Default)]
+pub struct Identity(pub Option<Arc<crate::oauth::Subject>>);
 
 const ALLOW_METHODS: &str = "GET, POST, DELETE, OPTIONS";
 const ALLOW_HEADERS: &str =
@@ -34,6 +41,9 @@ pub async fn guard(State(app): State<Arc<BridgeState>>, mut req: Request, next: 
         );
         return HttpError::MisdirectedHost.into_response();
     }
+    if req.uri().path().starts_with("/.well-known/") {
+        return well_known(&app, &req);
+    }
     let origin = headers.get(header::ORIGIN).cloned();
     if let Some(o) = &origin {
         if !o.to_str().is_ok_and(|o| policy.origin_allowed(o)) {
@@ -44,13 +54,25 @@ pub async fn guard(State(app): State<Arc<BridgeState>>, mut req: Request, next: 
             return preflight(o.clone());
         }
     }
-    let principal = if policy.requires_token() && req.uri().path() != "/health" {
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .map(HeaderValue::as_bytes);
-        match policy.authenticate(presented) {
-            Some(name) => Some(name),
-            None => {
+    let needs_token = policy.requires_token() || app.oauth.is_some();
+    let mut identity = Identity::default();
+    let principal = if needs_token && req.uri().path() != "/health" {
+        let presented = headers.get(header::AUTHORIZATION).cloned();
+        let presented = presented.as_ref().map(HeaderValue::as_bytes);
+        match (policy.authenticate(presented), &app.oauth) {
+            (Some(name), _) => Some(name),
+            (None, Some(oauth)) => match oauth.authenticate(presented, req.uri().path()).await {
+                Ok(subject) => {
+                    let principal = subject.principal.clone();
+                    identity = Identity(Some(Arc::new(subject)));
+                    Some(principal)
+                }
+                Err(challenge) => {
+                    let refused = HttpError::Challenge(challenge).into_response();
+                    return with_cors(refused, origin);
+                }
+            },
+            (None, None) => {
                 warn!(
                     path = req.uri().path(),
                     "request refused: missing or unknown bearer token"
@@ -62,7 +84,43 @@ pub async fn guard(State(app): State<Arc<BridgeState>>, mut req: Request, next: 
         None
     };
     req.extensions_mut().insert(Principal(principal));
+    // Only with an OAuth token: no allocation per request otherwise.
+    if identity.0.is_some() {
+        req.extensions_mut().insert(identity);
+    }
     with_cors(next.run(req).await, origin)
+}
+
+/// A `/.well-known/` document, public and readable from any origin: the protected-resource
+/// metadata when OAuth is on, 404 otherwise. (Without OAuth a 401 here would send clients
+/// looking for an authorization server into a sign-in that can never finish.)
+fn well_known(app: &BridgeState, req: &Request) -> Response {
+    let doc = app
+        .oauth
+        .as_ref()
+        .and_then(|o| o.metadata_at(req.uri().path()));
+    let mut resp = match doc {
+        Some(_) if req.method() == Method::OPTIONS => StatusCode::NO_CONTENT.into_response(),
+        Some(doc) => crate::error::json_bytes_response(StatusCode::OK, doc),
+        None => crate::error::json_response(
+            StatusCode::NOT_FOUND,
+            &crate::jsonrpc::error_value(
+                serde_json::Value::Null,
+                crate::jsonrpc::METHOD_NOT_FOUND,
+                "Not Found",
+            ),
+        ),
+    };
+    let h = resp.headers_mut();
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_ORIGIN,
+        HeaderValue::from_static("*"),
+    );
+    h.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static("MCP-Protocol-Version"),
+    );
+    resp
 }
 
 fn preflight(origin: HeaderValue) -> Response {

@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use tracing::{debug, info};
 
-use super::guard::Principal;
+use super::guard::{Identity, Principal};
 use super::sse::{self, EventStream};
 use super::{accept, refused};
 use crate::envelope::RawRequest;
@@ -52,6 +52,7 @@ impl Drop for EndSessionOnDrop {
 pub async fn open(
     State(app): State<Arc<BridgeState>>,
     Extension(principal): Extension<Principal>,
+    identity: Option<Extension<Identity>>,
     headers: HeaderMap,
 ) -> Handled {
     accept::check_get_accept(&headers)?;
@@ -62,7 +63,9 @@ pub async fn open(
         .ok_or(HttpError::SessionNotFound)?;
     let (tx, rx) = stream_channel(app.config.limits.stream_queue);
     let transport = Transport::LegacySse(tx.clone());
-    let session = front::session::open(&app, transport, principal.0, &[])
+    let identity = identity.map(|Extension(i)| i).unwrap_or_default();
+    let extra_env = super::child_env(&app, &headers, &identity);
+    let session = front::session::open(&app, transport, principal.0, &extra_env)
         .await
         .map_err(refused)?;
     // Messages not tied to a request (broadcasts, logging) go on the same stream.

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
@@ -28,7 +28,7 @@ use crate::jsonrpc::{self, Kind};
 use crate::router::Refused;
 use crate::session::Session;
 use crate::state::BridgeState;
-use guard::Principal;
+use guard::{Identity, Principal};
 
 /// The bridge's HTTP router.
 pub fn app(state: Arc<BridgeState>) -> Router {
@@ -66,8 +66,9 @@ fn session_for(
     let session = app.sessions.get(id).ok_or(HttpError::SessionNotFound)?;
     if session.cancel.is_cancelled() {
         // Its child exited: the client must initialize again (and gets a new child).
-        app.sessions.remove(id);
-        app.children.release(&session.child());
+        if app.sessions.remove(id).is_some() {
+            app.children.release(&session.child());
+        }
         return Err(HttpError::SessionNotFound);
     }
     if session.principal != principal.0 {
@@ -76,6 +77,21 @@ fn session_for(
     }
     session.touch();
     Ok(session)
+}
+
+/// The environment a new session's own child (session or user isolation) gets from its
+/// `initialize` request: the `--header-env` headers and the `--claim-env` token claims.
+fn child_env(app: &BridgeState, headers: &HeaderMap, identity: &Identity) -> Vec<(String, String)> {
+    let sup = &app.config.supervision;
+    let from_headers = sup
+        .header_env
+        .iter()
+        .filter_map(|(h, var)| Some((var.clone(), headers.get(h)?.to_str().ok()?.to_owned())));
+    let from_claims = sup
+        .claim_env
+        .iter()
+        .filter_map(|(claim, var)| Some((var.clone(), identity.0.as_ref()?.claim_text(claim)?)));
+    from_headers.chain(from_claims).collect()
 }
 
 /// The body, or 413 with a JSON-RPC body when it exceeds the limit.

@@ -14,7 +14,6 @@ use serde_json::{json, Value};
 use super::accept::ReplyMode;
 use super::guard::Principal;
 use super::sse::{self, EventStream};
-use crate::envelope::RawRequest;
 use crate::error::{json_bytes_response, HttpError, RpcError};
 use crate::front::stateless::{self, Refusal};
 use crate::jsonrpc;
@@ -35,10 +34,10 @@ const NAME_HEADER: &str = "mcp-name";
 pub async fn post(
     app: &Arc<BridgeState>,
     principal: Principal,
+    identity: &super::guard::Identity,
     headers: &HeaderMap,
     msg: Value,
     mode: ReplyMode,
-    raw: Option<RawRequest>,
 ) -> Result<Response, HttpError> {
     check_headers(headers, &msg)?;
     let id = jsonrpc::id(&msg);
@@ -47,7 +46,8 @@ pub async fn post(
         stream: tx,
         sse: mode == ReplyMode::Sse,
     };
-    let call = stateless::request(app, principal.0, msg, raw, reg)
+    let extra_env = super::child_env(app, headers, identity);
+    let call = stateless::request(app, principal.0, &extra_env, msg, reg)
         .await
         .map_err(|r| refusal(id, r))?;
     match mode {

@@ -14,11 +14,11 @@ use serde_json::Value;
 use tracing::{debug, info};
 
 use super::accept::{self, ReplyMode};
-use super::guard::Principal;
+use super::guard::{Identity, Principal};
 use super::refused;
 use super::sse::{self, EventStream};
 use crate::back::legacy as handshake;
-use crate::envelope::{Fast, RawRequest};
+use crate::envelope::RawRequest;
 use crate::error::{json_bytes_response, json_response, HttpError};
 use crate::front;
 use crate::jsonrpc::{self, Kind};
@@ -38,29 +38,26 @@ type Handled = Result<Response, HttpError>;
 pub async fn post(
     State(app): State<Arc<BridgeState>>,
     Extension(principal): Extension<Principal>,
+    identity: Option<Extension<Identity>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Handled {
+    let identity = identity.map(|Extension(i)| i).unwrap_or_default();
     let body = super::read_body(&app, body)?;
     accept::check_content_type(&headers)?;
     let mode = accept::post_reply_mode(&headers)?;
-    // The fast path: a plain request goes on as its own bytes (`envelope`).
-    match Fast::read(&body) {
-        Some(Fast::Session(req)) if headers.contains_key(SESSION_HEADER) => {
+    // The fast path: a session's plain request goes on as its own bytes (`envelope`).
+    if headers.contains_key(SESSION_HEADER) {
+        if let Some(req) = RawRequest::new(&body) {
             let session = session_of(&app, &headers, &principal)?;
             return call(&app, &session, Call::Plain(req), mode).await;
         }
-        Some(Fast::Stateless(req, checked)) => {
-            return super::stateless::post(&app, principal, &headers, checked, mode, Some(req))
-                .await;
-        }
-        _ => {}
     }
     let msg: Value = super::parse_json(&body)?;
     // A request carrying the 2026-07-28 `_meta` is served statelessly, whatever the session
     // headers say (a dual-era endpoint: `initialize` still opens a session).
     if is_stateless(&headers, &msg) && super::classify(&msg)? == Kind::Request {
-        return super::stateless::post(&app, principal, &headers, msg, mode, None).await;
+        return super::stateless::post(&app, principal, &identity, &headers, msg, mode).await;
     }
     if let Value::Array(batch) = msg {
         let session = session_of(&app, &headers, &principal)?;
@@ -68,7 +65,7 @@ pub async fn post(
     }
     let kind = super::classify(&msg)?;
     if kind == Kind::Request && jsonrpc::method(&msg) == "initialize" {
-        return initialize(&app, &headers, &msg, mode, principal).await;
+        return initialize(&app, &headers, &msg, mode, principal, identity).await;
     }
     let session = session_of(&app, &headers, &principal)?;
     match kind {
@@ -154,15 +151,10 @@ async fn initialize(
     msg: &Value,
     mode: ReplyMode,
     principal: Principal,
+    identity: Identity,
 ) -> Handled {
-    // Session isolation: chosen request headers become the new child's environment.
-    let extra_env: Vec<(String, String)> = app
-        .config
-        .supervision
-        .header_env
-        .iter()
-        .filter_map(|(h, var)| Some((var.clone(), headers.get(h)?.to_str().ok()?.to_owned())))
-        .collect();
+    // Session or user isolation: chosen headers and claims become the new child's environment.
+    let extra_env = super::child_env(app, headers, &identity);
     let session = front::session::open(app, Transport::Streamable, principal.0, &extra_env)
         .await
         .map_err(refused)?;

@@ -49,7 +49,7 @@ impl Settings {
         let open_files = open_files::raise_limit();
         let children = match config.supervision.isolation {
             Isolation::Shared => config.supervision.pool,
-            Isolation::Session => config.supervision.max_children,
+            Isolation::Session | Isolation::User => config.supervision.max_children,
         };
         let max_connections = match (config.limits.max_connections, &open_files) {
             (Some(n), _) => n,

@@ -256,7 +256,14 @@ impl Fleet {
         };
         let policy = Policy::new(&config.access, self.addr);
         let prefix = Some(format!("{PREFIX}{name}").into());
-        let running = Running::launch(name.as_str().into(), config, children, policy, prefix);
+        // OAuth is not served with --config (the CLI refuses both): no resource server.
+        let running = Running::launch(
+            name.as_str().into(),
+            config,
+            children,
+            (policy, None),
+            prefix,
+        );
         if retired.is_cancelled() || self.servers.is_shutting_down() {
             running.stop(false).await;
             return running.wait_tasks().await;

@@ -32,18 +32,19 @@ pub struct Running {
 }
 
 impl Running {
-    /// Serves a server whose children have started: builds its state and routes, starts its
-    /// reaper and its supervisors.
+    /// Serves a server whose children have started: builds its state (with its access rules
+    /// and OAuth resource server) and routes, starts its reaper and its supervisors.
     pub fn launch(
         name: Arc<str>,
         config: Config,
         children: Arc<Children>,
-        policy: Policy,
+        (policy, oauth): (Policy, Option<crate::oauth::ResourceServer>),
         prefix: Option<Arc<str>>,
     ) -> Arc<Running> {
         let state = Arc::new(BridgeState {
             name: name.clone(),
             policy,
+            oauth,
             config,
             sessions: session::Sessions::default(),
             children: children.clone(),
@@ -193,5 +194,8 @@ async fn reap_idle_sessions(state: Arc<BridgeState>) {
             info!(session = %session.id, ?timeout, "session expired (idle)");
             front::session::end(&state, &session).await;
         }
+        state
+            .children
+            .reap_idle_users(tokio::time::Instant::now(), timeout);
     }
 }

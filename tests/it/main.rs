@@ -28,6 +28,9 @@ mod metrics;
 mod modern_fixture;
 /// Many sessions on one child: colliding ids, progress, cancellation, server requests.
 mod multiplex;
+/// OAuth: metadata, challenges, token checks, key rotation, subject-owned sessions,
+/// `--isolation user` with `--claim-env`, against an authorization server of the test's own.
+mod oauth;
 /// `/ready` and `/health`, per server.
 mod probes;
 /// Host and Origin checks, CORS, bearer tokens, limits.
