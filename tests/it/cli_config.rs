@@ -83,6 +83,9 @@ fn config_and_a_command_together_are_a_usage_error_and_a_missing_file_exits_1() 
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
+    let with_oauth = ["--config", "x.toml", "--oauth-issuer", "http://127.0.0.1:1"];
+    let out = Command::new(BRIDGE).args(with_oauth).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
     let out = Command::new(BRIDGE)
         .args(["--port", "0", "--config", "/nonexistent/bridge.toml"])
         .output()
