@@ -201,14 +201,16 @@ fn read_env_file(path: &Path) -> Result<Vec<(String, String)>, String> {
 }
 
 fn supervision(c: &mut Config, t: &ServerTable) -> Result<(), String> {
+    let has_users = !c.access.tokens.is_empty();
     let s = &mut c.supervision;
     s.isolation = match t.isolation.as_deref() {
         None => s.isolation,
         Some("shared") => Isolation::Shared,
         Some("session") => Isolation::Session,
+        Some("user") => Isolation::User,
         Some(other) => {
             return Err(format!(
-                "isolation must be shared or session (got {other:?})"
+                "isolation must be shared, session or user (got {other:?})"
             ))
         }
     };
@@ -235,11 +237,20 @@ fn supervision(c: &mut Config, t: &ServerTable) -> Result<(), String> {
     if s.pool == 0 || s.max_children == 0 {
         return Err("pool and max-children must be at least 1".into());
     }
-    if s.isolation == Isolation::Session && s.pool != 1 {
+    if s.isolation != Isolation::Shared && s.pool != 1 {
         return Err("pool applies to shared isolation only".into());
     }
-    if s.isolation == Isolation::Shared && !s.header_env.is_empty() {
+    if s.isolation == Isolation::User && !has_users {
+        return Err("user isolation needs users: --tokens-file or MCP_HTTP_BRIDGE_TOKEN".into());
+    }
+    if s.isolation != Isolation::Session && !s.header_env.is_empty() {
         return Err("header-env needs session isolation".into());
+    }
+    if s.header_env.iter().any(|(h, _)| h == "authorization") {
+        return Err(
+            "header-env cannot copy Authorization: the client's token never reaches the MCP server"
+                .into(),
+        );
     }
     c.child_era = match t.child_era.as_deref() {
         None => c.child_era,

@@ -119,6 +119,8 @@ fn bad_files_are_refused_with_the_reason() {
         ("[servers.a]\ncommand = \"x\"\nisolation = \"session\"\npool = 2\n", "pool"),
         ("[servers.a]\ncommand = \"x\"\nrequest-timeout = \"10\"\n", "request-timeout"),
         ("[servers]\n", "no servers"),
+        ("[servers.a]\ncommand = \"x\"\nisolation = \"user\"\n", "needs users"),
+        ("[servers.a]\ncommand = \"x\"\nisolation = \"session\"\nheader-env = { Authorization = \"T\" }\n", "Authorization"),
     ] {
         let f = file("toml", text);
         let err = load(&f.0, &base).unwrap_err();
