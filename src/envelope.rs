@@ -73,6 +73,11 @@ pub struct Envelope<'a> {
 /// The envelope of `bytes` when it is a plain JSON-RPC message; `None` sends it to the full
 /// parse, which also explains what is wrong with it.
 pub fn read(bytes: &[u8]) -> Option<Envelope<'_>> {
+    // Line breaks between tokens (a pretty-printed body) would break the child's framing, and
+    // a carriage return a client's event stream: those messages are written anew, compactly.
+    if memchr::memchr2(b'\n', b'\r', bytes).is_some() {
+        return None;
+    }
     let top: Top<'_> = serde_json::from_slice(bytes).ok()?;
     if top.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
         return None;
@@ -275,6 +280,8 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1}"#,
             r#"{"jsonrpc":"2.0","id":1,"method":"m","params":{"_meta":5}}"#,
             r#"[{"jsonrpc":"2.0","id":1,"method":"m"}]"#,
+            "{\"jsonrpc\":\"2.0\",\n\"id\":1,\"method\":\"m\"}",
+            "{\"jsonrpc\":\"2.0\",\r\"id\":1,\"result\":{}}",
             "not json",
         ];
         for c in cases {

@@ -39,6 +39,73 @@ pub fn frame(id: Option<(u64, u64)>, event: Option<&str>, data: &[u8]) -> Bytes 
 
 /// Appends the frame `frame` makes to `b`.
 fn frame_into(b: &mut BytesMut, id: Option<(u64, u64)>, event: Option<&str>, data: &[u8]) {
+    frame_head_into(b, id, event);
+    b.put_slice(data);
+    b.put_slice(b"\n\n");
+}
+
+/// A payload this large is sent from its own buffer, between chunks that frame it.
+const LARGE: usize = 64 * 1024;
+
+/// A complete event-stream reply: `prelude`, then one `message` event (with `id`) carrying
+/// `json`. A large payload is not copied: the body is sent as chunks around it.
+pub fn complete_message(prelude: &[Bytes], id: Option<(u64, u64)>, json: Bytes) -> Response {
+    let framing: usize = prelude.iter().map(Bytes::len).sum::<usize>() + 48;
+    let mut head =
+        BytesMut::with_capacity(framing + if json.len() < LARGE { json.len() } else { 0 });
+    for p in prelude {
+        head.put_slice(p);
+    }
+    frame_head_into(&mut head, id, Some("message"));
+    if json.len() < LARGE {
+        head.put_slice(&json);
+        head.put_slice(b"\n\n");
+        return event_stream_response(Body::from(head.freeze()));
+    }
+    let parts = VecDeque::from([head.freeze(), json, Bytes::from_static(b"\n\n")]);
+    event_stream_response(Body::new(Chunks::new(parts)))
+}
+
+/// A complete body sent as the chunks it is made of: hyper writes them as they are, and
+/// announces their total length.
+struct Chunks {
+    parts: VecDeque<Bytes>,
+    left: u64,
+}
+
+impl Chunks {
+    fn new(parts: VecDeque<Bytes>) -> Chunks {
+        let left = parts.iter().map(|p| p.len() as u64).sum();
+        Chunks { parts, left }
+    }
+}
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, Infallible>>> {
+        let next = self.parts.pop_front();
+        if let Some(part) = &next {
+            self.left -= part.len() as u64;
+        }
+        std::task::Poll::Ready(next.map(|p| Ok(http_body::Frame::data(p))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.left)
+    }
+}
+
+/// Appends a frame's lines up to `data: ` (its payload and the blank line follow).
+fn frame_head_into(b: &mut BytesMut, id: Option<(u64, u64)>, event: Option<&str>) {
     if let Some((stream, seq)) = id {
         let mut s = String::with_capacity(24);
         let _ = writeln!(s, "id: {stream}-{seq}");
@@ -50,8 +117,6 @@ fn frame_into(b: &mut BytesMut, id: Option<(u64, u64)>, event: Option<&str>, dat
         b.put_slice(b"\n");
     }
     b.put_slice(b"data: ");
-    b.put_slice(data);
-    b.put_slice(b"\n\n");
 }
 
 /// Parses a `Last-Event-ID` of ours: `(stream, sequence)`.
@@ -95,9 +160,15 @@ impl EventIds {
 
     /// Appends the next message frame to `b`, not kept for replay.
     fn next_frame_into(&mut self, b: &mut BytesMut, json: &[u8]) {
+        let id = self.next_id();
+        frame_into(b, Some(id), Some("message"), json);
+    }
+
+    /// The next event's id.
+    fn next_id(&mut self) -> (u64, u64) {
         let seq = self.next_seq;
         self.next_seq += 1;
-        frame_into(b, Some((self.stream, seq)), Some("message"), json);
+        (self.stream, seq)
     }
 
     /// The next message frame, kept for replay.
@@ -286,14 +357,7 @@ pub async fn request_reply(
     let mut responses = responses;
     match first {
         Some(m) if m.last && responses == 1 => {
-            // One buffer for the whole body: the payload is copied once.
-            let framing: usize = prelude.iter().map(Bytes::len).sum();
-            let mut body = BytesMut::with_capacity(framing + m.json.len() + 48);
-            for p in &prelude {
-                body.put_slice(p);
-            }
-            ids.next_frame_into(&mut body, &m.json);
-            return event_stream_response(Body::from(body.freeze()));
+            return complete_message(&prelude, Some(ids.next_id()), m.json);
         }
         Some(m) => {
             responses -= usize::from(m.last);

@@ -65,7 +65,7 @@ pub async fn post(
                 _ = tokio::time::sleep(sse::FIRST_MESSAGE_WAIT) => None,
             };
             if let Some(Outbound { json, last: true }) = &first {
-                let mut reply = sse::complete(vec![sse::frame(None, Some("message"), json)]);
+                let mut reply = sse::complete_message(&[], None, json.clone());
                 *reply.status_mut() = status_of(json);
                 return Ok(reply);
             }

@@ -160,7 +160,7 @@ async fn initialize(
         .map_err(refused)?;
     let reply = jsonrpc::to_bytes(&front::session::initialize(&session, msg));
     let mut resp = match mode {
-        ReplyMode::Sse => sse::complete(vec![sse::frame(None, Some("message"), &reply)]),
+        ReplyMode::Sse => sse::complete_message(&[], None, reply),
         ReplyMode::Json => json_bytes_response(StatusCode::OK, reply),
     };
     let sid = HeaderValue::from_str(&session.id).expect("session ids are hex");

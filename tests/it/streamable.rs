@@ -377,3 +377,32 @@ async fn ids_come_back_exactly_as_sent() {
         assert_eq!(text(r.last()), "x");
     }
 }
+
+/// Pretty-printed bodies (line breaks between tokens) reach the child as one line on both
+/// transports, and the reply stream stays well framed.
+#[tokio::test]
+async fn pretty_printed_requests_are_sent_to_the_child_as_one_line() {
+    let bridge = TestBridge::start().await;
+    let c = bridge.client().await;
+    let msg = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call",
+                     "params": {"name": "echo", "arguments": {"text": "two\nlines"}}});
+    for body in [
+        serde_json::to_string_pretty(&msg).unwrap(),
+        serde_json::to_string_pretty(&msg)
+            .unwrap()
+            .replace('\n', "\r\n"),
+    ] {
+        let reply = c
+            .send_raw("application/json, text/event-stream", body)
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(text(reply.last()), "two\nlines");
+    }
+    let mut legacy = LegacyClient::start(&bridge).await;
+    let (status, _) = legacy
+        .post_raw(serde_json::to_vec_pretty(&msg).unwrap())
+        .await;
+    assert_eq!(status, 202);
+    let r = legacy.stream.next_response(&json!(5)).await;
+    assert_eq!(r["result"]["content"][0]["text"], "two\nlines");
+}
