@@ -8,7 +8,7 @@ usage() {
   cat <<'EOF'
 usage: bench/run.sh [--help] [MCP-BENCH OPTION]...
 
-Builds `cargo build --release --bins` at the repository root and the bench package, then runs
+Builds `cargo build --release --bins --features fixtures` at the repository root and the bench package, then runs
 every scenario (or those in SCENARIOS) and prints one markdown table; also written, with the
 date, commit, nproc and CPU model, to bench/target/results.md. The default full run takes
 about 2 minutes after the builds.
@@ -35,7 +35,7 @@ root_target=${CARGO_TARGET_DIR:-$root/target}
 bench_target=$here/target
 
 echo "building the bridge and the example server (release) ..." >&2
-(cd "$root" && cargo build --quiet --release --bins)
+(cd "$root" && cargo build --quiet --release --bins --features fixtures)
 echo "building the load generator (release) ..." >&2
 cargo build --quiet --release --manifest-path "$here/Cargo.toml" --target-dir "$bench_target"
 

@@ -45,10 +45,10 @@ done
 case "$requirements" in 2025-11-25 | 2026-07-28) ;; *) usage ;; esac
 case "$child" in
   legacy) command -v node >/dev/null || die "node (>= 20) not found"; child_cmd=(node "$interop/conformance-server.mjs") ;;
-  modern) [ -x "$MODERN_BIN" ] || die "no executable at $MODERN_BIN (build it with 'cargo build --bins')"; child_cmd=("$(readlink -f "$MODERN_BIN")") ;;
+  modern) [ -x "$MODERN_BIN" ] || die "no executable at $MODERN_BIN (build it with 'cargo build --bins --features fixtures')"; child_cmd=("$(readlink -f "$MODERN_BIN")") ;;
   *) usage ;;
 esac
-[ -x "$BRIDGE_BIN" ] || die "no executable at $BRIDGE_BIN (build it with 'cargo build --bins', or set BRIDGE_BIN)"
+[ -x "$BRIDGE_BIN" ] || die "no executable at $BRIDGE_BIN (build it with 'cargo build --bins --features fixtures', or set BRIDGE_BIN)"
 command -v npm >/dev/null || die "npm not found"
 
 # shellcheck source=interop/lib.sh

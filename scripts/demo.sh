@@ -5,7 +5,7 @@
 # Exits 0 when the call through the bridge returned the expected answer, non-zero otherwise.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --quiet --release --bins
+cargo build --quiet --release --bins --features fixtures
 BIN=target/release
 
 fifo=$(mktemp -u); mkfifo "$fifo"

@@ -27,7 +27,7 @@ suites=("$@")
 
 die() { echo "interop: $*" >&2; exit 2; }
 for bin in "$BRIDGE_BIN" "$FIXTURE_BIN" "$MODERN_FIXTURE_BIN"; do
-  [ -x "$bin" ] || die "no executable at $bin (build it with 'cargo build --bins', or set BRIDGE_BIN/FIXTURE_BIN/MODERN_FIXTURE_BIN)"
+  [ -x "$bin" ] || die "no executable at $bin (build it with 'cargo build --bins --features fixtures', or set BRIDGE_BIN/FIXTURE_BIN/MODERN_FIXTURE_BIN)"
 done
 # The suites run from scripts/interop/, so relative paths must not stay relative.
 BRIDGE_BIN="$(readlink -f "$BRIDGE_BIN")" FIXTURE_BIN="$(readlink -f "$FIXTURE_BIN")"

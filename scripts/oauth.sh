@@ -13,7 +13,7 @@ dir="$root/scripts/interop/oauth"
 export BRIDGE_BIN="$(readlink -f "${BRIDGE_BIN:-$root/target/debug/mcp-http-bridge}")"
 export FIXTURE_BIN="$(readlink -f "${FIXTURE_BIN:-$root/target/debug/fake-mcp-server}")"
 for bin in "$BRIDGE_BIN" "$FIXTURE_BIN"; do
-  [ -x "$bin" ] || { echo "oauth: no executable at $bin (cargo build --bins)" >&2; exit 2; }
+  [ -x "$bin" ] || { echo "oauth: no executable at $bin (cargo build --bins --features fixtures)" >&2; exit 2; }
 done
 command -v node >/dev/null || { echo "oauth: node (>= 20) not found" >&2; exit 2; }
 

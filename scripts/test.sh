@@ -8,13 +8,15 @@ cd "$(dirname "$0")/.."
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
-echo "== cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --quiet -- -D warnings
+echo "== cargo clippy --all-targets --features fixtures -- -D warnings"
+cargo clippy --all-targets --features fixtures --quiet -- -D warnings
 
 if [[ -z "${SKIP_INTEROP:-}" && -x scripts/interop.sh ]]; then
   echo "== interop (official SDK clients, conformance suite)"
-  cargo build --quiet --bins
+  cargo build --quiet --bins --features fixtures
   scripts/interop.sh
+  # The /metrics exposition, linted by promtool.
+  scripts/metrics.sh
   echo "== oauth (oidc-provider as the authorization server, official TS SDK client)"
   scripts/oauth.sh
   # The conformance suite's frozen requirement sets of both eras, through a child of each era.
@@ -30,7 +32,7 @@ fi
 echo "== cargo test"
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-cargo test --lib --tests 2>&1 | grep -v -E '^[0-9T:.-]+Z +(INFO|DEBUG)' | tee "$log"
+cargo test --features fixtures --lib --tests 2>&1 | grep -v -E '^[0-9T:.-]+Z +(INFO|DEBUG)' | tee "$log"
 status=${PIPESTATUS[0]}
 # One closing line for the whole Rust suite (unit, integration and black-box tests).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }

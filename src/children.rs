@@ -96,6 +96,7 @@ impl Children {
         let mut started = Vec::with_capacity(first);
         for _ in 0..first {
             started.push(child::spawn(&config, &[], &tasks).await?);
+            config.metrics.child_started();
         }
         let children = Children {
             slots: Mutex::new(Vec::new()),
@@ -194,7 +195,8 @@ impl Children {
                         "cannot start a child for a new session"
                     );
                     Refused::ChildGone
-                })?,
+                })
+                .inspect(|_| self.config.metrics.child_started())?,
         };
         place.fill(&child);
         Ok(child)
@@ -245,6 +247,21 @@ impl Children {
         self.fatal.cancelled().await
     }
 
+    /// Restarts of shared children so far.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
+    }
+
+    /// Whether supervision gave up.
+    pub fn has_given_up(&self) -> bool {
+        self.fatal.is_cancelled()
+    }
+
+    /// How sessions share these children.
+    pub fn isolation(&self) -> Isolation {
+        self.config.supervision.isolation
+    }
+
     /// Why supervision gave up.
     pub fn fatal_reason(&self) -> String {
         lock(&self.fatal_reason)
@@ -289,7 +306,14 @@ impl Children {
     pub async fn stop_all(&self) {
         self.stopping.cancel();
         let grace = self.config.shutdown_grace;
-        let all = self.all();
+        let mut all = self.all();
+        // A shared child that exited for good (supervision gave up) still has its writer
+        // waiting for lines: stopping it ends that task too.
+        for c in self.shared() {
+            if !all.iter().any(|a| a.key == c.key) {
+                all.push(c);
+            }
+        }
         futures_util::future::join_all(all.iter().map(|c| shutdown::stop_child(c, grace))).await;
     }
 
@@ -390,6 +414,7 @@ impl Children {
             match child::spawn(&self.config, &[], &self.tasks).await {
                 Ok(new) => {
                     self.restarts.fetch_add(1, Ordering::Relaxed);
+                    self.config.metrics.child_started();
                     return Some(new);
                 }
                 Err(e) => {

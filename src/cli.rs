@@ -11,8 +11,9 @@ use crate::access::{parse_tokens, Access};
 use crate::config::{Config, Limits};
 use crate::config::{EraChoice, Introspection, Isolation, JwksSource, OAuth, Restart, Supervision};
 
+pub mod docs;
 mod tip;
-mod value;
+pub(crate) mod value;
 
 use value::{parse_duration, parse_key_value, parse_size};
 
@@ -24,7 +25,9 @@ use value::{parse_duration, parse_key_value, parse_size};
 #[derive(Debug, Parser)]
 #[command(
     version,
-    override_usage = "mcp-http-bridge [OPTIONS] -- <COMMAND> [ARGS]..."
+    subcommand_negates_reqs = true,
+    args_conflicts_with_subcommands = true,
+    override_usage = "mcp-http-bridge [OPTIONS] -- <COMMAND> [ARGS]...\n       mcp-http-bridge [OPTIONS] --config <FILE>\n       mcp-http-bridge completions <SHELL> | man"
 )]
 pub struct Cli {
     /// Address to listen on.
@@ -51,6 +54,10 @@ pub struct Cli {
     /// Log filter (error, warn, info, debug, trace, or a tracing directive); overrides RUST_LOG.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<String>,
+    /// `human` lines, or `json`: one object per line, with the server, session and request
+    /// an event belongs to.
+    #[arg(long, default_value = "human", value_parser = ["human", "json"], value_name = "FORMAT")]
+    pub log_format: String,
     /// Threads serving clients. Default: one fewer than the machine's cores, at least one: the
     /// MCP server process beside the bridge needs a core of its own under load (measured: see
     /// the README's performance section).
@@ -208,9 +215,32 @@ pub struct Cli {
     /// Messages queued for one client stream before that client counts as not reading.
     #[arg(long, default_value_t = Limits::STREAM_QUEUE, value_name = "N")]
     pub stream_queue: usize,
+    /// Show clients only the tools whose names match this glob (`*`, `?`; repeatable); others
+    /// leave tools/list and are refused as unknown tools.
+    #[arg(long, value_name = "GLOB")]
+    pub allow_tool: Vec<String>,
+    /// Hide the tools whose names match this glob (repeatable; wins over --allow-tool).
+    #[arg(long, value_name = "GLOB")]
+    pub deny_tool: Vec<String>,
+    /// Serve Prometheus metrics at http://ADDR/metrics, apart from the MCP endpoint (e.g.
+    /// 127.0.0.1:9464). Default: no metrics.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// Serve the servers of this file (TOML `[servers.NAME]` tables, or a desktop client's
+    /// JSON `mcpServers`) at /servers/NAME/mcp and /servers/NAME/sse, instead of a COMMAND.
+    /// SIGHUP reloads it. Not with OAuth (yet).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "oauth_issuer"])]
+    pub config: Option<std::path::PathBuf>,
     /// The stdio MCP server to run, after `--`.
-    #[arg(required = true, last = true, value_name = "COMMAND")]
+    #[arg(
+        required_unless_present = "config",
+        last = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<OsString>,
+    /// Instead of serving: print shell completions or the manual page.
+    #[command(subcommand)]
+    pub tool: Option<docs::Tool>,
 }
 
 impl Cli {
@@ -303,7 +333,8 @@ impl Cli {
             return Err(usage("--max-connections must be at least 1".into()));
         }
         let mut command = self.command.into_iter();
-        let program = command.next().expect("clap requires a command");
+        // With --config, the file names the commands: this configuration is their base.
+        let program = command.next().unwrap_or_default();
         let mut config = Config::new(program, command);
         config.mcp_path = mcp_path;
         config.sse_path = sse_path;
@@ -410,6 +441,7 @@ impl Cli {
         };
         config.oauth = oauth;
         config.cwd = self.cwd;
+        config.tools = crate::tool_filter::ToolFilter::new(self.allow_tool, self.deny_tool);
         if let (Some(cert), Some(key)) = (self.tls_cert, self.tls_key) {
             config.tls = Some(crate::tls::TlsFiles { cert, key });
         }
@@ -596,6 +628,10 @@ mod tests {
             (3, Restart::Always)
         );
         assert_eq!(c.env, vec![("A".to_owned(), "1".to_owned())]);
+        assert!(c.tools.is_empty());
+        let c = parse(&["--allow-tool", "read_*", "--deny-tool", "read_secret"]).unwrap();
+        assert!(c.tools.allows("read_file") && !c.tools.allows("read_secret"));
+        assert!(!c.tools.allows("write_file"));
         for bad in [
             &["--isolation", "session", "--pool", "2"][..],
             &["--header-env", "X-Key=K"],

@@ -65,6 +65,9 @@ impl Default for Limits {
 /// Everything `run` needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The server's name (`default` for the server of the command line): in paths
+    /// (`/servers/NAME/mcp`), logs and metrics.
+    pub name: String,
     /// The stdio MCP server to spawn.
     pub command: OsString,
     /// Its arguments.
@@ -106,11 +109,17 @@ pub struct Config {
     pub supervision: Supervision,
     /// Which era the child speaks, or `Auto` to probe it.
     pub child_era: EraChoice,
+    /// Which tools clients see and may call.
+    pub tools: crate::tool_filter::ToolFilter,
+    /// Where the server's metrics are recorded (the default records nothing).
+    pub metrics: crate::metrics::ServerMetrics,
     /// OAuth resource-server settings (`None`: OAuth is off).
     pub oauth: Option<OAuth>,
 }
 
 impl Config {
+    /// The name of the server of the command line.
+    pub const DEFAULT_NAME: &'static str = "default";
     /// Default `mcp_path`.
     pub const MCP_PATH: &'static str = "/mcp";
     /// Default `sse_path`.
@@ -141,6 +150,7 @@ impl Config {
         args: impl IntoIterator<Item = impl Into<OsString>>,
     ) -> Self {
         Config {
+            name: Self::DEFAULT_NAME.into(),
             command: command.into(),
             args: args.into_iter().map(Into::into).collect(),
             mcp_path: Some(Self::MCP_PATH.into()),
@@ -160,6 +170,8 @@ impl Config {
             cwd: None,
             supervision: Supervision::default(),
             child_era: EraChoice::Auto,
+            tools: crate::tool_filter::ToolFilter::default(),
+            metrics: crate::metrics::ServerMetrics::default(),
             oauth: None,
         }
     }

@@ -175,6 +175,11 @@ impl IntoResponse for HttpError {
             }
             _ => {}
         }
+        // Read by the metrics layer (`metrics::http`).
+        if let HttpError::TooManySessions | HttpError::PayloadTooLarge(_) = self {
+            resp.extensions_mut()
+                .insert(crate::metrics::http::LimitRefusal);
+        }
         resp
     }
 }

@@ -36,10 +36,16 @@
 //! [reaper]     ends idle sessions
 //! ```
 //!
-//! * `state::BridgeState` is what the whole bridge shares (config, sessions, children, the
-//!   shutdown token); it knows no HTTP. `config::Config` is plain data. Room for later: several
-//!   named servers are several `Children` (each with its routes) in one state; several bridge
-//!   instances share nothing but the session ids' prefix.
+//! * `servers::Servers` holds the bridge's servers by name (the command line makes one,
+//!   `default`). `http::top` answers the probes (`/health`, `/ready`) and hands every other
+//!   request to the router of the server its path names (`/servers/NAME/…`), or of the default
+//!   server. `state::BridgeState` is what one server's handlers share (config, sessions,
+//!   children, its shutdown token); it knows no HTTP. `config::Config` is plain data.
+//!   `servers::Running` is one server's life (its routes, reaper, supervision, orderly stop);
+//!   `servers::fleet::Fleet` runs the servers of a configuration file (`--config`), each on its
+//!   own, and applies reloads (SIGHUP). `metrics` records into a recorder the bridge owns
+//!   (cheap handles in each child's routing rules; gauges read at scrape); `logs` puts each
+//!   request in a span naming its server and session; `tool_filter` is a routing rule.
 //! * `router::Routes` is the routing core: plain data, no I/O, unit-tested. It knows owners
 //!   (opaque keys, in practice session ids), never HTTP nor an era's wire details beyond the
 //!   envelope. One `Routes` per child, reached only through `ChildHandle`'s named methods
@@ -80,28 +86,34 @@ pub mod jsonrpc;
 pub mod lines;
 pub mod listener;
 pub mod loglevel;
+pub mod logs;
+pub mod metrics;
 pub mod oauth;
+pub mod reload;
 pub mod router;
+pub mod servers;
 pub mod session;
 pub mod shutdown;
 pub mod state;
 pub mod tls;
+pub mod tool_filter;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{info, warn, Instrument};
 
 pub use config::{Config, Limits};
+pub use servers::fleet::{serve_file, FileOptions};
 
 /// A bridge whose child is running and initialized, ready to serve.
 pub struct Bridge {
     config: Config,
     children: Arc<children::Children>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    metrics: Option<(Arc<metrics::Metrics>, TcpListener)>,
     oauth: Option<Arc<oauth::Verifier>>,
 }
 
@@ -119,13 +131,24 @@ impl Bridge {
             None => None,
         };
         warn_of_shared_users(&config);
-        let children = children::Children::start(config.clone()).await?;
+        let span = tracing::info_span!("server", server = %config.name);
+        let children = children::Children::start(config.clone())
+            .instrument(span)
+            .await?;
         Ok(Bridge {
             config,
             children,
             tls,
+            metrics: None,
             oauth,
         })
+    }
+
+    /// Serves `metrics` at `GET /metrics` on `listener` too (the configuration's
+    /// `metrics` handle should be `metrics.server(&config.name)`).
+    pub fn with_metrics(mut self, metrics: Arc<metrics::Metrics>, listener: TcpListener) -> Self {
+        self.metrics = Some((metrics, listener));
+        self
     }
 
     /// Whether the bridge serves HTTPS.
@@ -143,72 +166,64 @@ impl Bridge {
         listener: TcpListener,
         shutdown: CancellationToken,
     ) -> anyhow::Result<()> {
-        let root = CancellationToken::new();
-        // Cancelled first at shutdown: no new connections; open ones finish their requests.
-        let stop_accepting = root.child_token();
-        let children = self.children.clone();
         let addr = listener.local_addr()?;
-        let policy = access::Policy::new(&self.config.access, addr);
+        let c = &self.config;
         let oauth = self
             .oauth
             .clone()
-            .map(|v| oauth::ResourceServer::new(v, &self.config, addr, self.tls.is_some()))
+            .map(|v| oauth::ResourceServer::new(v, c, addr, self.tls.is_some()))
             .transpose()?;
         if let Some(o) = &oauth {
             info!(resource = %o.resource, "OAuth: serving as a protected resource");
         }
-        let state = Arc::new(state::BridgeState {
-            policy,
-            oauth,
-            config: self.config.clone(),
-            sessions: session::Sessions::default(),
-            children: children.clone(),
-            started: Instant::now(),
-            root: root.clone(),
+        let servers = Arc::new(servers::Servers::new(access::Policy::new(&c.access, addr)));
+        let server = servers::Running::launch(
+            c.name.as_str().into(),
+            c.clone(),
+            self.children.clone(),
+            (access::Policy::new(&c.access, addr), oauth),
+            None,
+        );
+        servers.set(
+            server.name.clone(),
+            servers::Slot::Running(server.clone()),
+            true,
+        );
+        let stop_metrics = CancellationToken::new();
+        let metrics_server = self.metrics.map(|(metrics, listener)| {
+            metrics.watch(&servers);
+            metrics::serve::spawn(listener, metrics, stop_metrics.clone())
         });
-        let settings = crate::listener::Settings::for_config(&self.config);
-        let c = &self.config;
-        info!(addr = %listener.local_addr()?, mcp = ?c.mcp_path, sse = ?c.sse_path, "listening");
-        let app = http::app(state.clone());
-        let server = crate::listener::spawn_server(
+        let settings = crate::listener::Settings::for_config(c);
+        info!(%addr, mcp = ?c.mcp_path, sse = ?c.sse_path, "listening");
+        // Cancelled first at shutdown: no new connections; open ones finish their requests.
+        let stop_accepting = CancellationToken::new();
+        let listening = crate::listener::spawn_server(
             listener,
             self.tls.clone(),
-            app,
+            http::top(servers.clone()),
             settings,
             stop_accepting.clone(),
         );
-
-        children.tasks().spawn(reap_idle_sessions(state.clone()));
-        children.supervise();
         let child_exited = tokio::select! {
             _ = shutdown.cancelled() => false,
-            _ = children.fatal() => true,
+            _ = server.gave_up() => true,
         };
-        if !child_exited {
-            stop_accepting.cancel();
-            drain(&children.all(), self.config.shutdown_grace).await;
-        }
-        root.cancel();
-        state.sessions.drain();
-        children.stop_all().await;
-        if server.finish(self.config.shutdown_grace).await {
+        servers.begin_shutdown();
+        stop_accepting.cancel();
+        server.stop(!child_exited).await;
+        if listening.finish(self.config.shutdown_grace).await {
             info!("server stopped");
         } else {
             warn!("open connections did not finish within the grace period; closed them");
         }
-        let tasks = children.tasks();
-        tasks.close();
-        if tokio::time::timeout(self.config.shutdown_grace, tasks.wait())
-            .await
-            .is_err()
-        {
-            warn!(
-                left = tasks.len(),
-                "tasks still running after the grace period"
-            );
+        server.wait_tasks().await;
+        stop_metrics.cancel();
+        if let Some(task) = metrics_server {
+            let _ = tokio::time::timeout(self.config.shutdown_grace, task).await;
         }
         if child_exited {
-            return Err(anyhow!(children.fatal_reason()));
+            return Err(anyhow!(server.fatal_reason()));
         }
         Ok(())
     }
@@ -235,61 +250,6 @@ fn warn_of_shared_users(config: &Config) {
              --isolation user gives each user a process of their own, --isolation session \
              each session"
         );
-    }
-}
-
-/// Gives the requests in flight up to `grace` to finish, then answers the rest with an error.
-async fn drain(children: &[Arc<child::ChildHandle>], grace: Duration) {
-    let waiting = || children.iter().map(|c| c.waiting_clients()).sum::<usize>();
-    if waiting() == 0 {
-        return;
-    }
-    info!(
-        waiting = waiting(),
-        ?grace,
-        "waiting for requests in flight"
-    );
-    let finished = tokio::time::timeout(grace, async {
-        while waiting() > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    if finished.is_err() {
-        let message = "the bridge is shutting down";
-        let failed: usize = children
-            .iter()
-            .map(|c| c.fail_waiting(jsonrpc::SHUTTING_DOWN, message))
-            .sum();
-        warn!(
-            failed,
-            "requests still in flight after the grace period were answered with an error"
-        );
-    }
-}
-
-/// Ends sessions idle for longer than the configured timeout, checking a few times per
-/// timeout (at most once a minute), until shutdown.
-async fn reap_idle_sessions(state: Arc<state::BridgeState>) {
-    let timeout = state.config.session_timeout;
-    let mut tick = tokio::time::interval(
-        (timeout / 4).clamp(Duration::from_millis(10), Duration::from_secs(60)),
-    );
-    loop {
-        tokio::select! {
-            _ = state.root.cancelled() => return,
-            _ = tick.tick() => {}
-        }
-        for session in state
-            .sessions
-            .take_expired(tokio::time::Instant::now(), timeout)
-        {
-            info!(session = %session.id, ?timeout, "session expired (idle)");
-            front::session::end(&state, &session).await;
-        }
-        state
-            .children
-            .reap_idle_users(tokio::time::Instant::now(), timeout);
     }
 }
 

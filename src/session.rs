@@ -67,6 +67,8 @@ pub struct Session {
     last_seen: Mutex<Instant>,
     // Lock: taken alone, for a push or a take.
     parked: Mutex<VecDeque<Parked>>,
+    /// The tools its server hides from clients.
+    pub tools: crate::tool_filter::ToolFilter,
 }
 
 impl Session {
@@ -88,6 +90,7 @@ impl Session {
             next_stream: AtomicU64::new(1),
             last_seen: Mutex::new(Instant::now()),
             parked: Mutex::new(VecDeque::new()),
+            tools: crate::tool_filter::ToolFilter::default(),
         }
     }
 
@@ -240,6 +243,11 @@ impl Sessions {
     /// Number of live sessions.
     pub fn len(&self) -> usize {
         self.state().map.len()
+    }
+
+    /// Every live session (for counting at a metrics scrape).
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.state().map.values().cloned().collect()
     }
 
     /// Whether there is no live session.

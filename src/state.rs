@@ -15,6 +15,8 @@ use crate::session::Sessions;
 
 /// The bridge's shared state.
 pub struct BridgeState {
+    /// The server's name (`default` for the server of the command line).
+    pub name: std::sync::Arc<str>,
     /// The configuration the bridge runs with.
     pub config: Config,
     /// Live sessions.

@@ -228,7 +228,7 @@ pub async fn spawn(
     let pid = child.id().context("child has no pid")?;
     let started = std::time::Instant::now();
     info!(pid, command = ?config.command, args = ?config.args, "child spawned");
-    let span = tracing::info_span!("child", pid);
+    let span = tracing::info_span!("child", server = %config.name, pid);
 
     let (Some(stderr), Some(mut stdin), Some(stdout)) =
         (child.stderr.take(), child.stdin.take(), child.stdout.take())
@@ -257,7 +257,7 @@ pub async fn spawn(
     let init = declared.init;
     let server_info = init.result.get("serverInfo").cloned().unwrap_or_default();
     let version = declared.era.version().unwrap_or(&init.protocol_version);
-    info!(era = declared.era.name(), version, server = %init.server_name(), "child ready");
+    info!(era = declared.era.name(), version, mcp_server = %init.server_name(), "child ready");
 
     let (writer, rx) = mpsc::channel(config.limits.child_queue);
     let (from_reader, reader_rx) = mpsc::channel(READER_QUEUE);
@@ -307,6 +307,8 @@ fn route_rules(config: &Config, server_info: Value) -> RouteRules {
         request_timeout: config.request_timeout,
         single_owner: config.supervision.isolation == crate::config::Isolation::Session,
         finish_context: server_info,
+        tools: config.tools.clone(),
+        metrics: config.metrics.clone(),
     }
 }
 

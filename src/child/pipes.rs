@@ -309,7 +309,11 @@ fn deliver(child: &ChildHandle, to: &StreamTx, out: Outbound, method: &str) {
         }
         Err(mpsc::error::TrySendError::Full(_)) => {
             to.stop();
-            let cancels = child.routes().drop_stream(to);
+            let cancels = {
+                let mut routes = child.routes();
+                routes.rules().metrics.stream_dropped();
+                routes.drop_stream(to)
+            };
             warn!(
                 method,
                 cancelled = cancels.len(),

@@ -169,6 +169,11 @@ impl ChildHandle {
         self.routes().has_pending(owner)
     }
 
+    /// Where this child's server records its metrics.
+    pub fn metrics(&self) -> crate::metrics::ServerMetrics {
+        self.routes().rules().metrics.clone()
+    }
+
     /// Forwards a client request: waits (fairly, bounded) for a `--child-concurrency` slot,
     /// registers it under a fresh bridge id (before the line is queued, so a fast answer always
     /// finds its route), sends the server requests held for the session on its stream, and

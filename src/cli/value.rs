@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 /// Parses `KEY=VALUE` (the value may be empty or hold `=`).
-pub(super) fn parse_key_value(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_key_value(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
             Ok((k.to_owned(), v.to_owned()))
@@ -13,7 +13,7 @@ pub(super) fn parse_key_value(s: &str) -> Result<(String, String), String> {
 }
 
 /// Parses `4MiB`, `512KiB`, `16M`, `64k`, `1000` (bytes).
-pub(super) fn parse_size(s: &str) -> Result<usize, String> {
+pub(crate) fn parse_size(s: &str) -> Result<usize, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
@@ -33,7 +33,7 @@ pub(super) fn parse_size(s: &str) -> Result<usize, String> {
 
 /// Parses `500ms`, `30s`, `2m`, `1h`, or `0`. A number needs its unit: `--init-timeout 2`
 /// could mean seconds or milliseconds, and guessing wrong fails far from the flag.
-pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);

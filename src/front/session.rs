@@ -43,7 +43,9 @@ pub async fn open(
         .children
         .for_session(principal.as_ref(), extra_env)
         .await?;
-    let session = Arc::new(Session::new(child.clone(), &app.root, transport, principal));
+    let mut session = Session::new(child.clone(), &app.root, transport, principal);
+    session.tools = app.config.tools.clone();
+    let session = Arc::new(session);
     child.attach(&session.id, session.principal.clone());
     place.fill(session.clone());
     // A session with a child of its own (or its user's own) dies with it: its streams end and its next request
@@ -101,8 +103,8 @@ pub async fn request(session: &Session, msg: Value, reg: Registration) -> Result
 }
 
 /// Handles a plain request (`envelope::RawRequest`: one the bridge never answers itself),
-/// forwarded as its own bytes. A modern child needs the session's `_meta` stamped on it: that
-/// takes the full path.
+/// forwarded as its own bytes. A modern child needs the session's `_meta` stamped on it, and a
+/// call may name a tool the server hides: those take the full path.
 ///
 /// # Errors
 /// As `request`.
@@ -111,7 +113,8 @@ pub async fn request_plain(
     req: RawRequest,
     reg: Registration,
 ) -> Result<(), Refused> {
-    if matches!(session.child().era, ChildEra::Modern { .. }) {
+    let hidden_maybe = !session.tools.is_empty() && req.method() == "tools/call";
+    if hidden_maybe || matches!(session.child().era, ChildEra::Modern { .. }) {
         return request(session, req.parse(), reg).await;
     }
     let id = req.client_id();
@@ -137,6 +140,7 @@ async fn forward(
     {
         Forwarded::Sent => {}
         Forwarded::Refused(why) => {
+            session.child().metrics().refused("limit");
             let reply = jsonrpc::error_value(id, jsonrpc::TOO_MANY_REQUESTS, why);
             answer(&stream, &reply);
         }
@@ -185,6 +189,7 @@ async fn answer_locally(session: &Session, msg: &Value) -> Result<Option<Value>,
             true => Ok(None),
             false => ok(),
         },
+        "tools/call" => Ok(session.tools.refuse_call(msg)),
         "tasks/get" | "tasks/result" | "tasks/cancel" if !child.may_use_task(&session.id, msg) => {
             Ok(Some(task_not_found(jsonrpc::id(msg))))
         }

@@ -173,6 +173,10 @@ pub async fn request(
         child: child.clone(),
         tasks: app.children.tasks().clone(),
     };
+    if let Some(unknown) = app.config.tools.refuse_call(&msg) {
+        answer(&reg, unknown);
+        return Ok(call);
+    }
     let legacy = child.era == ChildEra::Legacy;
     let state = jsonrpc::param(&msg, "requestState").and_then(Value::as_str);
     match (legacy, state, method) {
@@ -284,6 +288,7 @@ async fn forward(
     match child.forward_request(owner, msg, reg, how).await {
         Ok(Forwarded::Sent) => Ok(()),
         Ok(Forwarded::Refused(why)) => {
+            child.metrics().refused("limit");
             let error = jsonrpc::error_value(id, jsonrpc::TOO_MANY_REQUESTS, why);
             let _ = stream.try_send(Outbound {
                 json: jsonrpc::to_bytes(&error),

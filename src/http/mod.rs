@@ -7,12 +7,15 @@ mod legacy_sse;
 mod sse;
 mod stateless;
 mod streamable;
+mod top;
+
+pub use top::top;
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -31,7 +34,7 @@ use guard::{Identity, Principal};
 pub fn app(state: Arc<BridgeState>) -> Router {
     let max_body = state.config.limits.max_body;
     let config = &state.config;
-    let mut router = Router::new().route("/health", get(health));
+    let mut router = Router::new();
     if let Some(path) = &config.mcp_path {
         let methods = get(streamable::get)
             .post(streamable::post)
@@ -52,16 +55,6 @@ pub fn app(state: Arc<BridgeState>) -> Router {
             guard::guard,
         ))
         .with_state(state)
-}
-
-async fn health(State(app): State<Arc<BridgeState>>) -> Response {
-    let (running, body) = app.status();
-    let status = if running {
-        StatusCode::OK
-    } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    json_response(status, &body)
 }
 
 /// The live session `id` if `principal` may use it (the token that created it), touched.
@@ -131,7 +124,8 @@ fn refused(r: Refused) -> HttpError {
     }
 }
 
-async fn not_found() -> Response {
+/// 404 with a JSON-RPC body.
+pub(crate) async fn not_found() -> Response {
     json_response(
         StatusCode::NOT_FOUND,
         &jsonrpc::error_value(

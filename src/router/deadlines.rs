@@ -86,6 +86,10 @@ impl Routes {
         for (id, p) in overdue {
             out.to_child.push(jsonrpc::cancelled(json!(id), &why));
             if let Some(stream) = p.stream {
+                self.rules
+                    .metrics
+                    .request_done(p.method, "timeout", p.started.elapsed());
+                self.rules.metrics.refused("timeout");
                 let msg = jsonrpc::error_value(p.client_id, jsonrpc::REQUEST_TIMEOUT, &why);
                 out.to_clients.push((stream, outbound(&msg, true)));
             }

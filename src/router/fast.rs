@@ -37,7 +37,8 @@ impl Routes {
         let raw_id = env.id?;
         let id = envelope::bridge_id(raw_id)?;
         let p = self.pending.get(&id)?;
-        let plain = p.stream.is_some() && p.retry.is_none() && !p.lists_tasks && !p.task;
+        let plain =
+            p.stream.is_some() && p.retry.is_none() && !p.lists_tasks && !p.lists_tools && !p.task;
         if !plain {
             return None;
         }
@@ -47,6 +48,10 @@ impl Routes {
         };
         let client_id = serde_json::to_vec(&p.client_id).ok()?;
         let p = self.remove_pending(id)?;
+        let outcome = if env.result.is_some() { "ok" } else { "error" };
+        self.rules
+            .metrics
+            .request_done(p.method, outcome, p.started.elapsed());
         let id_at = envelope::range_in(line, raw_id);
         let json = match &rendered {
             Some((at, added)) => {

@@ -46,9 +46,20 @@ impl Routes {
         if p.retry.is_some() && continuations::asks_for_input(&msg) {
             return self.ask_for_input(p, to, msg);
         }
+        let outcome = if msg.get("error").is_some() {
+            "error"
+        } else {
+            "ok"
+        };
+        self.rules
+            .metrics
+            .request_done(p.method, outcome, p.started.elapsed());
         self.record_task(&p.owner, &msg);
         if p.lists_tasks {
             self.filter_task_list(&p.owner, &mut msg);
+        }
+        if p.lists_tools {
+            self.rules.tools.retain_listed(&mut msg);
         }
         if let Some(finish) = p.finish {
             (finish.value)(&mut msg, &self.rules.finish_context);

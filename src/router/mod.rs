@@ -125,6 +125,11 @@ struct Pending {
     sse: bool,
     /// True for `tasks/list`: the result is filtered to the owner's tasks.
     lists_tasks: bool,
+    /// True for `tools/list` when a tool filter applies (`RouteRules::tools`).
+    lists_tools: bool,
+    /// Its method as a metrics label, and when it was forwarded.
+    method: &'static str,
+    started: Instant,
     /// True when the request asked for a task (`params.task`): its result may name one.
     task: bool,
     /// When the client stops waiting (`--request-timeout`).
@@ -145,6 +150,8 @@ struct Pending {
 #[derive(Debug, Clone, Copy)]
 struct Entry {
     lists_tasks: bool,
+    lists_tools: bool,
+    method: &'static str,
     task: bool,
     deadline: Option<Instant>,
 }
@@ -273,6 +280,10 @@ pub struct RouteRules {
     pub single_owner: bool,
     /// What every `Finish` is given besides the response (the child's server info).
     pub finish_context: Value,
+    /// The tools hidden from `tools/list` results.
+    pub tools: crate::tool_filter::ToolFilter,
+    /// Where answers, timeouts and dropped streams are counted.
+    pub metrics: crate::metrics::ServerMetrics,
 }
 
 impl RouteRules {
@@ -291,6 +302,8 @@ impl RouteRules {
             request_timeout: None,
             single_owner: false,
             finish_context: Value::Null,
+            tools: crate::tool_filter::ToolFilter::default(),
+            metrics: crate::metrics::ServerMetrics::default(),
         }
     }
 
@@ -529,6 +542,8 @@ impl Routes {
     fn entry(&self, method: &str, task: bool) -> Entry {
         Entry {
             lists_tasks: method == "tasks/list",
+            lists_tools: !self.rules.tools.is_empty() && method == "tools/list",
+            method: crate::metrics::method_label(method),
             task,
             deadline: self.deadline_of(method),
         }
@@ -569,6 +584,9 @@ impl Routes {
             progress,
             sse: reg.sse,
             lists_tasks: entry.lists_tasks,
+            lists_tools: entry.lists_tools,
+            method: entry.method,
+            started: Instant::now(),
             task: entry.task,
             deadline: entry.deadline,
             slot: None,
@@ -622,6 +640,9 @@ impl Routes {
                 progress: None,
                 sse: false,
                 lists_tasks: false,
+                lists_tools: false,
+                method: "other",
+                started: Instant::now(),
                 task: false,
                 deadline,
                 slot: None,

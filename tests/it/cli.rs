@@ -332,3 +332,60 @@ async fn session_isolation_from_the_command_line() {
     }
     assert_ne!(pids[0], pids[1]);
 }
+
+#[tokio::test]
+async fn json_logs_are_one_object_per_line_with_server_session_and_request() {
+    let mut child = bridge(&["--port", "0", "--log-format", "json", "--", FIXTURE])
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let mut c = Client::new(line.trim_end());
+    c.initialize().await;
+    c.assert_echo(json!(1), "logged").await;
+    assert_eq!(c.delete().await, 200);
+    let stopped = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(stopped.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let lines: Vec<serde_json::Value> = String::from_utf8(out.stderr)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not JSON: {l}")))
+        .collect();
+    // "session created" happens while the initialize request is handled.
+    let created = lines
+        .iter()
+        .find(|l| l["message"] == "session created")
+        .expect("a session-created line");
+    assert_eq!(created["level"], "INFO");
+    assert_eq!(&created["session"], &json!(c.session.as_deref().unwrap()));
+    assert_eq!(
+        (&created["span"], &created["server"]),
+        (&json!("request"), &json!("default"))
+    );
+    assert_eq!(
+        (&created["http_method"], &created["path"]),
+        (&json!("POST"), &json!("/mcp"))
+    );
+    assert!(created["request"].as_u64().is_some(), "{created}");
+    // A later request of the session names it, from its header.
+    let ended = lines
+        .iter()
+        .find(|l| l["message"] == "session deleted")
+        .unwrap_or_else(|| panic!("a session-end line in {lines:?}"));
+    assert_eq!(
+        (&ended["session"], &ended["http_method"]),
+        (&json!(c.session.as_deref().unwrap()), &json!("DELETE"))
+    );
+    assert_ne!(ended["request"], created["request"]);
+    // What a child's tasks log names the server too.
+    assert!(lines
+        .iter()
+        .any(|l| l["span"] == "child" && l["server"] == "default" && l["pid"].is_u64()));
+}

@@ -7,6 +7,8 @@ mod support;
 mod child_concurrency;
 /// Black-box: the binary's flags, URL line, exit codes and signals.
 mod cli;
+/// Black-box: `--config FILE` and SIGHUP.
+mod cli_config;
 /// Slow, idle and surplus connections: header timeout, idle timeout, connection cap.
 mod connections;
 /// Both eras on one endpoint: session and stateless clients, legacy and modern children.
@@ -20,6 +22,8 @@ mod hostile;
 mod legacy_sse;
 /// Child failures: crash, garbage, over-long lines, silent or missing servers.
 mod lifecycle;
+/// Prometheus metrics after a known workload.
+mod metrics;
 /// The 2026-07-28 fixture alone over stdio: discover, refusals, input required, listen, cancel.
 mod modern_fixture;
 /// Many sessions on one child: colliding ids, progress, cancellation, server requests.
@@ -27,9 +31,15 @@ mod multiplex;
 /// OAuth: metadata, challenges, token checks, key rotation, subject-owned sessions,
 /// `--isolation user` with `--claim-env`, against an authorization server of the test's own.
 mod oauth;
+/// `/ready` and `/health`, per server.
+mod probes;
 /// Host and Origin checks, CORS, bearer tokens, limits.
 mod security;
+/// Named servers from a configuration file, reloads.
+mod servers;
 /// Streamable HTTP: handshake, reply modes, status codes, sessions, bad input.
 mod streamable;
 /// Child supervision: restarts, give-up, session isolation, pools, header-env.
 mod supervision;
+/// Tool filters in both eras and both transports.
+mod tool_filter;

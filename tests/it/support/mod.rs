@@ -54,9 +54,25 @@ impl TestBridge {
 
     /// A bridge whose config `tweak` adjusts.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestBridge {
+        Self::launch(tweak, None).await
+    }
+
+    /// A bridge whose config `tweak` adjusts, serving its metrics; returns the metrics URL.
+    pub async fn start_with_metrics(tweak: impl FnOnce(&mut Config)) -> (TestBridge, String) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/metrics", listener.local_addr().unwrap());
+        let bridge = Self::launch(tweak, Some(listener)).await;
+        (bridge, url)
+    }
+
+    async fn launch(tweak: impl FnOnce(&mut Config), metrics: Option<TcpListener>) -> TestBridge {
         let mut config = Config::new(FIXTURE, Vec::<String>::new());
         config.shutdown_grace = Duration::from_secs(2);
         tweak(&mut config);
+        let recorder = std::sync::Arc::new(mcp_http_bridge::metrics::Metrics::new());
+        if metrics.is_some() {
+            config.metrics = recorder.server("default");
+        }
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let path = config.mcp_path.clone().unwrap_or_default();
@@ -66,9 +82,12 @@ impl TestBridge {
             "http"
         };
         let sse_path = config.sse_path.clone();
-        let bridge = within("bridge start", Bridge::start(config))
+        let mut bridge = within("bridge start", Bridge::start(config))
             .await
             .expect("bridge starts");
+        if let Some(listener) = metrics {
+            bridge = bridge.with_metrics(recorder, listener);
+        }
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(bridge.serve(listener, shutdown.clone()));
         TestBridge {
