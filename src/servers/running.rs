@@ -51,15 +51,20 @@ impl Running {
             started: Instant::now(),
             root: CancellationToken::new(),
         });
-        let app = http::app(state.clone())
-            .layer(axum::middleware::from_fn_with_state(
+        // Each layer costs every request a boxed future: only those in use are added.
+        let mut app = http::app(state.clone());
+        if !state.config.metrics.is_off() {
+            app = app.layer(axum::middleware::from_fn_with_state(
                 state.config.metrics.clone(),
                 crate::metrics::http::record,
-            ))
-            .layer(axum::middleware::from_fn_with_state(
+            ));
+        }
+        if crate::logs::request_spans() {
+            app = app.layer(axum::middleware::from_fn_with_state(
                 name.clone(),
                 crate::logs::request_span,
             ));
+        }
         children.tasks().spawn(reap_idle_sessions(state.clone()));
         children.supervise();
         Arc::new(Running {
