@@ -114,7 +114,7 @@ struct Batch {
 
 impl Batch {
     /// A line this long or longer is written from its own buffer.
-    const LARGE: usize = 64 * 1024;
+    const LARGE: usize = 1 << 20;
     /// Small lines gathered for one write at most.
     const FULL: usize = 1 << 20;
 
