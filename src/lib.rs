@@ -45,7 +45,13 @@
 //!   `servers::fleet::Fleet` runs the servers of a configuration file (`--config`), each on its
 //!   own, and applies reloads (SIGHUP). `metrics` records into a recorder the bridge owns
 //!   (cheap handles in each child's routing rules; gauges read at scrape); `logs` puts each
-//!   request in a span naming its server and session; `tool_filter` is a routing rule.
+//!   request in a span naming its server and session (with JSON logs); `tool_filter` is a
+//!   routing rule.
+//! * The fast path: `envelope` reads a message for its envelope only (kind, id, method, the
+//!   `_meta` keys the bridge rewrites, where each sits in the bytes); a request or response
+//!   the bridge only re-addresses is forwarded as its own bytes with the new id spliced in
+//!   (`router::fast`), and everything else takes the full parse (`jsonrpc`), which decides
+//!   the same way. Messages with line breaks between tokens always take the full path.
 //! * `router::Routes` is the routing core: plain data, no I/O, unit-tested. It knows owners
 //!   (opaque keys, in practice session ids), never HTTP nor an era's wire details beyond the
 //!   envelope. One `Routes` per child, reached only through `ChildHandle`'s named methods
