@@ -116,7 +116,7 @@ impl Request {
 }
 
 /// `bytes` of letters and digits (deterministic): what the echo texts are made of.
-fn make_filler(bytes: usize) -> String {
+pub fn make_filler(bytes: usize) -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     (0..bytes)

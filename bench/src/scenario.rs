@@ -277,20 +277,6 @@ fn call_text(load: Load, filler: &str, s: usize, w: usize, id: u64) -> String {
     }
 }
 
-/// 64 KiB of letters and digits (deterministic).
-fn make_filler() -> String {
-    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    (0..LARGE_TEXT)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            ALPHABET[(x % ALPHABET.len() as u64) as usize] as char
-        })
-        .collect()
-}
-
 struct Worker {
     kind: Kind,
     load: Load,
@@ -375,7 +361,7 @@ pub async fn run_load(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
         unreachable!("a load scenario")
     };
     let addr = bridge.addr;
-    let filler: Arc<str> = make_filler().into();
+    let filler: Arc<str> = crate::huge::make_filler(LARGE_TEXT).into();
     let setup_err = |s: usize, e: Fail| format!("setting up session {s}: {e}");
     let mut all = Vec::with_capacity(sessions * workers);
     for s in 0..sessions {

@@ -1,4 +1,3 @@
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -28,10 +27,7 @@ impl Running {
         args.extend_from_slice(extra);
         args.extend_from_slice(&["--", FIXTURE]);
         let mut child = bridge(&args).stderr(Stdio::inherit()).spawn().unwrap();
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let line = url_line(&mut child);
         assert!(
             line.starts_with("http://127.0.0.1:") && line.trim_end().ends_with("/mcp"),
             "{line:?}"
@@ -260,10 +256,7 @@ async fn the_token_stays_out_of_logs_health_and_the_childs_environment() {
         .env("MCP_HTTP_BRIDGE_TOKEN", TOKEN)
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = url_line(&mut child);
     let stderr = child.stderr.take().unwrap();
     let logs = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap());
     let mut running = Running {
@@ -338,10 +331,7 @@ async fn json_logs_are_one_object_per_line_with_server_session_and_request() {
     let mut child = bridge(&["--port", "0", "--log-format", "json", "--", FIXTURE])
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = url_line(&mut child);
     let mut c = Client::new(line.trim_end());
     c.initialize().await;
     c.assert_echo(json!(1), "logged").await;

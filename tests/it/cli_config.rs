@@ -1,6 +1,5 @@
 //! Black-box: `--config FILE` from the command line, and SIGHUP reloading it.
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -35,10 +34,7 @@ async fn a_config_file_is_served_and_sighup_reloads_it() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let line = url_line(&mut child);
     let base = line.trim_end().to_owned();
     assert!(base.starts_with("http://127.0.0.1:"), "{line:?}");
     let mut a = Client::new(&format!("{base}/servers/a/mcp"));

@@ -643,3 +643,13 @@ impl ModernClient {
         r.last().clone()
     }
 }
+
+/// The first line a started bridge prints on stdout (its URL), without the newline.
+pub fn url_line(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("stdout is piped"))
+        .read_line(&mut line)
+        .expect("the URL line");
+    line.trim_end().to_owned()
+}
