@@ -45,8 +45,6 @@ struct Meta<'a> {
     progress_token: Option<&'a RawValue>,
     #[serde(rename = "io.modelcontextprotocol/protocolVersion")]
     version: Option<IgnoredAny>,
-    #[serde(rename = "io.modelcontextprotocol/subscriptionId")]
-    subscription: Option<IgnoredAny>,
 }
 
 /// A plain message's envelope, borrowing from its bytes.
@@ -62,8 +60,6 @@ pub struct Envelope<'a> {
     pub progress_token: Option<&'a RawValue>,
     /// `params._meta` names a 2026-07-28 revision: a stateless request.
     pub modern: bool,
-    /// `params._meta` names a subscription (a 2026-07-28 listen's notification).
-    pub subscription: bool,
     /// `params.task` is present: the request may create a task.
     pub task: bool,
     /// A response's `result`, as written.
@@ -107,7 +103,6 @@ pub fn read(bytes: &[u8]) -> Option<Envelope<'_>> {
         method: method.unwrap_or(""),
         progress_token: meta.as_ref().and_then(|m| m.progress_token),
         modern: meta.as_ref().is_some_and(|m| m.version.is_some()),
-        subscription: meta.as_ref().is_some_and(|m| m.subscription.is_some()),
         task,
         result: top.result,
     })
