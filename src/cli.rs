@@ -15,7 +15,7 @@ pub mod docs;
 mod tip;
 pub(crate) mod value;
 
-use value::{parse_duration, parse_key_value, parse_size};
+use value::{parse_duration, parse_instance_id, parse_key_value, parse_size};
 
 /// Serve a stdio MCP server to many clients over Streamable HTTP.
 ///
@@ -226,6 +226,12 @@ pub struct Cli {
     /// 127.0.0.1:9464). Default: no metrics.
     #[arg(long, value_name = "ADDR")]
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// This bridge's name among several behind one load balancer: every session id (and
+    /// multi round-trip requestState) starts with it and a dot, so the balancer can route a
+    /// session to its instance by that prefix. 1-32 letters, digits, '-' or '_'. Default: 8
+    /// random hex digits. Shown in /health.
+    #[arg(long, env = "MCP_HTTP_BRIDGE_INSTANCE_ID", value_parser = parse_instance_id, value_name = "ID")]
+    pub instance_id: Option<String>,
     /// Serve the servers of this file (TOML `[servers.NAME]` tables, or a desktop client's
     /// JSON `mcpServers`) at /servers/NAME/mcp and /servers/NAME/sse, instead of a COMMAND.
     /// SIGHUP reloads it. Not with OAuth (yet).

@@ -38,6 +38,9 @@ pub enum HttpError {
     Unauthorized,
     /// The session limit is reached (503).
     TooManySessions,
+    /// The bridge is stopping and opens no new session (503 with `Retry-After`): a load
+    /// balancer retries elsewhere, a client may open it on another instance.
+    Draining,
     /// An OAuth refusal: 401 (no, or no valid, token) or 403 (a scope missing), with its
     /// `WWW-Authenticate` challenge.
     Challenge(crate::oauth::metadata::Challenge),
@@ -135,6 +138,13 @@ impl HttpError {
                 jsonrpc::BAD_REQUEST,
                 "Service Unavailable: too many sessions".into(),
             ),
+            Draining => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                jsonrpc::SHUTTING_DOWN,
+                "Service Unavailable: this instance is shutting down and opens no new session; \
+                 open it on another instance"
+                    .into(),
+            ),
             Challenge(c) if c.status == 403 => (
                 StatusCode::FORBIDDEN,
                 jsonrpc::BAD_REQUEST,
@@ -167,6 +177,10 @@ impl IntoResponse for HttpError {
                 resp.headers_mut()
                     .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
             }
+            HttpError::Draining => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             HttpError::Challenge(c) => {
                 // The challenge holds only visible ASCII (`metadata::challenge`).
                 if let Ok(v) = HeaderValue::from_str(&c.www_authenticate) {
@@ -176,9 +190,14 @@ impl IntoResponse for HttpError {
             _ => {}
         }
         // Read by the metrics layer (`metrics::http`).
-        if let HttpError::TooManySessions | HttpError::PayloadTooLarge(_) = self {
+        let reason = match self {
+            HttpError::TooManySessions | HttpError::PayloadTooLarge(_) => Some("limit"),
+            HttpError::Draining => Some("draining"),
+            _ => None,
+        };
+        if let Some(reason) = reason {
             resp.extensions_mut()
-                .insert(crate::metrics::http::LimitRefusal);
+                .insert(crate::metrics::http::Refusal(reason));
         }
         resp
     }

@@ -88,6 +88,7 @@ pub mod error;
 pub mod front;
 pub mod gate;
 pub mod http;
+pub mod instance;
 pub mod jsonrpc;
 pub mod lines;
 pub mod listener;
@@ -215,9 +216,17 @@ impl Bridge {
             _ = shutdown.cancelled() => false,
             _ = server.gave_up() => true,
         };
+        // Draining: `/ready` turns 503 and no session opens, while the listener still accepts,
+        // so that the open sessions' requests in flight can finish (their clients may still
+        // have answers to send) and probes see the 503. Then no new connection; what came in
+        // meanwhile gets the rest of the grace period.
         servers.begin_shutdown();
+        let drain = (!child_exited).then(|| server.drain_deadline());
+        if let Some(deadline) = drain {
+            server.settle(deadline).await;
+        }
         stop_accepting.cancel();
-        server.stop(!child_exited).await;
+        server.stop(drain).await;
         if listening.finish(self.config.shutdown_grace).await {
             info!("server stopped");
         } else {

@@ -33,6 +33,13 @@ fn main() -> ExitCode {
         };
     }
     init_logs(&cli);
+    if let Some(id) = &cli.instance_id {
+        // Before anything is minted; the value was validated with the other flags.
+        if let Err(e) = mcp_http_bridge::instance::set(id) {
+            eprintln!("mcp-http-bridge: error: --instance-id: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let at = Listen {
         host: cli.host.clone(),
         port: cli.port,

@@ -166,10 +166,11 @@ impl Session {
     }
 }
 
-/// A fresh, unguessable session id: 64 hex digits from two random v4 UUIDs (244 random bits).
+/// A fresh, unguessable session id: the instance id, a dot, then 64 hex digits from two random
+/// v4 UUIDs (244 random bits). The prefix lets a load balancer find the session's instance.
 pub fn new_session_id() -> SessionId {
     let (a, b) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    format!("{}{}", a.simple(), b.simple()).into()
+    format!("{}.{}{}", crate::instance::id(), a.simple(), b.simple()).into()
 }
 
 /// The registry of live sessions.
@@ -335,11 +336,13 @@ mod tests {
     }
 
     #[test]
-    fn session_ids_are_long_visible_ascii_and_distinct() {
+    fn session_ids_name_their_instance_then_64_random_hex_digits() {
         let a = new_session_id();
         let b = new_session_id();
-        assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        let (instance, random) = a.split_once('.').expect("a dot after the instance");
+        assert_eq!(instance, crate::instance::id());
+        assert_eq!(random.len(), 64);
+        assert!(random.bytes().all(|c| c.is_ascii_hexdigit()));
         assert_ne!(a, b);
     }
 }

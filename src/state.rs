@@ -31,6 +31,9 @@ pub struct BridgeState {
     pub policy: Policy,
     /// OAuth: token checks, metadata and challenges (`None`: OAuth is off).
     pub oauth: Option<crate::oauth::ResourceServer>,
+    /// Set when the server begins to stop: no new sessions from then on (clients open them
+    /// on another instance), while the open ones finish their work.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl BridgeState {

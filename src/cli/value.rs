@@ -54,6 +54,11 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// An instance id (`--instance-id`), as `crate::instance` accepts it.
+pub(crate) fn parse_instance_id(s: &str) -> Result<String, String> {
+    crate::instance::validate(s).map(|()| s.to_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

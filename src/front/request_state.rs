@@ -2,7 +2,9 @@
 //! `input_required` result for a stateless client (2026-07-28 `basic/patterns/mrtr`): opaque to
 //! the client, authenticated with HMAC-SHA256 under a key drawn at start (so a state outlives
 //! neither its bridge process nor its expiry), and bound to the caller who got it. The state
-//! itself stays in the bridge (`router::parked`); the token only names it.
+//! itself stays in the bridge (`router::parked`); the token only names it. It starts with the
+//! instance id and a dot (`crate::instance`), so a load balancer can send the retry where the
+//! call is parked.
 
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -22,6 +24,8 @@ pub enum Invalid {
     Foreign,
     /// Past its expiry.
     Expired,
+    /// Minted by another instance of the bridge (the prefix before its first dot names it).
+    OtherInstance,
 }
 
 fn key() -> &'static hmac::Key {
@@ -49,7 +53,8 @@ pub fn mint(id: u64, caller: Option<&str>, ttl: Duration) -> String {
     let payload = json!({"c": id, "p": caller, "e": now() + ttl.as_secs().max(1)}).to_string();
     let tag = hmac::sign(key(), payload.as_bytes());
     format!(
-        "{}.{}",
+        "{}.{}.{}",
+        crate::instance::id(),
         URL_SAFE_NO_PAD.encode(payload),
         URL_SAFE_NO_PAD.encode(tag.as_ref())
     )
@@ -60,7 +65,15 @@ pub fn mint(id: u64, caller: Option<&str>, ttl: Duration) -> String {
 /// # Errors
 /// Why it is refused.
 pub fn verify(token: &str, caller: Option<&str>) -> Result<u64, Invalid> {
-    let (payload, tag) = token.split_once('.').ok_or(Invalid::Tampered)?;
+    let (instance, signed) = token.split_once('.').ok_or(Invalid::Tampered)?;
+    if instance != crate::instance::id() {
+        return Err(if crate::instance::validate(instance).is_ok() {
+            Invalid::OtherInstance
+        } else {
+            Invalid::Tampered
+        });
+    }
+    let (payload, tag) = signed.split_once('.').ok_or(Invalid::Tampered)?;
     let payload = URL_SAFE_NO_PAD
         .decode(payload)
         .map_err(|_| Invalid::Tampered)?;
@@ -88,13 +101,19 @@ mod tests {
         assert_eq!(verify(&t, None), Err(Invalid::Foreign));
         let anonymous = mint(7, None, Duration::from_secs(60));
         assert_eq!(verify(&anonymous, None), Ok(7));
-        // Any change to either half is caught.
-        let (payload, tag) = t.split_once('.').unwrap();
+        // Any change to either signed part is caught.
+        let me = crate::instance::id();
+        let signed = t
+            .strip_prefix(&format!("{me}."))
+            .expect("the instance first");
+        let (payload, tag) = signed.split_once('.').unwrap();
         let forged = json!({"c": 43, "p": "alice", "e": now() + 60}).to_string();
         let cases = [
-            format!("{}.{tag}", URL_SAFE_NO_PAD.encode(forged)),
-            format!("{payload}.{}", URL_SAFE_NO_PAD.encode([0u8; 32])),
-            format!("{payload}x.{tag}"),
+            format!("{me}.{}.{tag}", URL_SAFE_NO_PAD.encode(forged)),
+            format!("{me}.{payload}.{}", URL_SAFE_NO_PAD.encode([0u8; 32])),
+            format!("{me}.{payload}x.{tag}"),
+            format!("{me}.{payload}"),
+            format!("{payload}.{tag}"),
             "garbage".to_owned(),
             String::new(),
         ];
@@ -104,11 +123,19 @@ mod tests {
     }
 
     #[test]
+    fn a_state_of_another_instance_is_named_so() {
+        let t = mint(42, None, Duration::from_secs(60));
+        let other = format!("zz-other{}", &t[crate::instance::id().len()..]);
+        assert_eq!(verify(&other, None), Err(Invalid::OtherInstance));
+    }
+
+    #[test]
     fn a_state_expires() {
         let payload = json!({"c": 1, "p": null, "e": now() - 1}).to_string();
         let tag = hmac::sign(key(), payload.as_bytes());
         let old = format!(
-            "{}.{}",
+            "{}.{}.{}",
+            crate::instance::id(),
             URL_SAFE_NO_PAD.encode(payload),
             URL_SAFE_NO_PAD.encode(tag.as_ref())
         );

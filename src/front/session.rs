@@ -30,6 +30,11 @@ pub async fn open(
     principal: Option<Arc<str>>,
     extra_env: &[(String, String)],
 ) -> Result<Arc<Session>, Refused> {
+    // Checked before the place is taken, so that no session opens once draining began
+    // (`Running::begin_stop` sets it before it waits for the requests in flight).
+    if app.draining.load(std::sync::atomic::Ordering::Relaxed) {
+        return Err(Refused::Draining);
+    }
     // Limits: the place is reserved before the first `.await` (starting a child can take
     // long), so no burst of `initialize` requests exceeds `max_sessions`.
     let Some(place) = app.sessions.reserve(app.config.limits.max_sessions) else {

@@ -119,6 +119,7 @@ fn refused(r: Refused) -> HttpError {
         Refused::UnknownOwner => HttpError::SessionNotFound,
         Refused::NoSuchServerRequest => HttpError::UnknownServerRequest,
         Refused::TooManySessions => HttpError::TooManySessions,
+        Refused::Draining => HttpError::Draining,
         // Answered in-band by `front::session::request`; never an HTTP error.
         Refused::TooManyRequests => HttpError::TooManySessions,
     }

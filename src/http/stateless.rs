@@ -167,6 +167,12 @@ fn refusal(id: Value, r: Refusal) -> HttpError {
             "Invalid params: inputResponses must be an object whose values are the results of the input requests".into(),
             None,
         ),
+        Refusal::BadState(crate::front::request_state::Invalid::OtherInstance) => rpc(
+            StatusCode::BAD_REQUEST,
+            jsonrpc::INVALID_PARAMS,
+            "Invalid params: requestState was issued by another instance of the bridge (the part before its first dot names it); the load balancer must send the retry there".into(),
+            None,
+        ),
         Refusal::BadState(why) => rpc(
             StatusCode::BAD_REQUEST,
             jsonrpc::INVALID_PARAMS,

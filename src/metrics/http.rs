@@ -15,9 +15,10 @@ use http_body::{Body as HttpBody, Frame, SizeHint};
 
 use super::ServerMetrics;
 
-/// Marks a response that refused a request at a limit (sessions, body size).
+/// Marks a response that refused a request for a reason its status does not tell: `limit`
+/// (sessions, body size) or `draining` (no new session while stopping).
 #[derive(Debug, Clone, Copy)]
-pub struct LimitRefusal;
+pub struct Refusal(pub &'static str);
 
 /// Counts a request's and its response's body bytes, and the refusal, if it is one.
 pub async fn record(State(m): State<ServerMetrics>, req: Request, next: Next) -> Response {
@@ -57,8 +58,7 @@ fn refusal(resp: &Response) -> Option<&'static str> {
         StatusCode::FORBIDDEN if challenge.contains("insufficient_scope") => Some("scope"),
         StatusCode::FORBIDDEN => Some("origin"),
         StatusCode::UNAUTHORIZED => Some("token"),
-        _ if resp.extensions().get::<LimitRefusal>().is_some() => Some("limit"),
-        _ => None,
+        _ => resp.extensions().get::<Refusal>().map(|r| r.0),
     }
 }
 
@@ -137,6 +137,8 @@ mod tests {
         assert_eq!(with(StatusCode::OK, None), None);
         let limit = crate::error::HttpError::TooManySessions.into_response();
         assert_eq!(refusal(&limit), Some("limit"));
+        let draining = crate::error::HttpError::Draining.into_response();
+        assert_eq!(refusal(&draining), Some("draining"));
         let gone = crate::error::HttpError::ChildGone.into_response();
         assert_eq!(refusal(&gone), None);
     }

@@ -53,7 +53,9 @@ pub const METHODS: [&str; 27] = [
     "notifications/message",
 ];
 const OUTCOMES: [&str; 3] = ["ok", "error", "timeout"];
-const REASONS: [&str; 6] = ["origin", "host", "token", "scope", "limit", "timeout"];
+const REASONS: [&str; 7] = [
+    "origin", "host", "token", "scope", "limit", "timeout", "draining",
+];
 const LABELS: usize = METHODS.len() + 1;
 
 /// `method` as a label: its own name when it is a known MCP method, else `other`.
@@ -119,7 +121,7 @@ impl Metrics {
             ),
             (
                 "mcp_bridge_refusals_total",
-                "Requests refused, by reason (origin, host, token, scope, limit, timeout)",
+                "Requests refused, by reason (origin, host, token, scope, limit, timeout, draining)",
             ),
             (
                 "mcp_bridge_received_bytes_total",
@@ -251,7 +253,7 @@ impl ServerMetrics {
         }
     }
 
-    /// A request was refused for `reason` (origin, host, token, scope, limit, timeout).
+    /// A request was refused for `reason` (origin, host, token, scope, limit, timeout, draining).
     pub fn refused(&self, reason: &'static str) {
         let Some(h) = &self.0 else { return };
         let Some(r) = REASONS.iter().position(|x| *x == reason) else {

@@ -245,6 +245,8 @@ pub enum Refused {
     TooManyRequests,
     /// The session limit is reached.
     TooManySessions,
+    /// The server is stopping: it opens no new session.
+    Draining,
     /// A response names no server request sent to this owner.
     NoSuchServerRequest,
 }

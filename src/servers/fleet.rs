@@ -81,9 +81,12 @@ pub async fn serve_file(
             },
         }
     }
+    // Draining first, as `Bridge::serve` does.
     servers.begin_shutdown();
+    let deadline = std::time::Instant::now() + base.shutdown_grace;
+    futures_util::future::join_all(servers.running().iter().map(|r| r.settle(deadline))).await;
     stop_accepting.cancel();
-    fleet.stop_all().await;
+    fleet.stop_all(deadline).await;
     if !listening.finish(base.shutdown_grace).await {
         warn!("open connections did not finish within the grace period; closed them");
     }
@@ -196,7 +199,7 @@ impl Fleet {
         if let Some(Slot::Running(r)) = self.servers.remove(name) {
             info!(server = name, "server removed; draining it");
             self.tasks.spawn(async move {
-                r.stop(true).await;
+                r.stop(Some(r.drain_deadline())).await;
                 r.wait_tasks().await;
             });
         }
@@ -265,7 +268,7 @@ impl Fleet {
             prefix,
         );
         if retired.is_cancelled() || self.servers.is_shutting_down() {
-            running.stop(false).await;
+            running.stop(None).await;
             return running.wait_tasks().await;
         }
         self.servers
@@ -281,14 +284,15 @@ impl Fleet {
         }
     }
 
-    /// Shutdown: every server drains and stops (in parallel), then their tasks end.
-    pub async fn stop_all(&self) {
+    /// Shutdown: every server drains (until `deadline`) and stops, in parallel, then their
+    /// tasks end.
+    pub async fn stop_all(&self, deadline: std::time::Instant) {
         self.servers.begin_shutdown();
         for (_, (_, token)) in std::mem::take(&mut *self.live()) {
             token.cancel();
         }
         let running = self.servers.running();
-        futures_util::future::join_all(running.iter().map(|r| r.stop(true))).await;
+        futures_util::future::join_all(running.iter().map(|r| r.stop(Some(deadline)))).await;
         for r in &running {
             r.wait_tasks().await;
         }

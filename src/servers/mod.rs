@@ -139,8 +139,7 @@ impl Servers {
             all &= ready;
             servers.insert(name.to_string(), json!({"ready": ready, "state": state}));
         }
-        let body =
-            json!({"ready": all, "shuttingDown": self.is_shutting_down(), "servers": servers});
+        let body = json!({"ready": all, "instance": crate::instance::id(), "shuttingDown": self.is_shutting_down(), "servers": servers});
         (all, body)
     }
 
@@ -191,6 +190,7 @@ impl Servers {
             servers.insert(name.to_string(), detail);
         }
         body["status"] = if ok { "ok" } else { "degraded" }.into();
+        body["instance"] = crate::instance::id().into();
         body["ready"] = self.readiness().0.into();
         body["uptimeSeconds"] = self.started.elapsed().as_secs().into();
         body["servers"] = servers.into();

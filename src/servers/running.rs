@@ -28,7 +28,6 @@ pub struct Running {
     /// The prefix its own paths carry (`/servers/NAME`), added to a default path (`/mcp`)
     /// when the server is also the default one; `None` when its paths are the default paths.
     pub prefix: Option<Arc<str>>,
-    stopping: AtomicBool,
 }
 
 impl Running {
@@ -50,6 +49,7 @@ impl Running {
             children: children.clone(),
             started: Instant::now(),
             root: CancellationToken::new(),
+            draining: AtomicBool::new(false),
         });
         // Each layer costs every request a boxed future: only those in use are added.
         let mut app = http::app(state.clone());
@@ -72,21 +72,20 @@ impl Running {
             state,
             app,
             prefix,
-            stopping: AtomicBool::new(false),
         })
     }
 
     /// Whether the server can take requests: not stopping, not given up, and (shared
     /// isolation) some shared child running.
     pub fn is_ready(&self) -> bool {
-        !self.stopping.load(Ordering::Relaxed) && self.phase() == "serving"
+        !self.state.draining.load(Ordering::Relaxed) && self.phase() == "serving"
     }
 
     /// `serving`, `restarting` (no shared child runs), `failed` (supervision gave up) or
     /// `stopping`.
     pub fn phase(&self) -> &'static str {
         let children = &self.state.children;
-        if self.stopping.load(Ordering::Relaxed) {
+        if self.state.draining.load(Ordering::Relaxed) {
             "stopping"
         } else if children.has_given_up() {
             "failed"
@@ -117,18 +116,43 @@ impl Running {
         self.state.children.fatal_reason()
     }
 
-    /// Marks the server as stopping: `/ready` says so from now on.
+    /// Marks the server as stopping: `/ready` says so from now on, and new sessions are
+    /// refused (503) while the open ones go on.
     pub fn begin_stop(&self) {
-        self.stopping.store(true, Ordering::Relaxed);
+        self.state.draining.store(true, Ordering::Relaxed);
     }
 
-    /// Stops the server: gives requests in flight up to the grace period when `drain`, then
-    /// ends its sessions and its children.
-    pub async fn stop(&self, drain: bool) {
+    /// When a drain begun now must end: the grace period from now.
+    pub fn drain_deadline(&self) -> Instant {
+        Instant::now() + self.state.config.shutdown_grace
+    }
+
+    /// Waits until no client request is in flight, or until `deadline`. While the listener
+    /// still accepts, this is the drain: `/ready` answers 503 and no session opens, but the
+    /// open ones still get in (their requests, and the answers to requests of the server).
+    pub async fn settle(&self, deadline: Instant) {
+        let children = self.state.children.all();
+        let waiting = || children.iter().map(|c| c.waiting_clients()).sum::<usize>();
+        if waiting() == 0 {
+            return;
+        }
+        info!(server = %self.name, waiting = waiting(), "draining: waiting for requests in flight");
+        let _ = tokio::time::timeout_at(deadline.into(), async {
+            while waiting() > 0 {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await;
+    }
+
+    /// Stops the server: gives requests in flight until `drain` (when given), answers those
+    /// left with an error, then ends its sessions and its children.
+    pub async fn stop(&self, drain: Option<Instant>) {
         self.begin_stop();
         let state = &self.state;
-        if drain {
-            drain_requests(&state.children.all(), state.config.shutdown_grace).await;
+        if let Some(deadline) = drain {
+            self.settle(deadline).await;
+            fail_waiting(&state.children.all());
         }
         state.root.cancel();
         state.sessions.drain();
@@ -150,29 +174,14 @@ impl Running {
     }
 }
 
-/// Gives the requests in flight up to `grace` to finish, then answers the rest with an error.
-async fn drain_requests(children: &[Arc<child::ChildHandle>], grace: Duration) {
-    let waiting = || children.iter().map(|c| c.waiting_clients()).sum::<usize>();
-    if waiting() == 0 {
-        return;
-    }
-    info!(
-        waiting = waiting(),
-        ?grace,
-        "waiting for requests in flight"
-    );
-    let finished = tokio::time::timeout(grace, async {
-        while waiting() > 0 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await;
-    if finished.is_err() {
-        let message = "the bridge is shutting down";
-        let failed: usize = children
-            .iter()
-            .map(|c| c.fail_waiting(jsonrpc::SHUTTING_DOWN, message))
-            .sum();
+/// Answers the requests still in flight with an error (the drain is over).
+fn fail_waiting(children: &[Arc<child::ChildHandle>]) {
+    let message = "the bridge is shutting down";
+    let failed: usize = children
+        .iter()
+        .map(|c| c.fail_waiting(jsonrpc::SHUTTING_DOWN, message))
+        .sum();
+    if failed > 0 {
         warn!(
             failed,
             "requests still in flight after the grace period were answered with an error"

@@ -213,6 +213,37 @@ async fn prints_the_url_serves_and_exits_0_on_sigterm_leaving_no_process() {
 }
 
 #[tokio::test]
+async fn instance_id_prefixes_session_ids_and_shows_in_health() {
+    let b = Running::start(&["--instance-id", "eu-1_b"]);
+    let mut c = Client::new(&b.url);
+    c.initialize().await;
+    let sid = c.session.clone().unwrap();
+    assert!(sid.starts_with("eu-1_b."), "{sid}");
+    let health: serde_json::Value = reqwest::get(b.url.replace("/mcp", "/health"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(health["instance"], "eu-1_b");
+}
+
+#[test]
+fn a_bad_instance_id_is_a_usage_error() {
+    for bad in ["a.b", "", "x y", &"x".repeat(33)] {
+        let out = bridge(&["--instance-id", bad, "--port", "0", "--", FIXTURE])
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("--instance-id") && err.contains("instance id"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn sigint_also_exits_0() {
     let mut b = Running::start(&[]);
     b.signal("-INT");

@@ -18,6 +18,8 @@ mod eras;
 mod hardening;
 /// Hostile input (property tests) at the HTTP side and on the child's stdout.
 mod hostile;
+/// Several instances: ids that name their instance, the drain at shutdown.
+mod instances;
 /// Legacy HTTP+SSE: endpoint event, message POSTs, replies on the stream, both transports.
 mod legacy_sse;
 /// Child failures: crash, garbage, over-long lines, silent or missing servers.

@@ -103,8 +103,8 @@ async fn probes_refuse_a_foreign_host_and_unknown_servers_are_404() {
 
 #[tokio::test]
 async fn readiness_turns_off_when_shutdown_starts_while_requests_drain() {
-    // The MCP listener stops accepting at shutdown; the metrics listener serves on until the
-    // end, and its readiness gauge is what /ready says.
+    // The metrics listener serves on until the end, and its readiness gauge is what /ready
+    // says.
     let (bridge, metrics) = TestBridge::start_with_metrics(|_| {}).await;
     let ready = |text: &str| {
         text.lines()

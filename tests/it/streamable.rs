@@ -13,8 +13,13 @@ async fn handshake_tools_and_both_reply_modes() {
     assert_eq!(init["protocolVersion"], "2025-11-25");
     assert!(init["capabilities"]["tools"].is_object());
     let sid = c.session.clone().unwrap();
+    // Visible ASCII only (the specification), at least 128 bits of randomness after the
+    // instance prefix.
+    let random = sid.split_once('.').expect("instance.random").1;
     assert!(
-        sid.len() >= 32 && sid.bytes().all(|b| b.is_ascii_hexdigit()),
+        sid.bytes().all(|b| (0x21..=0x7e).contains(&b))
+            && random.len() >= 32
+            && random.bytes().all(|b| b.is_ascii_hexdigit()),
         "{sid}"
     );
 
