@@ -72,6 +72,11 @@
 //! * Limits are reservations taken before any `.await` (sessions, children, connections,
 //!   `--child-concurrency` slots); every queue is bounded; every task is tracked and waited for
 //!   at shutdown.
+//! * Several instances: `instance` names the process; every session id and request state
+//!   starts with it and a dot, so a load balancer routes by that prefix with nothing shared.
+//!   Shutdown drains: `/ready` answers 503 and no session opens (503 with `Retry-After`) while
+//!   the listener still accepts, until the requests in flight finish or the grace period ends;
+//!   then no new connection, the sessions end and the children stop.
 //! * Cancellation tree: `root` (shutdown) → one token per session (DELETE, expiry, its own
 //!   child's exit) → each stream ends when its token, or its own stop token, is cancelled.
 #![deny(unsafe_code)]
@@ -202,7 +207,7 @@ impl Bridge {
             metrics::serve::spawn(listener, metrics, stop_metrics.clone())
         });
         let settings = crate::listener::Settings::for_config(c);
-        info!(%addr, mcp = ?c.mcp_path, sse = ?c.sse_path, "listening");
+        info!(%addr, instance = crate::instance::id(), mcp = ?c.mcp_path, sse = ?c.sse_path, "listening");
         // Cancelled first at shutdown: no new connections; open ones finish their requests.
         let stop_accepting = CancellationToken::new();
         let listening = crate::listener::spawn_server(

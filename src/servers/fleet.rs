@@ -62,7 +62,7 @@ pub async fn serve_file(
         crate::metrics::serve::spawn(listener, metrics, stop_metrics.clone())
     });
     let settings = crate::listener::Settings::for_config(&base);
-    info!(%addr, servers = specs.len(), "listening");
+    info!(%addr, instance = crate::instance::id(), servers = specs.len(), "listening");
     let stop_accepting = CancellationToken::new();
     let app = crate::http::top(servers.clone());
     let listening =
