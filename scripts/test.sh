@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, the interoperability suites (official TypeScript and
-# Python SDK clients, the MCP conformance suite, OAuth against oidc-provider; they install
+# Python SDK clients, the MCP conformance suite, OAuth against oidc-provider, HAProxy and nginx in
+# front of three instances; they install
 # themselves on first use), then the unit and integration tests. Set SKIP_INTEROP=1 to run only
 # the Rust checks.
 set -euo pipefail
@@ -19,6 +20,8 @@ if [[ -z "${SKIP_INTEROP:-}" && -x scripts/interop.sh ]]; then
   scripts/metrics.sh
   echo "== oauth (oidc-provider as the authorization server, official TS SDK client)"
   scripts/oauth.sh
+  echo "== scale-out (HAProxy and nginx from Debian in front of 3 instances, official TS SDK clients)"
+  scripts/scaleout.sh
   # The conformance suite's frozen requirement sets of both eras, through a child of each era.
   for requirements in 2025-11-25 2026-07-28; do
     for child in legacy modern; do
