@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, the interoperability suites (official TypeScript and
-# Python SDK clients, the MCP conformance suite, OAuth against oidc-provider, HAProxy and nginx in
-# front of three instances; they install
-# themselves on first use), then the unit and integration tests. Set SKIP_INTEROP=1 to run only
-# the Rust checks.
+# Python SDK clients, the MCP conformance suite, OAuth against oidc-provider, HAProxy and nginx
+# in front of three instances; they install themselves on first use), then the unit and
+# integration tests. Set SKIP_INTEROP=1 to run only the Rust checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
