@@ -17,7 +17,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use futures_util::stream;
 use tokio_util::sync::CancellationToken;
 
-use crate::router::{stream_channel, Outbound, StreamRx};
+use crate::router::{Outbound, StreamRx};
 use crate::session::{Parked, Session};
 
 const KEEP_ALIVE_COMMENT: &[u8] = b": keep-alive\n\n";
@@ -185,8 +185,8 @@ impl EventIds {
 
 /// Everything a streaming body needs.
 pub struct EventStream {
-    /// Where messages come from.
-    pub rx: StreamRx,
+    /// Where messages come from (taken when the stream is parked).
+    pub rx: Option<StreamRx>,
     /// Ends the stream when cancelled.
     pub end: CancellationToken,
     /// Interval of keep-alive comments.
@@ -206,7 +206,6 @@ pub struct EventStream {
 
 struct State {
     s: EventStream,
-    rx: Option<StreamRx>,
     keep_alive: tokio::time::Interval,
     done: bool,
 }
@@ -221,7 +220,7 @@ impl State {
         let first = self.frame(m);
         let mut chunk: Option<BytesMut> = None;
         while !self.done && chunk.as_ref().map_or(first.len(), BytesMut::len) < Self::BATCH {
-            let Some(next) = self.rx.as_mut().and_then(|rx| rx.rx.try_recv().ok()) else {
+            let Some(next) = self.s.rx.as_mut().and_then(|rx| rx.rx.try_recv().ok()) else {
                 break;
             };
             let frame = self.frame(next);
@@ -254,7 +253,7 @@ impl Drop for State {
         if self.done || self.s.end.is_cancelled() {
             return;
         }
-        if let (Some(ids), Some(rx)) = (self.s.ids.take(), self.rx.take()) {
+        if let (Some(ids), Some(rx)) = (self.s.ids.take(), self.s.rx.take()) {
             let parked = Parked {
                 stream: ids.stream,
                 rx,
@@ -272,7 +271,7 @@ impl EventStream {
     /// A stream of `rx` with nothing before it, no ids, ending when `end` is cancelled.
     pub fn new(rx: StreamRx, end: CancellationToken, keep_alive: Duration) -> Self {
         EventStream {
-            rx,
+            rx: Some(rx),
             end,
             keep_alive,
             prelude: Vec::new(),
@@ -314,14 +313,13 @@ impl EventStream {
 
     /// The streaming response.
     pub fn into_response(mut self) -> Response {
+        // (No placeholder channel: `rx` is an `Option`, so parking takes it out of the state.)
         let start = tokio::time::Instant::now() + self.keep_alive;
         let mut keep_alive = tokio::time::interval_at(start, self.keep_alive);
         keep_alive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.prelude.reverse();
-        let rx = Some(std::mem::replace(&mut self.rx, stream_channel(1).1));
         let state = State {
             s: self,
-            rx,
             keep_alive,
             done: false,
         };
@@ -332,7 +330,7 @@ impl EventStream {
             if st.done {
                 return None;
             }
-            let rx = st.rx.as_mut()?;
+            let rx = st.s.rx.as_mut()?;
             // Cancel safety: `recv` and `tick` lose nothing when another branch wins; `biased`
             // drains queued messages before noticing the end.
             let chunk = tokio::select! {
@@ -424,6 +422,7 @@ fn event_stream_response(body: Body) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::router::stream_channel;
     use futures_util::StreamExt;
 
     #[tokio::test(start_paused = true)]
