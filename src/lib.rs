@@ -208,7 +208,7 @@ impl Bridge {
         });
         let settings = crate::listener::Settings::for_config(c);
         info!(%addr, instance = crate::instance::id(), mcp = ?c.mcp_path, sse = ?c.sse_path, "listening");
-        // Cancelled first at shutdown: no new connections; open ones finish their requests.
+        // Cancelled once the drain is over: no new connections; open ones finish their requests.
         let stop_accepting = CancellationToken::new();
         let listening = crate::listener::spawn_server(
             listener,
