@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -112,10 +110,9 @@ pub async fn message(
     State(app): State<Arc<BridgeState>>,
     Extension(principal): Extension<Principal>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: axum::extract::Request,
 ) -> Handled {
-    let body = super::read_body(&app, body)?;
+    let (headers, body) = super::headers_and_body(&app, req).await?;
     let (session, stream) = session_of(&app, query.as_deref(), &principal)?;
     accept::check_content_type(&headers)?;
     // The fast path: a plain request goes on as its own bytes (`envelope`).

@@ -95,6 +95,20 @@ fn child_env(app: &BridgeState, headers: &HeaderMap, identity: &Identity) -> Vec
 }
 
 /// The body, or 413 with a JSON-RPC body when it exceeds the limit.
+/// A request's headers and its body (within the body limit). Taken apart here rather than with
+/// axum's `HeaderMap` extractor, which copies the headers: every POST would pay for the copy.
+async fn headers_and_body(
+    app: &BridgeState,
+    req: axum::extract::Request,
+) -> Result<(HeaderMap, Bytes), HttpError> {
+    use axum::extract::FromRequest as _;
+    let (mut parts, body) = req.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    let req = axum::extract::Request::from_parts(parts, body);
+    let body = read_body(app, Bytes::from_request(req, &()).await)?;
+    Ok((headers, body))
+}
+
 fn read_body(app: &BridgeState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, HttpError> {
     body.map_err(|r| match r.status() {
         StatusCode::PAYLOAD_TOO_LARGE => HttpError::PayloadTooLarge(app.config.limits.max_body),

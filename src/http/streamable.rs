@@ -4,8 +4,6 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -39,11 +37,10 @@ pub async fn post(
     State(app): State<Arc<BridgeState>>,
     Extension(principal): Extension<Principal>,
     identity: Option<Extension<Identity>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    req: axum::extract::Request,
 ) -> Handled {
     let identity = identity.map(|Extension(i)| i).unwrap_or_default();
-    let body = super::read_body(&app, body)?;
+    let (headers, body) = super::headers_and_body(&app, req).await?;
     accept::check_content_type(&headers)?;
     let mode = accept::post_reply_mode(&headers)?;
     // The fast path: a session's plain request goes on as its own bytes (`envelope`).
