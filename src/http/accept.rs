@@ -13,19 +13,20 @@ pub enum ReplyMode {
     Json,
 }
 
-fn media_ranges(headers: &HeaderMap) -> impl Iterator<Item = String> + '_ {
+/// The media ranges `Accept` lists, without their parameters, as written: compare them with
+/// `is_one_of`, which ignores case (no lowercased copy per range and request).
+fn media_ranges(headers: &HeaderMap) -> impl Iterator<Item = &str> + '_ {
     headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|r| {
-            r.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        })
+        .map(|r| r.split(';').next().unwrap_or("").trim())
+}
+
+/// Whether media range `r` is one of `names` (lowercase), ignoring case.
+fn is_one_of(r: &str, names: &[&str]) -> bool {
+    names.iter().any(|n| r.eq_ignore_ascii_case(n))
 }
 
 /// The reply mode for a POST: SSE when the client lists `text/event-stream`, JSON when it
@@ -39,11 +40,10 @@ pub fn post_reply_mode(headers: &HeaderMap) -> Result<ReplyMode, HttpError> {
     }
     let mut json = false;
     for r in media_ranges(headers) {
-        match r.as_str() {
-            "text/event-stream" => return Ok(ReplyMode::Sse),
-            "application/json" | "application/*" | "*/*" => json = true,
-            _ => {}
+        if is_one_of(r, &["text/event-stream"]) {
+            return Ok(ReplyMode::Sse);
         }
+        json |= is_one_of(r, &["application/json", "application/*", "*/*"]);
     }
     if json {
         Ok(ReplyMode::Json)
@@ -60,8 +60,7 @@ pub fn post_reply_mode(headers: &HeaderMap) -> Result<ReplyMode, HttpError> {
 /// `NotAcceptable` when `Accept` is present and excludes `text/event-stream`.
 pub fn check_get_accept(headers: &HeaderMap) -> Result<(), HttpError> {
     if headers.get(header::ACCEPT).is_none()
-        || media_ranges(headers)
-            .any(|r| matches!(r.as_str(), "text/event-stream" | "text/*" | "*/*"))
+        || media_ranges(headers).any(|r| is_one_of(r, &["text/event-stream", "text/*", "*/*"]))
     {
         Ok(())
     } else {
@@ -116,6 +115,10 @@ mod tests {
             (Some("*/*"), Some(ReplyMode::Json)),
             (None, Some(ReplyMode::Json)),
             (Some("text/html"), None),
+            // Media types are case-insensitive (RFC 9110 section 8.3.1).
+            (Some("Text/Event-Stream"), Some(ReplyMode::Sse)),
+            (Some("APPLICATION/JSON ; q=1"), Some(ReplyMode::Json)),
+            (Some("Application/*"), Some(ReplyMode::Json)),
         ];
         for (accept, want) in cases {
             assert_eq!(
@@ -131,6 +134,7 @@ mod tests {
         assert!(check_get_accept(&with_accept(Some("text/event-stream"))).is_ok());
         assert!(check_get_accept(&with_accept(None)).is_ok());
         assert!(check_get_accept(&with_accept(Some("application/json"))).is_err());
+        assert!(check_get_accept(&with_accept(Some("TEXT/*; q=0.5"))).is_ok());
     }
 
     #[test]
