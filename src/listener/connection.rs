@@ -1,5 +1,6 @@
-//! One accepted connection, from its permit to its close: TLS handshake (if any), HTTP/1.1 by
-//! hyper with the axum router as the service, and the `Activity` timer that closes it when it
+//! One accepted connection, from its permit to its close: TLS handshake (if any), a first
+//! plain `GET` served by `get_stream`, then HTTP/1.1 by hyper with the axum router as the
+//! service, and the `Activity` timer that closes it when it
 //! is silent, half-sent or idle for too long. Reads, requests and response bodies are wrapped
 //! here so that they report to the connection's `Activity`.
 
@@ -21,9 +22,12 @@ use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
+use tokio_rustls::TlsAcceptor;
+use tower::ServiceExt as _;
 use tracing::debug;
 
 use super::activity::{Activity, InFlight};
+use super::get_stream;
 use super::Shared;
 
 /// Serves one connection until it ends; its permit is released when this returns.
@@ -39,9 +43,15 @@ pub(super) async fn serve(
     if let Err(e) = stream.set_nodelay(true) {
         debug!(err = %e, "cannot set TCP_NODELAY");
     }
-    let Some(acceptor) = &shared.tls else {
-        return serve_http(stream, addr, &shared).await;
-    };
+    match &shared.tls {
+        None => serve_http(stream, addr, &shared).await,
+        // Boxed: a handshake's state is large, and a plain connection should not carry room
+        // for it (a task is as large as its future's largest state, for all of its life).
+        Some(acceptor) => Box::pin(serve_tls(stream, addr, acceptor, &shared)).await,
+    }
+}
+
+async fn serve_tls(stream: TcpStream, addr: SocketAddr, acceptor: &TlsAcceptor, shared: &Shared) {
     let handshake = tokio::time::timeout(crate::tls::HANDSHAKE_TIMEOUT, acceptor.accept(stream));
     // Cancel safety: a handshake given up at shutdown is dropped with its socket.
     let tls = tokio::select! {
@@ -58,19 +68,95 @@ pub(super) async fn serve(
             }
         },
     };
-    serve_http(tls, addr, &shared).await
+    serve_http(tls, addr, shared).await
 }
 
-/// HTTP/1.1 on `io` until the client or hyper closes it, a wait expires, or shutdown.
+/// HTTP/1.1 on `io` until the client or hyper closes it, a wait expires, or shutdown. A first
+/// request that is a plain `GET` is served without hyper (`get_stream`), hyper serves the rest.
 async fn serve_http<I>(io: I, addr: SocketAddr, shared: &Shared)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Activity::new();
-    let io = TokioIo::new(TrackedIo {
+    let mut io = TrackedIo {
         io,
         activity: activity.clone(),
-    });
+    };
+    let settings = &shared.settings;
+    let first = tokio::select! {
+        first = get_stream::read_first(&mut io) => first,
+        phase = activity.expired(settings.header_timeout, settings.idle_timeout) => {
+            shared.log_expired(phase, addr);
+            return;
+        }
+        // Nothing was being served: closing is what hyper does to an idle connection.
+        _ = shared.stop.cancelled() => return,
+        _ = shared.abort.cancelled() => return,
+    };
+    let rest = match first {
+        get_stream::First::Gone => return,
+        get_stream::First::Other(bytes) => bytes,
+        get_stream::First::Get(req, rest) => match serve_get(&mut io, *req, rest, shared).await {
+            Some(rest) => rest,
+            None => return,
+        },
+    };
+    // Boxed: hyper's connection state is large, and a connection that only ever held an event
+    // stream never needs it.
+    Box::pin(serve_hyper(
+        get_stream::Prefixed::new(rest, io),
+        addr,
+        shared,
+        activity,
+    ))
+    .await
+}
+
+/// Serves one `GET` without hyper; returns the bytes that came after it when the connection
+/// stays open for more.
+async fn serve_get<I>(
+    io: &mut TrackedIo<I>,
+    req: Request<Body>,
+    rest: Vec<u8>,
+    shared: &Shared,
+) -> Option<Vec<u8>>
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let in_flight = io.activity.request();
+    let close = req
+        .headers()
+        .get(axum::http::header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
+    let served = async {
+        // Boxed: the router's future is large and done with before the stream starts; the
+        // connection's task should not keep room for it while the stream idles.
+        let resp = match Box::pin(shared.app.clone().oneshot(req)).await {
+            Ok(resp) => resp,
+            Err(never) => match never {},
+        };
+        // After the response: nothing more once shutdown began, as hyper does.
+        match get_stream::respond(io, close, resp, rest).await {
+            get_stream::Ended::KeepAlive(rest) if !shared.stop.is_cancelled() => Some(rest),
+            _ => None,
+        }
+    };
+    // Cancel safety: at abort the response is dropped half-sent, with the connection.
+    let rest = tokio::select! {
+        rest = served => rest,
+        _ = shared.abort.cancelled() => None,
+    };
+    drop(in_flight);
+    rest
+}
+
+/// hyper's HTTP/1.1 on `io` until the client or hyper closes it, a wait expires, or shutdown.
+async fn serve_hyper<I>(io: I, addr: SocketAddr, shared: &Shared, activity: Arc<Activity>)
+where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(io);
     let service = TrackedService {
         app: TowerToHyperService::new(shared.app.clone()),
         activity: activity.clone(),

@@ -13,6 +13,8 @@ mod cli_config;
 mod connections;
 /// Both eras on one endpoint: session and stateless clients, legacy and modern children.
 mod eras;
+/// A first `GET` served without hyper: stream framing, hand-over, a client that leaves.
+mod get_stream;
 /// Hardening: unusable initialize results, limits under a burst, request timeouts, server
 /// requests that wait for their session's stream, nothing crossing users on a shared child.
 mod hardening;

@@ -1,0 +1,167 @@
+//! A connection whose first request is a plain `GET` is served without hyper until that
+//! response ends (`src/listener/get_stream.rs`). Seen from raw sockets: the event stream and
+//! its framing, the hand-over of the same connection to hyper for the requests after it, and a
+//! client that goes away in the middle of a stream.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::support::*;
+
+fn addr_of(bridge: &TestBridge) -> SocketAddr {
+    bridge
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the bridge's address")
+}
+
+/// Reads from `s` until `done` says the bytes so far are complete.
+async fn read_until(s: &mut TcpStream, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let mut got = Vec::new();
+    within(what, async {
+        let mut buf = [0u8; 4096];
+        while !done(&String::from_utf8_lossy(&got)) {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(
+                n > 0,
+                "closed before {what}: {}",
+                String::from_utf8_lossy(&got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[tokio::test]
+async fn a_first_get_streams_in_chunks_and_the_connection_then_serves_posts() {
+    let bridge = TestBridge::start_with(|c| c.keep_alive = Duration::from_secs(60)).await;
+    let addr = addr_of(&bridge);
+    let mut c = bridge.client().await;
+    c.initialize().await;
+    let sid = c.session.clone().unwrap();
+
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let get = format!(
+        "GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nMcp-Session-Id: {sid}\r\n\r\n"
+    );
+    s.write_all(get.as_bytes()).await.unwrap();
+    let head = read_until(&mut s, "the stream's head", |b| b.contains("\r\n\r\n")).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let lower = head.to_ascii_lowercase();
+    assert!(
+        lower.contains("\r\ncontent-type: text/event-stream"),
+        "{head}"
+    );
+    assert!(
+        lower.contains("\r\ntransfer-encoding: chunked\r\n"),
+        "{head}"
+    );
+    assert!(lower.contains("\r\ndate: "), "{head}");
+
+    // A server message on the standalone stream arrives as one chunk of an event.
+    c.call(json!(1), "list_changed", json!({})).await;
+    let chunk = read_until(&mut s, "the broadcast", |b| b.contains("list_changed")).await;
+    let data = chunk
+        .lines()
+        .find(|l| l.starts_with("data: "))
+        .expect("a data line");
+    let msg: serde_json::Value = serde_json::from_str(&data["data: ".len()..]).unwrap();
+    assert_eq!(msg["method"], "notifications/tools/list_changed");
+
+    // DELETE ends the session and so the stream: its last chunk, then the same connection
+    // carries a request hyper answers.
+    assert_eq!(c.delete().await, 200);
+    read_until(&mut s, "the stream's last chunk", |b| {
+        b.ends_with("0\r\n\r\n")
+    })
+    .await;
+    let health = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    s.write_all(health.as_bytes()).await.unwrap();
+    let reply = read_until(&mut s, "the health reply", |b| b.contains("\"status\"")).await;
+    assert!(reply.starts_with("HTTP/1.1 200 OK\r\n"), "{reply}");
+}
+
+#[tokio::test]
+async fn requests_sent_behind_a_first_get_are_answered_in_order() {
+    let bridge = TestBridge::start().await;
+    let addr = addr_of(&bridge);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    // Three requests in one write: the GET here, the rest hyper's, from the bytes read with it.
+    let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}})
+    .to_string();
+    let burst = format!(
+        "GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n\
+         POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json, text/event-stream\r\nContent-Length: {}\r\n\r\n{body}\
+         GET /nope HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    s.write_all(burst.as_bytes()).await.unwrap();
+    let mut all = String::new();
+    within("three replies, then the close", s.read_to_string(&mut all))
+        .await
+        .unwrap();
+    let statuses: Vec<&str> = all
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &all[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "200", "404"], "{all}");
+    assert!(all.contains("\"serverInfo\""), "{all}");
+}
+
+#[tokio::test]
+async fn a_legacy_stream_whose_client_leaves_ends_its_session() {
+    let bridge = TestBridge::start().await;
+    let addr = addr_of(&bridge);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let get = format!("GET /sse HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n");
+    s.write_all(get.as_bytes()).await.unwrap();
+    let got = read_until(&mut s, "the endpoint event", |b| b.contains("sessionId=")).await;
+    assert!(got.contains("event: endpoint"), "{got}");
+    assert_eq!(bridge.health().await["sessions"], 1);
+
+    drop(s);
+    within("the session ends", async {
+        while bridge.health().await["sessions"] != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn gets_hyper_should_judge_still_get_its_answers() {
+    let bridge = TestBridge::start().await;
+    let addr = addr_of(&bridge);
+    // A GET with a body and an HTTP/1.0 GET: not taken, answered by hyper as before.
+    for raw in [
+        format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{{}}"),
+        format!("GET /health HTTP/1.0\r\nHost: {addr}\r\n\r\n"),
+    ] {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(raw.as_bytes()).await.unwrap();
+        let mut all = String::new();
+        within("the reply", s.read_to_string(&mut all)).await.unwrap();
+        assert!(all.starts_with("HTTP/1.") && all.contains(" 200 OK\r\n"), "{raw}: {all}");
+        assert!(all.contains("\"status\""), "{all}");
+    }
+    // A broken head goes to hyper too, which says 400.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /health HTTP/1.1\r\nBad Header: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut all = String::new();
+    within("the refusal", s.read_to_string(&mut all))
+        .await
+        .unwrap();
+    assert!(all.starts_with("HTTP/1.1 400"), "{all}");
+}
