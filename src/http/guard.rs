@@ -6,9 +6,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use tracing::warn;
 
@@ -30,7 +29,7 @@ const ALLOW_HEADERS: &str =
 const EXPOSE_HEADERS: &str = "Mcp-Session-Id, MCP-Protocol-Version, WWW-Authenticate";
 
 /// Applies the access policy, then runs the route.
-pub async fn guard(State(app): State<Arc<BridgeState>>, mut req: Request, next: Next) -> Response {
+pub async fn guard(app: Arc<BridgeState>, req: Request) -> Response {
     let policy = &app.policy;
     let headers = req.headers();
     let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
@@ -83,12 +82,8 @@ pub async fn guard(State(app): State<Arc<BridgeState>>, mut req: Request, next: 
     } else {
         None
     };
-    req.extensions_mut().insert(Principal(principal));
-    // Only with an OAuth token: no allocation per request otherwise.
-    if identity.0.is_some() {
-        req.extensions_mut().insert(identity);
-    }
-    with_cors(next.run(req).await, origin)
+    let resp = super::route(app, req, Principal(principal), identity).await;
+    with_cors(resp, origin)
 }
 
 /// A `/.well-known/` document, public and readable from any origin: the protected-resource

@@ -4,10 +4,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use tracing::{debug, info};
 
 use super::guard::{Identity, Principal};
@@ -48,9 +46,9 @@ impl Drop for EndSessionOnDrop {
 
 /// GET on the SSE path: a new session and its stream, starting with the `endpoint` event.
 pub async fn open(
-    State(app): State<Arc<BridgeState>>,
-    Extension(principal): Extension<Principal>,
-    identity: Option<Extension<Identity>>,
+    app: Arc<BridgeState>,
+    principal: Principal,
+    identity: Identity,
     headers: HeaderMap,
 ) -> Handled {
     accept::check_get_accept(&headers)?;
@@ -61,7 +59,6 @@ pub async fn open(
         .ok_or(HttpError::SessionNotFound)?;
     let (tx, rx) = stream_channel(app.config.limits.stream_queue);
     let transport = Transport::LegacySse(tx.clone());
-    let identity = identity.map(|Extension(i)| i).unwrap_or_default();
     let extra_env = super::child_env(&app, &headers, &identity);
     let session = front::session::open(&app, transport, principal.0, &extra_env)
         .await
@@ -107,13 +104,14 @@ fn session_of(
 
 /// POST on the message path: one JSON-RPC message; the reply goes on the session's stream.
 pub async fn message(
-    State(app): State<Arc<BridgeState>>,
-    Extension(principal): Extension<Principal>,
-    RawQuery(query): RawQuery,
+    app: Arc<BridgeState>,
+    principal: Principal,
     req: axum::extract::Request,
 ) -> Handled {
+    // A clone of the URI shares its bytes (no copy).
+    let uri = req.uri().clone();
     let (headers, body) = super::headers_and_body(&app, req).await?;
-    let (session, stream) = session_of(&app, query.as_deref(), &principal)?;
+    let (session, stream) = session_of(&app, uri.query(), &principal)?;
     accept::check_content_type(&headers)?;
     // The fast path: a plain request goes on as its own bytes (`envelope`).
     if let Some(req) = RawRequest::new(&body) {

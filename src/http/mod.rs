@@ -1,5 +1,5 @@
-//! The HTTP side: `app(state)` maps HTTP onto the bridge's fronts; every handler shares the
-//! era-neutral `BridgeState`.
+//! The HTTP side: `serve(state, request)` maps HTTP onto the bridge's fronts; every handler
+//! shares the era-neutral `BridgeState`.
 
 mod accept;
 mod guard;
@@ -13,14 +13,14 @@ pub use top::top;
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
+use std::pin::Pin;
+
+use axum::body::{Body, Bytes};
+use axum::extract::Request;
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
+use tracing::Instrument as _;
 
 use crate::error::json_response;
 use crate::error::HttpError;
@@ -30,31 +30,69 @@ use crate::session::Session;
 use crate::state::BridgeState;
 use guard::{Identity, Principal};
 
-/// The bridge's HTTP router.
-pub fn app(state: Arc<BridgeState>) -> Router {
-    let max_body = state.config.limits.max_body;
-    let config = &state.config;
-    let mut router = Router::new();
-    if let Some(path) = &config.mcp_path {
-        let methods = get(streamable::get)
-            .post(streamable::post)
-            .delete(streamable::delete);
-        router = router.route(path, methods);
+/// Serves one request of a server: in a `request` span (JSON logs), counted (metrics), through
+/// the guard, to its route. Plain calls, not a tower stack: nothing is boxed or cloned per
+/// request on the way (a layer cost every request a boxed future and a service clone).
+pub async fn serve(app: Arc<BridgeState>, req: Request) -> Response {
+    if crate::logs::request_spans() {
+        let span = crate::logs::request_span(&app.name, &req);
+        return counted(app, req).instrument(span).await;
     }
-    if let (Some(sse_path), Some(message_path)) = (&config.sse_path, &config.message_path) {
-        router = router
-            .route(sse_path, get(legacy_sse::open))
-            .route(message_path, post(legacy_sse::message));
+    counted(app, req).await
+}
+
+async fn counted(app: Arc<BridgeState>, req: Request) -> Response {
+    if app.config.metrics.is_off() {
+        return guard::guard(app, req).await;
     }
-    router
-        .fallback(not_found)
-        // The handlers read the body themselves and answer 413 with a JSON-RPC body.
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            guard::guard,
-        ))
-        .with_state(state)
+    let metrics = app.config.metrics.clone();
+    crate::metrics::http::record(&metrics, req, |req| guard::guard(app, req)).await
+}
+
+/// The handler of a request the guard let through, by path and method.
+async fn route(
+    app: Arc<BridgeState>,
+    req: Request,
+    principal: Principal,
+    identity: Identity,
+) -> Response {
+    let config = &app.config;
+    let path = req.uri().path();
+    let is = |p: &Option<String>| p.as_deref() == Some(path);
+    let legacy = config.sse_path.is_some() && config.message_path.is_some();
+    let handled = if is(&config.mcp_path) {
+        match *req.method() {
+            Method::POST => streamable::post(app, principal, identity, req).await,
+            Method::GET => streamable::get(app, principal, into_headers(req)).await,
+            Method::DELETE => streamable::delete(app, principal, into_headers(req)).await,
+            _ => return method_not_allowed("GET,POST,DELETE"),
+        }
+    } else if legacy && is(&config.sse_path) {
+        match *req.method() {
+            Method::GET => legacy_sse::open(app, principal, identity, into_headers(req)).await,
+            _ => return method_not_allowed("GET"),
+        }
+    } else if legacy && is(&config.message_path) {
+        match *req.method() {
+            Method::POST => legacy_sse::message(app, principal, req).await,
+            _ => return method_not_allowed("POST"),
+        }
+    } else {
+        return not_found();
+    };
+    handled.into_response()
+}
+
+fn into_headers(req: Request) -> HeaderMap {
+    req.into_parts().0.headers
+}
+
+/// 405 with the methods the path takes.
+pub(crate) fn method_not_allowed(allow: &'static str) -> Response {
+    let mut resp = StatusCode::METHOD_NOT_ALLOWED.into_response();
+    resp.headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    resp
 }
 
 /// The live session `id` if `principal` may use it (the token that created it), touched.
@@ -94,26 +132,47 @@ fn child_env(app: &BridgeState, headers: &HeaderMap, identity: &Identity) -> Vec
     from_headers.chain(from_claims).collect()
 }
 
-/// The body, or 413 with a JSON-RPC body when it exceeds the limit.
-/// A request's headers and its body (within the body limit). Taken apart here rather than with
-/// axum's `HeaderMap` extractor, which copies the headers: every POST would pay for the copy.
+/// A request's headers and its body (within the body limit, or 413 with a JSON-RPC body).
 async fn headers_and_body(
     app: &BridgeState,
-    req: axum::extract::Request,
+    req: Request,
 ) -> Result<(HeaderMap, Bytes), HttpError> {
-    use axum::extract::FromRequest as _;
-    let (mut parts, body) = req.into_parts();
-    let headers = std::mem::take(&mut parts.headers);
-    let req = axum::extract::Request::from_parts(parts, body);
-    let body = read_body(app, Bytes::from_request(req, &()).await)?;
-    Ok((headers, body))
+    let (parts, body) = req.into_parts();
+    let body = read_body(body, app.config.limits.max_body).await?;
+    Ok((parts.headers, body))
 }
 
-fn read_body(app: &BridgeState, body: Result<Bytes, BytesRejection>) -> Result<Bytes, HttpError> {
-    body.map_err(|r| match r.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => HttpError::PayloadTooLarge(app.config.limits.max_body),
-        _ => HttpError::InvalidRequest(r.body_text()),
-    })
+/// The whole body, refused as soon as it is known to exceed `max` (declared or counted). A body
+/// that came as one piece is passed on as it is, not copied.
+async fn read_body(mut body: Body, max: usize) -> Result<Bytes, HttpError> {
+    use http_body::Body as _;
+    let too_large = || HttpError::PayloadTooLarge(max);
+    if body.size_hint().lower() > max as u64 {
+        return Err(too_large());
+    }
+    let (mut first, mut joined): (Option<Bytes>, Vec<u8>) = (None, Vec::new());
+    while let Some(frame) = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+        let frame = frame.map_err(|e| {
+            HttpError::InvalidRequest(format!("Failed to read the request body: {e}"))
+        })?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        let had = first.as_ref().map_or(0, Bytes::len) + joined.len();
+        if had + data.len() > max {
+            return Err(too_large());
+        }
+        match first.take() {
+            None if joined.is_empty() => first = Some(data),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    joined.extend_from_slice(&earlier);
+                }
+                joined.extend_from_slice(&data);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(joined)))
 }
 
 /// The body as JSON, or 400 with a JSON-RPC parse error.
@@ -140,7 +199,7 @@ fn refused(r: Refused) -> HttpError {
 }
 
 /// 404 with a JSON-RPC body.
-pub(crate) async fn not_found() -> Response {
+pub(crate) fn not_found() -> Response {
     json_response(
         StatusCode::NOT_FOUND,
         &jsonrpc::error_value(

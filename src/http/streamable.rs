@@ -4,10 +4,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Extension;
 use serde_json::Value;
 use tracing::{debug, info};
 
@@ -34,12 +32,11 @@ type Handled = Result<Response, HttpError>;
 
 /// POST: one JSON-RPC message, or a batch, from a client.
 pub async fn post(
-    State(app): State<Arc<BridgeState>>,
-    Extension(principal): Extension<Principal>,
-    identity: Option<Extension<Identity>>,
+    app: Arc<BridgeState>,
+    principal: Principal,
+    identity: Identity,
     req: axum::extract::Request,
 ) -> Handled {
-    let identity = identity.map(|Extension(i)| i).unwrap_or_default();
     let (headers, body) = super::headers_and_body(&app, req).await?;
     accept::check_content_type(&headers)?;
     let mode = accept::post_reply_mode(&headers)?;
@@ -257,11 +254,7 @@ async fn post_batch(
 
 /// GET: resumes the stream named by `Last-Event-ID`, or opens the session's standalone stream
 /// for server messages not tied to a request.
-pub async fn get(
-    State(app): State<Arc<BridgeState>>,
-    Extension(principal): Extension<Principal>,
-    headers: HeaderMap,
-) -> Handled {
+pub async fn get(app: Arc<BridgeState>, principal: Principal, headers: HeaderMap) -> Handled {
     accept::check_get_accept(&headers)?;
     let session = session_of(&app, &headers, &principal)?;
     let keep_alive = app.config.keep_alive;
@@ -293,11 +286,7 @@ pub async fn get(
 }
 
 /// DELETE: ends the session; its running requests are cancelled at the child.
-pub async fn delete(
-    State(app): State<Arc<BridgeState>>,
-    Extension(principal): Extension<Principal>,
-    headers: HeaderMap,
-) -> Handled {
+pub async fn delete(app: Arc<BridgeState>, principal: Principal, headers: HeaderMap) -> Handled {
     let session = session_of(&app, &headers, &principal)?;
     let Some(session) = app.sessions.remove(&session.id) else {
         return Err(HttpError::SessionNotFound);

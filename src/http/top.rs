@@ -6,24 +6,17 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{header, StatusCode, Uri};
+use axum::extract::Request;
+use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use serde_json::json;
-use tower::ServiceExt;
 
 use crate::error::{json_response, HttpError};
 use crate::servers::{slot_readiness, Servers, Slot, PREFIX};
 
-/// The router the listener serves.
-pub fn top(servers: Arc<Servers>) -> Router {
-    Router::new()
-        .route("/health", get(health))
-        .route("/ready", get(ready))
-        .fallback(dispatch)
-        .with_state(servers)
+/// What the listener serves.
+pub fn top(servers: Arc<Servers>) -> crate::listener::App {
+    Arc::new(move |req| Box::pin(dispatch(servers.clone(), req)))
 }
 
 fn status(ok: bool) -> StatusCode {
@@ -48,20 +41,20 @@ fn probe_refused(servers: &Servers, req: &Request) -> Option<Response> {
     None
 }
 
-async fn health(State(servers): State<Arc<Servers>>, req: Request) -> Response {
-    if let Some(refused) = probe_refused(&servers, &req) {
+fn health(servers: &Servers, req: &Request) -> Response {
+    if let Some(refused) = probe_refused(servers, req) {
         return refused;
     }
     let (alive, body) = servers.health();
-    with_cors(&req, json_response(status(alive), &body))
+    with_cors(req, json_response(status(alive), &body))
 }
 
-async fn ready(State(servers): State<Arc<Servers>>, req: Request) -> Response {
-    if let Some(refused) = probe_refused(&servers, &req) {
+fn ready(servers: &Servers, req: &Request) -> Response {
+    if let Some(refused) = probe_refused(servers, req) {
         return refused;
     }
     let (ready, body) = servers.readiness();
-    with_cors(&req, json_response(status(ready), &body))
+    with_cors(req, json_response(status(ready), &body))
 }
 
 /// A browser page of an allowed origin may read the probes (the origin was checked).
@@ -98,7 +91,18 @@ fn server_probe(servers: &Servers, name: &str, slot: &Slot, rest: &str) -> Respo
 }
 
 /// Hands a request to the server that serves its path.
-async fn dispatch(State(servers): State<Arc<Servers>>, mut req: Request) -> Response {
+async fn dispatch(servers: Arc<Servers>, mut req: Request) -> Response {
+    let probe: Option<fn(&Servers, &Request) -> Response> = match req.uri().path() {
+        "/health" => Some(health),
+        "/ready" => Some(ready),
+        _ => None,
+    };
+    if let Some(probe) = probe {
+        return match *req.method() {
+            Method::GET | Method::HEAD => probe(&servers, &req),
+            _ => super::method_not_allowed("GET,HEAD"),
+        };
+    }
     if let Some(rest) = req.uri().path().strip_prefix(PREFIX) {
         let (name, tail) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
         if let Some(slot) = servers.get(name) {
@@ -119,16 +123,13 @@ async fn dispatch(State(servers): State<Arc<Servers>>, mut req: Request) -> Resp
             serve(Slot::Running(r), req).await
         }
         Some(other) => serve(other, req).await,
-        None => super::not_found().await,
+        None => super::not_found(),
     }
 }
 
 async fn serve(slot: Slot, req: Request) -> Response {
     match slot {
-        Slot::Running(r) => match r.app.clone().oneshot(req).await {
-            Ok(resp) => resp,
-            Err(never) => match never {},
-        },
+        Slot::Running(r) => super::serve(r.state.clone(), req).await,
         Slot::Starting | Slot::Failed(_) => HttpError::ChildGone.into_response(),
     }
 }

@@ -1,5 +1,5 @@
 //! One accepted connection, from its permit to its close: TLS handshake (if any), a first
-//! plain `GET` served by `get_stream`, then HTTP/1.1 by hyper with the axum router as the
+//! plain `GET` served by `get_stream`, then HTTP/1.1 by hyper with the bridge's `App` as the
 //! service, and the `Activity` timer that closes it when it
 //! is silent, half-sent or idle for too long. Reads, requests and response bodies are wrapped
 //! here so that they report to the connection's `Activity`.
@@ -18,12 +18,10 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt as _;
 use tracing::debug;
 
 use super::activity::{Activity, InFlight};
@@ -130,12 +128,9 @@ where
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim().eq_ignore_ascii_case("close")));
     let served = async {
-        // Boxed: the router's future is large and done with before the stream starts; the
-        // connection's task should not keep room for it while the stream idles.
-        let resp = match Box::pin(shared.app.clone().oneshot(req)).await {
-            Ok(resp) => resp,
-            Err(never) => match never {},
-        };
+        // Boxed (by `App`): the handler's future is done with before the stream starts; the
+        // connection's task keeps no room for it while the stream idles.
+        let resp = (shared.app)(req).await;
         // After the response: nothing more once shutdown began, as hyper does.
         match get_stream::respond(io, close, resp, rest).await {
             get_stream::Ended::KeepAlive(rest) if !shared.stop.is_cancelled() => Some(rest),
@@ -158,7 +153,7 @@ where
 {
     let io = TokioIo::new(io);
     let service = TrackedService {
-        app: TowerToHyperService::new(shared.app.clone()),
+        app: shared.app.clone(),
         activity: activity.clone(),
     };
     // Both timeouts are `activity`'s: hyper's header timer also runs while a keep-alive
@@ -246,35 +241,50 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for TrackedIo<I> {
     }
 }
 
-/// The axum router, marking the connection busy from a request's head to its response's end.
+/// The bridge's `App`, marking the connection busy from a request's head to its response's end.
 struct TrackedService {
-    app: TowerToHyperService<axum::Router>,
+    app: super::App,
     activity: Arc<Activity>,
 }
 
 impl hyper::service::Service<Request<Incoming>> for TrackedService {
     type Response = Response<TrackedBody>;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+    type Future = Tracked;
 
-    fn call(&self, req: Request<Incoming>) -> Self::Future {
+    fn call(&self, req: Request<Incoming>) -> Tracked {
         // Taken before the handler runs: a handler that waits long (a slow tool) is busy too.
-        let in_flight = self.activity.request();
-        let response = self.app.call(req);
-        Box::pin(async move {
-            let response = response.await?;
-            Ok(response.map(|body| TrackedBody {
-                body,
-                _in_flight: in_flight,
-            }))
-        })
+        Tracked {
+            in_flight: Some(self.activity.request()),
+            response: (self.app)(req.map(Body::new)),
+        }
+    }
+}
+
+/// A response on its way, holding its connection busy; then the body holds it.
+struct Tracked {
+    in_flight: Option<InFlight>,
+    response: super::BoxFuture<Response<Body>>,
+}
+
+impl Future for Tracked {
+    type Output = Result<Response<TrackedBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let resp = std::task::ready!(this.response.as_mut().poll(cx));
+        let in_flight = this.in_flight.take();
+        Poll::Ready(Ok(resp.map(|body| TrackedBody {
+            body,
+            _in_flight: in_flight,
+        })))
     }
 }
 
 /// A response body that keeps its connection busy until hyper drops it (sent, or abandoned).
 struct TrackedBody {
     body: Body,
-    _in_flight: InFlight,
+    _in_flight: Option<InFlight>,
 }
 
 impl http_body::Body for TrackedBody {

@@ -3,7 +3,7 @@
 //! connection's life), TLS handshakes off the accept path, the header and idle timeouts, and
 //! graceful shutdown. HTTP/1.1 is hyper's, except a connection's first request when it is a
 //! plain `GET` (`get_stream`: an event stream held without hyper's buffers); requests go to the
-//! axum router. Nothing here knows MCP.
+//! bridge's `App`. Nothing here knows MCP.
 
 mod activity;
 mod connection;
@@ -77,9 +77,21 @@ impl Settings {
     }
 }
 
+/// A boxed future that can move between threads.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// What answers every request: a plain function from request to response future. (A tower
+/// stack of routers and middleware cost each request several boxed futures, service clones
+/// and extension maps: about a tenth of the bridge's CPU at 16x4.)
+pub type App = Arc<
+    dyn Fn(axum::http::Request<axum::body::Body>) -> BoxFuture<axum::response::Response>
+        + Send
+        + Sync,
+>;
+
 /// What every connection task shares.
 struct Shared {
-    app: axum::Router,
+    app: App,
     tls: Option<TlsAcceptor>,
     settings: Settings,
     /// Cancelled at shutdown: stop accepting; open connections finish their requests.
@@ -126,7 +138,7 @@ pub struct Server {
 pub fn spawn_server(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
-    app: axum::Router,
+    app: App,
     settings: Settings,
     stop: CancellationToken,
 ) -> Server {

@@ -8,10 +8,7 @@ mod flat_json;
 use std::io::IsTerminal;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::Response;
-use tracing::Instrument;
+use axum::extract::Request;
 use tracing_subscriber::EnvFilter;
 
 /// How log lines are written.
@@ -29,7 +26,7 @@ pub enum LogFormat {
 /// subscriber itself, is global.
 static REQUEST_SPANS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Whether the servers' routers should add `request_span`.
+/// Whether requests are served in a `request_span`.
 pub fn request_spans() -> bool {
     REQUEST_SPANS.load(Ordering::Relaxed)
 }
@@ -49,29 +46,24 @@ pub fn init(format: LogFormat, filter: EnvFilter) {
     }
 }
 
-/// Handles a request inside a `request` span naming the server, the session (when the
+/// The `request` span a request is handled in: it names the server, the session (when the
 /// request names one), a number for the request (unique in the process), the HTTP method and
 /// the path.
-pub async fn request_span(
-    State(server): State<std::sync::Arc<str>>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub fn request_span(server: &str, req: &Request) -> tracing::Span {
     let session = req
         .headers()
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .or_else(|| legacy_session(req.uri().query()));
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    let span = tracing::info_span!(
+    tracing::info_span!(
         "request",
         server = %server,
         session,
         request = NEXT.fetch_add(1, Ordering::Relaxed),
         http_method = %req.method(),
         path = req.uri().path(),
-    );
-    next.run(req).instrument(span).await
+    )
 }
 
 /// The `sessionId` of a legacy message URL's query.

@@ -1,4 +1,4 @@
-//! The metrics layer in front of each server's routes: body bytes in and out (a body of
+//! The metrics around each server's requests: body bytes in and out (a body of
 //! known length counted whole, others frame by frame), and refusals
 //! told by their status (421 Host, 403 Origin or, with `insufficient_scope`, scope, 401 token,
 //! and the limits' 413 and 503, which `HttpError` marks).
@@ -7,9 +7,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{header, StatusCode};
-use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 
@@ -20,10 +19,15 @@ use super::ServerMetrics;
 #[derive(Debug, Clone, Copy)]
 pub struct Refusal(pub &'static str);
 
-/// Counts a request's and its response's body bytes, and the refusal, if it is one.
-pub async fn record(State(m): State<ServerMetrics>, req: Request, next: Next) -> Response {
+/// Counts a request's and its response's body bytes, and the refusal, if it is one, around
+/// `next`, which serves the request.
+pub async fn record<F, Fut>(m: &ServerMetrics, req: Request, next: F) -> Response
+where
+    F: FnOnce(Request) -> Fut,
+    Fut: std::future::Future<Output = Response>,
+{
     if m.is_off() {
-        return next.run(req).await;
+        return next(req).await;
     }
     // A body of known length is counted whole, without wrapping it (no allocation); others
     // (chunked requests, event streams) are counted as their frames pass.
@@ -33,7 +37,7 @@ pub async fn record(State(m): State<ServerMetrics>, req: Request, next: Next) ->
         Some(_) => req,
         None => req.map(|b| Body::new(Counted::new(b, m.clone(), true))),
     };
-    let resp = next.run(req).await;
+    let resp = next(req).await;
     match refusal(&resp) {
         Some(reason) => m.refused(reason),
         None => m.bytes(declared.unwrap_or(0), 0),
@@ -43,7 +47,7 @@ pub async fn record(State(m): State<ServerMetrics>, req: Request, next: Next) ->
             m.bytes(0, n);
             resp
         }
-        None => resp.map(|b| Body::new(Counted::new(b, m, false))),
+        None => resp.map(|b| Body::new(Counted::new(b, m.clone(), false))),
     }
 }
 

@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -15,7 +14,7 @@ use crate::access::Policy;
 use crate::children::{Children, Isolation};
 use crate::config::Config;
 use crate::state::BridgeState;
-use crate::{child, front, http, jsonrpc, session};
+use crate::{child, front, jsonrpc, session};
 
 /// One server, serving.
 pub struct Running {
@@ -23,8 +22,6 @@ pub struct Running {
     pub name: Arc<str>,
     /// What its handlers share.
     pub state: Arc<BridgeState>,
-    /// Its routes (the guard included).
-    pub app: Router,
     /// The prefix its own paths carry (`/servers/NAME`), added to a default path (`/mcp`)
     /// when the server is also the default one; `None` when its paths are the default paths.
     pub prefix: Option<Arc<str>>,
@@ -51,26 +48,11 @@ impl Running {
             root: CancellationToken::new(),
             draining: AtomicBool::new(false),
         });
-        // Each layer costs every request a boxed future: only those in use are added.
-        let mut app = http::app(state.clone());
-        if !state.config.metrics.is_off() {
-            app = app.layer(axum::middleware::from_fn_with_state(
-                state.config.metrics.clone(),
-                crate::metrics::http::record,
-            ));
-        }
-        if crate::logs::request_spans() {
-            app = app.layer(axum::middleware::from_fn_with_state(
-                name.clone(),
-                crate::logs::request_span,
-            ));
-        }
         children.tasks().spawn(reap_idle_sessions(state.clone()));
         children.supervise();
         Arc::new(Running {
             name,
             state,
-            app,
             prefix,
         })
     }
