@@ -7,8 +7,10 @@
 //! One routing core between a front per client era and a back per child era:
 //!
 //! ```text
-//! HTTP clients ─► listener (a permit per connection, one task each: TLS, hyper HTTP/1.1,
-//!                 header/idle timeouts) ─► axum: http::guard (Host, Origin, CORS, a static
+//! HTTP clients ─► listener (a permit per connection, one task each: TLS, a first plain GET
+//!                 without hyper (listener::get_stream), then hyper HTTP/1.1, header/idle
+//!                 timeouts) ─► http::top (by path, plain calls) ─► http::serve: metrics,
+//!                 http::guard (Host, Origin, CORS, a static
 //!                 bearer token or an OAuth access token checked by `oauth`) ─►
 //!                 http::streamable | http::legacy_sse   (HTTP only: parse, find the
 //!                 session, pick the reply mode)
@@ -38,8 +40,7 @@
 //!
 //! * `servers::Servers` holds the bridge's servers by name (the command line makes one,
 //!   `default`). `http::top` answers the probes (`/health`, `/ready`) and hands every other
-//!   request to the router of the server its path names (`/servers/NAME/…`), or of the default
-//!   server. `state::BridgeState` is what one server's handlers share (config, sessions,
+//!   request to the server its path names (`/servers/NAME/…`), or to the default server. `state::BridgeState` is what one server's handlers share (config, sessions,
 //!   children, its shutdown token); it knows no HTTP. `config::Config` is plain data.
 //!   `servers::Running` is one server's life (its routes, reaper, supervision, orderly stop);
 //!   `servers::fleet::Fleet` runs the servers of a configuration file (`--config`), each on its

@@ -34,6 +34,8 @@ pub struct Activity {
     state: Mutex<State>,
     /// `phase == Idle`, readable without the lock: every read checks it.
     idle: AtomicBool,
+    /// A request after an idle pause is to be taken from hyper (see `connection::TrackedIo`).
+    handover: AtomicBool,
 }
 
 impl Activity {
@@ -46,6 +48,25 @@ impl Activity {
                 in_flight: 0,
             }),
             idle: AtomicBool::new(false),
+            handover: AtomicBool::new(false),
+        })
+    }
+
+    /// Whether the connection is between requests (the last response ended, no byte since).
+    pub fn is_idle(&self) -> bool {
+        self.idle.load(Ordering::Acquire)
+    }
+
+    /// Asks the connection's task to end hyper's part; the caller wakes the task.
+    pub fn want_handover(&self) {
+        self.handover.store(true, Ordering::Release);
+    }
+
+    /// Resolves once `want_handover` was called (looked at whenever the connection's task runs).
+    pub fn handover_wanted(&self) -> impl std::future::Future<Output = ()> + '_ {
+        std::future::poll_fn(|_| match self.handover.swap(false, Ordering::AcqRel) {
+            true => std::task::Poll::Ready(()),
+            false => std::task::Poll::Pending,
         })
     }
 

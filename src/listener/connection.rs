@@ -18,7 +18,7 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt as _, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::OwnedSemaphorePermit;
 use tokio_rustls::TlsAcceptor;
@@ -69,8 +69,10 @@ async fn serve_tls(stream: TcpStream, addr: SocketAddr, acceptor: &TlsAcceptor, 
     serve_http(tls, addr, shared).await
 }
 
-/// HTTP/1.1 on `io` until the client or hyper closes it, a wait expires, or shutdown. A first
-/// request that is a plain `GET` is served without hyper (`get_stream`), hyper serves the rest.
+/// HTTP/1.1 on `io` until the client or hyper closes it, a wait expires, or shutdown. A plain
+/// `GET` that comes first, or after the connection idled, is served without hyper
+/// (`get_stream`): hyper's connection, and with it its buffers, is ended first and started
+/// anew after the `GET`'s response. hyper serves everything else.
 async fn serve_http<I>(io: I, addr: SocketAddr, shared: &Shared)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -79,35 +81,44 @@ where
     let mut io = TrackedIo {
         io,
         activity: activity.clone(),
+        prefix: Bytes::new(),
+        watch: false,
+        taken: None,
     };
     let settings = &shared.settings;
-    let first = tokio::select! {
-        first = get_stream::read_first(&mut io) => first,
-        phase = activity.expired(settings.header_timeout, settings.idle_timeout) => {
-            shared.log_expired(phase, addr);
-            return;
+    let mut read = Vec::new();
+    loop {
+        let first = tokio::select! {
+            first = get_stream::read_first(&mut io, read) => first,
+            phase = activity.expired(settings.header_timeout, settings.idle_timeout) => {
+                shared.log_expired(phase, addr);
+                return;
+            }
+            // Nothing was being served: closing is what hyper does to an idle connection.
+            _ = shared.stop.cancelled(), if io.prefix.is_empty() => return,
+            _ = shared.abort.cancelled() => return,
+        };
+        let rest = match first {
+            get_stream::First::Gone => return,
+            get_stream::First::Other(bytes) => bytes,
+            get_stream::First::Get(req, rest) => {
+                match serve_get(&mut io, *req, rest, shared).await {
+                    Some(rest) => rest,
+                    None => return,
+                }
+            }
+        };
+        io.prefix = Bytes::from(rest);
+        io.watch = true;
+        // Boxed: hyper's connection state is large, and a connection that only holds an event
+        // stream never needs it.
+        let ended = Box::pin(serve_hyper(&mut io, addr, shared, activity.clone())).await;
+        io.watch = false;
+        match (ended, io.taken.take()) {
+            (Hyper::HandedOver, Some(taken)) => read = taken,
+            _ => return,
         }
-        // Nothing was being served: closing is what hyper does to an idle connection.
-        _ = shared.stop.cancelled() => return,
-        _ = shared.abort.cancelled() => return,
-    };
-    let rest = match first {
-        get_stream::First::Gone => return,
-        get_stream::First::Other(bytes) => bytes,
-        get_stream::First::Get(req, rest) => match serve_get(&mut io, *req, rest, shared).await {
-            Some(rest) => rest,
-            None => return,
-        },
-    };
-    // Boxed: hyper's connection state is large, and a connection that only ever held an event
-    // stream never needs it.
-    Box::pin(serve_hyper(
-        get_stream::Prefixed::new(rest, io),
-        addr,
-        shared,
-        activity,
-    ))
-    .await
+    }
 }
 
 /// Serves one `GET` without hyper; returns the bytes that came after it when the connection
@@ -146,53 +157,88 @@ where
     rest
 }
 
-/// hyper's HTTP/1.1 on `io` until the client or hyper closes it, a wait expires, or shutdown.
-async fn serve_hyper<I>(io: I, addr: SocketAddr, shared: &Shared, activity: Arc<Activity>)
+/// How hyper's part of a connection ended.
+enum Hyper {
+    /// The connection is done (closed, failed, timed out, or shutdown).
+    Ended,
+    /// An idle connection's next request is a plain `GET`, taken from hyper (`TrackedIo`).
+    HandedOver,
+}
+
+/// hyper's HTTP/1.1 on `io` until the client or hyper closes it, a wait expires, shutdown, or
+/// a `GET` after an idle pause is handed over.
+async fn serve_hyper<I>(
+    io: &mut TrackedIo<I>,
+    addr: SocketAddr,
+    shared: &Shared,
+    activity: Arc<Activity>,
+) -> Hyper
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let io = TokioIo::new(io);
     let service = TrackedService {
         app: shared.app.clone(),
         activity: activity.clone(),
     };
     // Both timeouts are `activity`'s: hyper's header timer also runs while a keep-alive
     // connection waits for its next request, so it cannot tell idling from a slow head.
-    let conn = http1::Builder::new()
+    let mut conn = http1::Builder::new()
         .header_read_timeout(None::<std::time::Duration>)
-        .serve_connection(io, service);
-    let mut conn = std::pin::pin!(conn);
+        .serve_connection(TokioIo::new(&mut *io), service);
     let settings = &shared.settings;
-    let mut stopping = false;
-    loop {
-        // Cancel safety: `conn` is pinned outside the loop and polled on after a shutdown
-        // request; `expired` and the token futures keep no state of their own.
+    let (mut stopping, mut handing_over) = (false, false);
+    let ended = loop {
+        // Cancel safety: `conn` lives outside the loop and is polled on after a shutdown or
+        // hand-over request; `expired`, the hand-over flag and the token futures keep no state
+        // of their own.
         tokio::select! {
-            r = conn.as_mut() => {
+            r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
                 if let Err(e) = r {
                     debug!(err = %e, "connection ended with an error");
+                    break Hyper::Ended;
                 }
-                return;
+                break if handing_over { Hyper::HandedOver } else { Hyper::Ended };
             }
             phase = activity.expired(settings.header_timeout, settings.idle_timeout) => {
                 // Dropping `conn` closes the socket; no request is being served.
                 shared.log_expired(phase, addr);
-                return;
+                return Hyper::Ended;
             }
             _ = shared.stop.cancelled(), if !stopping => {
                 // Closes an idle connection now, a busy one once its response is sent.
                 stopping = true;
-                conn.as_mut().graceful_shutdown();
+                handing_over = false;
+                Pin::new(&mut conn).graceful_shutdown();
             }
-            _ = shared.abort.cancelled() => return,
+            () = activity.handover_wanted(), if !handing_over && !stopping => {
+                // hyper is idle (waiting for a request head it will not get): this ends it.
+                handing_over = true;
+                Pin::new(&mut conn).graceful_shutdown();
+            }
+            _ = shared.abort.cancelled() => return Hyper::Ended,
+        }
+    };
+    drop(conn);
+    if let Hyper::Ended = ended {
+        // What hyper does when it closes: the end of the stream (TLS: its close_notify).
+        tokio::select! {
+            _ = io.shutdown() => {}
+            _ = shared.abort.cancelled() => {}
         }
     }
+    ended
 }
 
-/// The socket, reporting every read to the connection's `Activity`.
+/// The socket, reporting every read to the connection's `Activity`, with bytes already read
+/// put back in front (`prefix`). While hyper serves the connection (`watch`), the first bytes
+/// after an idle pause are looked at: when they begin a `GET`, they are kept from hyper
+/// (`taken`) and the connection is told to end hyper's part and serve the `GET` itself.
 struct TrackedIo<I> {
     io: I,
     activity: Arc<Activity>,
+    prefix: Bytes,
+    watch: bool,
+    taken: Option<Vec<u8>>,
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for TrackedIo<I> {
@@ -202,10 +248,29 @@ impl<I: AsyncRead + Unpin> AsyncRead for TrackedIo<I> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if !this.prefix.is_empty() {
+            let n = this.prefix.len().min(buf.remaining());
+            buf.put_slice(&this.prefix.split_to(n));
+            return Poll::Ready(Ok(()));
+        }
+        if this.taken.is_some() {
+            // Handed over: hyper gets nothing more, and is being ended.
+            return Poll::Pending;
+        }
+        let idle = this.watch && this.activity.is_idle();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
         if buf.filled().len() > before {
             this.activity.read();
+            let got = &buf.filled()[before..];
+            if idle && got.starts_with(b"GET ") {
+                this.taken = Some(got.to_vec());
+                buf.set_filled(before);
+                this.activity.want_handover();
+                // The connection's task polls its hand-over branch next.
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
         }
         polled
     }

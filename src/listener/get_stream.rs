@@ -14,13 +14,11 @@
 //! hyper with the bytes read so far, so the answers to odd requests stay hyper's.
 
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::http::{header, HeaderName, HeaderValue, Method, Request, Response, Uri, Version};
 use http_body::Body as _;
-use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 /// The longest head taken here (a longer one is hyper's, with its own limits).
 const MAX_HEAD: usize = 16 * 1024;
@@ -40,10 +38,9 @@ pub(super) enum First {
     Gone,
 }
 
-/// Reads until the first request is known to be a plain `GET` (and its head is complete), or
-/// known not to be.
-pub(super) async fn read_first<I: AsyncRead + Unpin>(io: &mut I) -> First {
-    let mut buf = Vec::new();
+/// Reads (after `buf`, the bytes read already) until the request is known to be a plain `GET`
+/// (and its head is complete), or known not to be.
+pub(super) async fn read_first<I: AsyncRead + Unpin>(io: &mut I, mut buf: Vec<u8>) -> First {
     loop {
         if buf.len() >= 4 || !b"GET ".starts_with(&buf) {
             if !buf.starts_with(b"GET ") {
@@ -173,7 +170,7 @@ pub(super) async fn respond<I: AsyncRead + AsyncWrite + Unpin>(
         // Cancel safety: `frame` keeps no state of its own (the body does), and the probe's
         // read loses nothing: what it read is in `rest`.
         let frame = tokio::select! {
-            frame = std::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)) => frame,
+            frame = std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)) => frame,
             gone = probe(io, &mut rest) => {
                 if gone {
                     return Ended::Close;
@@ -278,74 +275,17 @@ async fn probe<I: AsyncRead + Unpin>(io: &mut I, rest: &mut Vec<u8>) -> bool {
     }
 }
 
-/// The connection's socket with bytes already read from it put back in front, for hyper.
-pub(super) struct Prefixed<I> {
-    prefix: Bytes,
-    io: I,
-}
-
-impl<I> Prefixed<I> {
-    pub(super) fn new(prefix: Vec<u8>, io: I) -> Prefixed<I> {
-        Prefixed {
-            prefix: Bytes::from(prefix),
-            io,
-        }
-    }
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if !this.prefix.is_empty() {
-            let n = this.prefix.len().min(buf.remaining());
-            buf.put_slice(&this.prefix.split_to(n));
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.io).poll_read(cx, buf)
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_shutdown(cx)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::body::Bytes;
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
 
     fn first(bytes: &[u8]) -> First {
         let mut io: &[u8] = bytes;
-        futures_util::FutureExt::now_or_never(read_first(&mut io)).expect("no wait on a slice")
+        futures_util::FutureExt::now_or_never(read_first(&mut io, Vec::new()))
+            .expect("no wait on a slice")
     }
 
     #[test]
@@ -377,6 +317,10 @@ mod tests {
             }
         }
         assert!(matches!(first(b""), First::Gone));
+        // Bytes read before (taken from hyper) count as the start of the head.
+        let mut io: &[u8] = b"/x HTTP/1.1\r\n\r\n";
+        let taken = futures_util::FutureExt::now_or_never(read_first(&mut io, b"GET ".to_vec()));
+        assert!(matches!(taken, Some(First::Get(req, _)) if req.uri() == "/x"));
         let zero = b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
         assert!(matches!(first(zero), First::Get(..)));
     }
@@ -481,13 +425,5 @@ mod tests {
             let len = hex(n, &mut out);
             assert_eq!(&out[..len], want.as_bytes());
         }
-    }
-
-    #[tokio::test]
-    async fn prefixed_bytes_come_first() {
-        let mut io = Prefixed::new(b"abc".to_vec(), &b"def"[..]);
-        let mut out = String::new();
-        io.read_to_string(&mut out).await.unwrap();
-        assert_eq!(out, "abcdef");
     }
 }

@@ -165,3 +165,68 @@ async fn gets_hyper_should_judge_still_get_its_answers() {
         .unwrap();
     assert!(all.starts_with("HTTP/1.1 400"), "{all}");
 }
+
+#[tokio::test]
+async fn a_get_after_posts_on_the_same_connection_streams_and_the_connection_goes_on() {
+    let bridge = TestBridge::start_with(|c| c.keep_alive = Duration::from_secs(60)).await;
+    let addr = addr_of(&bridge);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let post = |body: &str, sid: &str| {
+        let sid = match sid {
+            "" => String::new(),
+            sid => format!("Mcp-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-06-18\r\n"),
+        };
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Accept: application/json, text/event-stream\r\n{sid}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let init = initialize_msg(json!(1), "2025-06-18").to_string();
+    s.write_all(post(&init, "").as_bytes()).await.unwrap();
+    // The whole initialize reply: one event, with its length.
+    let reply = read_until(&mut s, "the initialize reply", |b| {
+        b.contains("serverInfo") && b.ends_with("}\n\n")
+    })
+    .await;
+    let sid = reply
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("mcp-session-id: ")
+                .map(str::to_owned)
+        })
+        .expect("a session id");
+    let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
+    s.write_all(post(&note, &sid).as_bytes()).await.unwrap();
+    read_until(&mut s, "202", |b| {
+        b.contains("202 Accepted") && b.ends_with("\r\n\r\n")
+    })
+    .await;
+
+    // Now a GET on the same connection, after it idled: the standalone stream.
+    let get = format!(
+        "GET /mcp HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\
+         Mcp-Session-Id: {sid}\r\nMCP-Protocol-Version: 2025-06-18\r\n\r\n"
+    );
+    s.write_all(get.as_bytes()).await.unwrap();
+    let head = read_until(&mut s, "the stream's head", |b| b.contains("\r\n\r\n")).await;
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    let mut other = bridge.client().await;
+    other.initialize().await;
+    other.call(json!(1), "list_changed", json!({})).await;
+    read_until(&mut s, "the broadcast", |b| b.contains("list_changed")).await;
+
+    // The session ends, so does the stream; the connection then carries a POST again.
+    let mut ender = Client::new(&bridge.url);
+    ender.session = Some(sid.clone());
+    assert_eq!(ender.delete().await, 200);
+    read_until(&mut s, "the stream's end", |b| b.ends_with("0\r\n\r\n")).await;
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"}).to_string();
+    s.write_all(post(&ping, &sid).as_bytes()).await.unwrap();
+    let gone = read_until(&mut s, "the reply", |b| b.contains("\r\n\r\n")).await;
+    assert!(
+        gone.starts_with("HTTP/1.1 404"),
+        "a deleted session: {gone}"
+    );
+}
