@@ -13,14 +13,6 @@ use crate::support::*;
 /// A request head cut off in the middle of its headers.
 const HALF_HEAD: &[u8] = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: appli";
 
-fn addr_of(bridge: &TestBridge) -> SocketAddr {
-    bridge
-        .base
-        .trim_start_matches("http://")
-        .parse()
-        .expect("the bridge's address")
-}
-
 /// A connection that has sent `bytes` and nothing more.
 async fn connect_sending(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
     let mut s = within("connect", TcpStream::connect(addr)).await.unwrap();

@@ -3,7 +3,6 @@
 //! its framing, the hand-over of the same connection to hyper for the requests after it, and a
 //! client that goes away in the middle of a stream.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde_json::json;
@@ -11,14 +10,6 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::support::*;
-
-fn addr_of(bridge: &TestBridge) -> SocketAddr {
-    bridge
-        .base
-        .trim_start_matches("http://")
-        .parse()
-        .expect("the bridge's address")
-}
 
 /// Reads from `s` until `done` says the bytes so far are complete.
 async fn read_until(s: &mut TcpStream, what: &str, done: impl Fn(&str) -> bool) -> String {

@@ -653,3 +653,12 @@ pub fn url_line(child: &mut std::process::Child) -> String {
         .expect("the URL line");
     line.trim_end().to_owned()
 }
+
+/// The bridge's listening address.
+pub fn addr_of(bridge: &TestBridge) -> std::net::SocketAddr {
+    bridge
+        .base
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the bridge's address")
+}
