@@ -16,7 +16,9 @@
 use std::io;
 
 use axum::body::Body;
-use axum::http::{header, HeaderName, HeaderValue, Method, Request, Response, Uri, Version};
+use axum::http::{
+    header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
+};
 use http_body::Body as _;
 use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
@@ -132,6 +134,13 @@ pub(super) async fn respond<I: AsyncRead + AsyncWrite + Unpin>(
     mut rest: Vec<u8>,
 ) -> Ended {
     let (parts, mut body) = resp.into_parts();
+    // A 1xx, 204 or 304 response has no body and says nothing of one (RFC 9110, 8.6 and 6.4.1).
+    let bodiless = parts.status.is_informational()
+        || parts.status == StatusCode::NO_CONTENT
+        || parts.status == StatusCode::NOT_MODIFIED;
+    if bodiless {
+        body = Body::empty();
+    }
     let length = body.size_hint().exact();
     let mut head = Vec::with_capacity(256);
     let reason = parts.status.canonical_reason().unwrap_or("");
@@ -153,6 +162,7 @@ pub(super) async fn respond<I: AsyncRead + AsyncWrite + Unpin>(
         head.extend_from_slice(format!("date: {date}\r\n").as_bytes());
     }
     match length {
+        _ if bodiless => {}
         Some(n) => head.extend_from_slice(format!("content-length: {n}\r\n").as_bytes()),
         None => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
@@ -361,6 +371,19 @@ mod tests {
         assert!(out.contains("\r\ncontent-length: 2\r\n"), "{out}");
         assert!(out.contains("\r\ndate: "), "{out}");
         assert!(out.ends_with("\r\n\r\n{}"), "{out}");
+        assert!(keep);
+
+        let resp = Response::builder()
+            .status(204)
+            .body(Body::from("x"))
+            .unwrap();
+        let (out, keep) = written(resp, false).await;
+        assert!(out.starts_with("HTTP/1.1 204 No Content\r\n"), "{out}");
+        assert!(
+            !out.contains("content-length") && !out.contains("chunked"),
+            "{out}"
+        );
+        assert!(out.ends_with("\r\n\r\n"), "{out}");
         assert!(keep);
 
         let frames = futures_util::stream::iter(["event: a\n\n", "", "data: 12345\n\n"])
