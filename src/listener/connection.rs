@@ -94,8 +94,9 @@ where
                 shared.log_expired(phase, addr);
                 return;
             }
-            // Nothing was being served: closing is what hyper does to an idle connection.
-            _ = shared.stop.cancelled(), if io.prefix.is_empty() => return,
+            // Nothing is being served: closing is what hyper does to an idle connection, also
+            // one whose next head has begun.
+            _ = shared.stop.cancelled() => return,
             _ = shared.abort.cancelled() => return,
         };
         let rest = match first {
@@ -220,9 +221,11 @@ where
     };
     drop(conn);
     if let Hyper::Ended = ended {
-        // What hyper does when it closes: the end of the stream (TLS: its close_notify).
+        // What hyper does when it closes: the end of the stream (TLS: its close_notify), as
+        // long as a client that reads nothing may hold a connection.
         tokio::select! {
             _ = io.shutdown() => {}
+            _ = activity.expired(settings.header_timeout, settings.idle_timeout) => {}
             _ = shared.abort.cancelled() => {}
         }
     }
