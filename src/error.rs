@@ -210,10 +210,25 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
 
 /// An `application/json` response holding already serialized bytes.
 pub fn json_bytes_response(status: StatusCode, body: bytes::Bytes) -> Response {
-    let mut resp = (status, body).into_response();
+    let mut resp = empty_response(status);
+    *resp.body_mut() = axum::body::Body::from(body);
     resp.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
     );
+    resp
+}
+
+/// Room in a response's header map for the request that comes next on its connection: hyper
+/// clears the map of a response it has sent and parses the next request's headers into it,
+/// growing it when it is too small (two allocations and a rehash per request; MCP requests
+/// carry seven to ten headers).
+const HEADER_ROOM: usize = 12;
+
+/// A response without a body whose header map has `HEADER_ROOM`.
+pub fn empty_response(status: StatusCode) -> Response {
+    let mut resp = Response::new(axum::body::Body::empty());
+    *resp.status_mut() = status;
+    *resp.headers_mut() = axum::http::HeaderMap::with_capacity(HEADER_ROOM);
     resp
 }

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use tracing::{debug, info};
 
 use super::guard::{Identity, Principal};
@@ -119,7 +119,7 @@ pub async fn message(
         front::session::request_plain(&session, req, reg)
             .await
             .map_err(refused)?;
-        return Ok(StatusCode::ACCEPTED.into_response());
+        return Ok(crate::error::empty_response(StatusCode::ACCEPTED));
     }
     let msg = super::parse_json(&body)?;
     match super::classify(&msg)? {
@@ -148,5 +148,5 @@ pub async fn message(
             .map_err(refused)?,
     }
     debug!(session = %session.id, "message accepted");
-    Ok(StatusCode::ACCEPTED.into_response())
+    Ok(crate::error::empty_response(StatusCode::ACCEPTED))
 }

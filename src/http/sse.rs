@@ -406,8 +406,8 @@ pub fn complete(mut frames: Vec<Bytes>) -> Response {
 }
 
 fn event_stream_response(body: Body) -> Response {
-    let mut resp = Response::new(body);
-    *resp.status_mut() = StatusCode::OK;
+    let mut resp = crate::error::empty_response(StatusCode::OK);
+    *resp.body_mut() = body;
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

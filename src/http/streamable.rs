@@ -68,13 +68,13 @@ pub async fn post(
             front::session::notification(&session, msg)
                 .await
                 .map_err(refused)?;
-            Ok(StatusCode::ACCEPTED.into_response())
+            Ok(crate::error::empty_response(StatusCode::ACCEPTED))
         }
         Kind::Response => {
             front::session::reply(&session, msg)
                 .await
                 .map_err(refused)?;
-            Ok(StatusCode::ACCEPTED.into_response())
+            Ok(crate::error::empty_response(StatusCode::ACCEPTED))
         }
     }
 }
@@ -247,7 +247,7 @@ async fn post_batch(
     }
     drop(tx);
     if requests == 0 {
-        return Ok(StatusCode::ACCEPTED.into_response());
+        return Ok(crate::error::empty_response(StatusCode::ACCEPTED));
     }
     Ok(reply(app, session, rx, requests, mode).await)
 }
