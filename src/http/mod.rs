@@ -42,9 +42,6 @@ pub async fn serve(app: Arc<BridgeState>, req: Request) -> Response {
 }
 
 async fn counted(app: Arc<BridgeState>, req: Request) -> Response {
-    if app.config.metrics.is_off() {
-        return guard::guard(app, req).await;
-    }
     let metrics = app.config.metrics.clone();
     crate::metrics::http::record(&metrics, req, |req| guard::guard(app, req)).await
 }

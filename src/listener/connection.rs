@@ -1,7 +1,7 @@
-//! One accepted connection, from its permit to its close: TLS handshake (if any), a first
-//! plain `GET` served by `get_stream`, then HTTP/1.1 by hyper with the bridge's `App` as the
-//! service, and the `Activity` timer that closes it when it
-//! is silent, half-sent or idle for too long. Reads, requests and response bodies are wrapped
+//! One accepted connection, from its permit to its close: TLS handshake (if any), HTTP/1.1 by
+//! hyper with the bridge's `App` as the service (except a plain `GET` that comes first or after
+//! an idle pause: `get_stream` serves it), and the `Activity` timer that closes it when it is
+//! silent, half-sent or idle for too long. Reads, requests and response bodies are wrapped
 //! here so that they report to the connection's `Activity`.
 
 use std::convert::Infallible;
@@ -113,11 +113,11 @@ where
         io.watch = true;
         // Boxed: hyper's connection state is large, and a connection that only holds an event
         // stream never needs it.
-        let ended = Box::pin(serve_hyper(&mut io, addr, shared, activity.clone())).await;
+        let handed_over = Box::pin(serve_hyper(&mut io, addr, shared, activity.clone())).await;
         io.watch = false;
-        match (ended, io.taken.take()) {
-            (Hyper::HandedOver, Some(taken)) => read = taken,
-            _ => return,
+        match handed_over {
+            Some(taken) => read = taken,
+            None => return,
         }
     }
 }
@@ -158,22 +158,15 @@ where
     rest
 }
 
-/// How hyper's part of a connection ended.
-enum Hyper {
-    /// The connection is done (closed, failed, timed out, or shutdown).
-    Ended,
-    /// An idle connection's next request is a plain `GET`, taken from hyper (`TrackedIo`).
-    HandedOver,
-}
-
 /// hyper's HTTP/1.1 on `io` until the client or hyper closes it, a wait expires, shutdown, or
-/// a `GET` after an idle pause is handed over.
+/// a `GET` after an idle pause is handed over: then its first bytes (taken from hyper by
+/// `TrackedIo`) are returned, and the connection goes on; `None` means it is done.
 async fn serve_hyper<I>(
     io: &mut TrackedIo<I>,
     addr: SocketAddr,
     shared: &Shared,
     activity: Arc<Activity>,
-) -> Hyper
+) -> Option<Vec<u8>>
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -188,7 +181,7 @@ where
         .serve_connection(TokioIo::new(&mut *io), service);
     let settings = &shared.settings;
     let (mut stopping, mut handing_over) = (false, false);
-    let ended = loop {
+    let handed_over = loop {
         // Cancel safety: `conn` lives outside the loop and is polled on after a shutdown or
         // hand-over request; `expired`, the hand-over flag and the token futures keep no state
         // of their own.
@@ -196,14 +189,14 @@ where
             r = std::future::poll_fn(|cx| conn.poll_without_shutdown(cx)) => {
                 if let Err(e) = r {
                     debug!(err = %e, "connection ended with an error");
-                    break Hyper::Ended;
+                    break false;
                 }
-                break if handing_over { Hyper::HandedOver } else { Hyper::Ended };
+                break handing_over;
             }
             phase = activity.expired(settings.header_timeout, settings.idle_timeout) => {
                 // Dropping `conn` closes the socket; no request is being served.
                 shared.log_expired(phase, addr);
-                return Hyper::Ended;
+                return None;
             }
             _ = shared.stop.cancelled(), if !stopping => {
                 // Closes an idle connection now, a busy one once its response is sent.
@@ -216,20 +209,21 @@ where
                 handing_over = true;
                 Pin::new(&mut conn).graceful_shutdown();
             }
-            _ = shared.abort.cancelled() => return Hyper::Ended,
+            _ = shared.abort.cancelled() => return None,
         }
     };
     drop(conn);
-    if let Hyper::Ended = ended {
-        // What hyper does when it closes: the end of the stream (TLS: its close_notify), as
-        // long as a client that reads nothing may hold a connection.
-        tokio::select! {
-            _ = io.shutdown() => {}
-            _ = activity.expired(settings.header_timeout, settings.idle_timeout) => {}
-            _ = shared.abort.cancelled() => {}
-        }
+    if handed_over {
+        return io.taken.take();
     }
-    ended
+    // What hyper does when it closes: the end of the stream (TLS: its close_notify), as long
+    // as a client that reads nothing may hold a connection.
+    tokio::select! {
+        _ = io.shutdown() => {}
+        _ = activity.expired(settings.header_timeout, settings.idle_timeout) => {}
+        _ = shared.abort.cancelled() => {}
+    }
+    None
 }
 
 /// The socket, reporting every read to the connection's `Activity`, with bytes already read
