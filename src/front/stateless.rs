@@ -16,8 +16,9 @@ use tokio_util::task::TaskTracker;
 use super::request_state;
 use crate::back::modern::{self, META_CAPABILITIES, META_SERVER_INFO, META_VERSION};
 use crate::back::ChildEra;
-use crate::child::{ChildHandle, Forwarded, Forwarding};
+use crate::child::{ChildHandle, Forwarded, Forwarding, Outgoing};
 use crate::config::Isolation;
+use crate::envelope::modern::{ModernRequest, Present};
 use crate::envelope::{self, Envelope};
 use crate::jsonrpc;
 use crate::loglevel::LogLevel;
@@ -154,25 +155,8 @@ pub async fn request(
     reg: Registration,
 ) -> Result<Call, Refusal> {
     let method = check(&msg)?;
-    let child = match app.config.supervision.isolation {
-        Isolation::Shared => app.children.for_request(),
-        // The user's own child (started with `extra_env` when they have none running).
-        Isolation::User => {
-            let user = principal.clone().unwrap_or_else(|| Arc::from(""));
-            app.children.for_user_request(&user, extra_env).await
-        }
-        // Every child belongs to a session, and a stateless request has none.
-        Isolation::Session => return Err(Refusal::NoSharedChild),
-    }
-    .map_err(Refusal::Routing)?;
-    let owner = new_owner();
-    let meta = jsonrpc::param(&msg, "_meta");
-    child.attach_stateless(&owner, principal.clone(), input_methods(meta));
-    let call = Call {
-        owner: owner.clone(),
-        child: child.clone(),
-        tasks: app.children.tasks().clone(),
-    };
+    let kinds = input_methods(jsonrpc::param(&msg, "_meta"));
+    let (child, owner, call) = open(app, principal.clone(), extra_env, kinds).await?;
     if let Some(unknown) = app.config.tools.refuse_call(&msg) {
         answer(&reg, unknown);
         return Ok(call);
@@ -193,6 +177,65 @@ pub async fn request(
         _ => forward(&child, &owner, msg, reg, legacy).await?,
     }
     Ok(call)
+}
+
+/// `request` for a plain request read as its bytes (`envelope::modern`): forwarded as they
+/// are, with the id spliced in (and the `_meta` emptied for a legacy child). The caller
+/// checked the tool filter.
+///
+/// # Errors
+/// As `request`.
+pub async fn request_plain(
+    app: &BridgeState,
+    principal: Option<Arc<str>>,
+    extra_env: &[(String, String)],
+    req: ModernRequest<'_>,
+    reg: Registration,
+) -> Result<Call, Refusal> {
+    if !SUPPORTED.contains(&req.version) {
+        return Err(Refusal::UnsupportedVersion(req.version.to_owned()));
+    }
+    let kinds = InputKinds {
+        elicitation: req.elicitation,
+        sampling: req.sampling,
+        roots: req.roots,
+    };
+    let (child, owner, call) = open(app, principal, extra_env, kinds).await?;
+    let legacy = child.era == ChildEra::Legacy;
+    let finish = finish_for(legacy, req.method);
+    let id = req.client_id();
+    let msg = Outgoing::Raw(req.into_request(legacy));
+    send(&child, &owner, msg, id, reg, finish).await?;
+    Ok(call)
+}
+
+/// The child that serves a stateless request, and the request's owner attached to it (until
+/// the `Call` is dropped).
+async fn open(
+    app: &BridgeState,
+    principal: Option<Arc<str>>,
+    extra_env: &[(String, String)],
+    kinds: InputKinds,
+) -> Result<(Arc<ChildHandle>, Owner, Call), Refusal> {
+    let child = match app.config.supervision.isolation {
+        Isolation::Shared => app.children.for_request(),
+        // The user's own child (started with `extra_env` when they have none running).
+        Isolation::User => {
+            let user = principal.clone().unwrap_or_else(|| Arc::from(""));
+            app.children.for_user_request(&user, extra_env).await
+        }
+        // Every child belongs to a session, and a stateless request has none.
+        Isolation::Session => return Err(Refusal::NoSharedChild),
+    }
+    .map_err(Refusal::Routing)?;
+    let owner = new_owner();
+    child.attach_stateless(&owner, principal, kinds);
+    let call = Call {
+        owner: owner.clone(),
+        child: child.clone(),
+        tasks: app.children.tasks().clone(),
+    };
+    Ok((child, owner, call))
 }
 
 /// The method of a request whose `_meta` and revision are fine.
@@ -260,8 +303,17 @@ async fn forward(
             .await
             .map_err(Refusal::Routing)?;
     }
-    let method = jsonrpc::method(&msg);
-    let finish: Option<Finish> = match (legacy, CACHEABLE.contains(&method)) {
+    let finish = finish_for(legacy, jsonrpc::method(&msg));
+    if legacy {
+        modern::unstamp(&mut msg);
+    }
+    let id = jsonrpc::id(&msg);
+    send(child, owner, msg.into(), id, reg, finish).await
+}
+
+/// What a legacy child's answer to `method` needs before a modern client gets it.
+fn finish_for(legacy: bool, method: &str) -> Option<Finish> {
+    match (legacy, CACHEABLE.contains(&method)) {
         (false, _) => None,
         (true, _) if method == "resources/read" => Some(Finish {
             value: complete_read,
@@ -275,11 +327,18 @@ async fn forward(
             value: complete,
             bytes: complete_bytes,
         }),
-    };
-    if legacy {
-        modern::unstamp(&mut msg);
     }
-    let id = jsonrpc::id(&msg);
+}
+
+/// Sends a request to the child; a limit's refusal is answered under the client's `id`.
+async fn send(
+    child: &ChildHandle,
+    owner: &Owner,
+    msg: Outgoing,
+    id: Value,
+    reg: Registration,
+    finish: Option<Finish>,
+) -> Result<(), Refusal> {
     let stream = reg.stream.clone();
     let how = Forwarding {
         caller: None,
@@ -444,16 +503,6 @@ struct FilledKeys {
     meta: Present,
 }
 
-/// Whether a member is there, whatever its value.
-#[derive(Default)]
-struct Present(bool);
-
-impl<'de> serde::Deserialize<'de> for Present {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        serde::de::IgnoredAny::deserialize(d).map(|_| Present(true))
-    }
-}
-
 /// `fill` as an insertion at the start of the result object: what `fill` would add, when the
 /// result has no `_meta` of its own (adding into one takes the parsed path). An error passes
 /// unchanged, as with `complete`.
@@ -472,28 +521,36 @@ fn fill_bytes(
     if has.meta.0 && server_info.is_object() {
         return None;
     }
-    let mut members: Vec<String> = Vec::with_capacity(4);
+    // One buffer for what is added (the result of every legacy call passes here).
+    let mut added = Vec::with_capacity(256);
     if !has.result_type.0 {
-        members.push(r#""resultType":"complete""#.into());
+        member(&mut added, br#""resultType":"complete""#);
     }
     if cacheable && !has.ttl_ms.0 {
-        members.push(r#""ttlMs":0"#.into());
+        member(&mut added, br#""ttlMs":0"#);
     }
     if cacheable && !has.cache_scope.0 {
-        members.push(r#""cacheScope":"private""#.into());
+        member(&mut added, br#""cacheScope":"private""#);
     }
     if server_info.is_object() {
-        let info = serde_json::to_string(server_info).ok()?;
-        members.push(format!(r#""_meta":{{"{META_SERVER_INFO}":{info}}}"#));
+        member(&mut added, b"\"_meta\":{\"");
+        added.extend_from_slice(META_SERVER_INFO.as_bytes());
+        added.extend_from_slice(b"\":");
+        serde_json::to_writer(&mut added, server_info).ok()?;
+        added.push(b'}');
     }
-    let mut added = members.join(",");
     if !added.is_empty() && !inner.trim_start().starts_with('}') {
-        added.push(',');
+        added.push(b',');
     }
-    Some((
-        envelope::range_in(line, result).start + 1,
-        added.into_bytes(),
-    ))
+    Some((envelope::range_in(line, result).start + 1, added))
+}
+
+/// Appends an object member to `out`, after a comma when it holds one already.
+fn member(out: &mut Vec<u8>, text: &[u8]) {
+    if !out.is_empty() {
+        out.push(b',');
+    }
+    out.extend_from_slice(text);
 }
 
 fn complete_bytes(line: &[u8], env: &Envelope<'_>, info: &Value) -> Option<Insertion> {

@@ -9,11 +9,13 @@ use std::sync::Arc;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::accept::ReplyMode;
 use super::guard::Principal;
 use super::sse::{self, EventStream};
+use crate::envelope::modern::ModernRequest;
 use crate::error::{json_bytes_response, HttpError, RpcError};
 use crate::front::stateless::{self, Refusal};
 use crate::jsonrpc;
@@ -39,23 +41,81 @@ pub async fn post(
     msg: Value,
     mode: ReplyMode,
 ) -> Result<Response, HttpError> {
-    check_headers(headers, &msg)?;
-    let id = jsonrpc::id(&msg);
-    let (tx, mut rx) = stream_channel(app.config.limits.stream_queue);
-    let reg = Registration {
-        stream: tx,
-        sse: mode == ReplyMode::Sse,
+    let method = jsonrpc::method(&msg);
+    let stated = Stated {
+        version: stateless::version_of(&msg),
+        method,
+        name: stateless::named_param(method)
+            .and_then(|param| jsonrpc::param(&msg, param))
+            .and_then(Value::as_str),
     };
+    check_headers(headers, &stated, || jsonrpc::id(&msg))?;
+    let id = jsonrpc::id(&msg);
+    let (reg, rx) = registration(app, mode);
     let extra_env = super::child_env(app, headers, identity);
     let call = stateless::request(app, principal.0, &extra_env, msg, reg)
         .await
         .map_err(|r| refusal(id, r))?;
+    Ok(reply(app, call, rx, mode).await)
+}
+
+/// Serves a plain modern request as its own bytes (`envelope::modern`), without building it;
+/// `None` leaves it to `post` after the full parse. A tool filter needs the parsed request.
+pub async fn post_plain(
+    app: &Arc<BridgeState>,
+    principal: &Principal,
+    identity: &super::guard::Identity,
+    headers: &HeaderMap,
+    body: &Bytes,
+    mode: ReplyMode,
+) -> Option<Result<Response, HttpError>> {
+    if !app.config.tools.is_empty() {
+        return None;
+    }
+    let req = ModernRequest::read(body)?;
+    Some(
+        async {
+            let stated = Stated {
+                version: Some(req.version),
+                method: req.method,
+                name: req.name,
+            };
+            check_headers(headers, &stated, || req.client_id())?;
+            let id = req.client_id();
+            let (reg, rx) = registration(app, mode);
+            let extra_env = super::child_env(app, headers, identity);
+            let call = stateless::request_plain(app, principal.0.clone(), &extra_env, req, reg)
+                .await
+                .map_err(|r| refusal(id, r))?;
+            Ok(reply(app, call, rx, mode).await)
+        }
+        .await,
+    )
+}
+
+/// The stream a request's answer comes back on.
+fn registration(app: &BridgeState, mode: ReplyMode) -> (Registration, StreamRx) {
+    let (tx, rx) = stream_channel(app.config.limits.stream_queue);
+    let reg = Registration {
+        stream: tx,
+        sse: mode == ReplyMode::Sse,
+    };
+    (reg, rx)
+}
+
+/// The reply to a forwarded request: its answer as JSON, or an event stream that ends with it.
+async fn reply(
+    app: &BridgeState,
+    call: stateless::Call,
+    mut rx: StreamRx,
+    mode: ReplyMode,
+) -> Response {
     match mode {
         ReplyMode::Json => {
             // The call lives until its answer came (or the client left: dropping it cancels).
             let reply = json_answer(rx).await;
             drop(call);
-            Ok(reply)
+            reply
         }
         ReplyMode::Sse => {
             // Cancel safety: `recv` loses nothing when the wait ends first.
@@ -67,7 +127,7 @@ pub async fn post(
             if let Some(Outbound { json, last: true }) = &first {
                 let mut reply = sse::complete_message(&[], None, json.clone());
                 *reply.status_mut() = status_of(json);
-                return Ok(reply);
+                return reply;
             }
             let prelude = first
                 .map(|m| vec![sse::frame(None, Some("message"), &m.json)])
@@ -78,7 +138,7 @@ pub async fn post(
                 on_drop: Some(Box::new(call)),
                 ..EventStream::new(rx, app.root.clone(), app.config.keep_alive)
             };
-            Ok(stream.into_response())
+            stream.into_response()
         }
     }
 }
@@ -182,12 +242,25 @@ fn refusal(id: Value, r: Refusal) -> HttpError {
     }
 }
 
-/// Checks the request-metadata headers against the body.
-fn check_headers(headers: &HeaderMap, msg: &Value) -> Result<(), HttpError> {
+/// What a request's body says that its headers must mirror.
+struct Stated<'a> {
+    /// The revision its `_meta` names.
+    version: Option<&'a str>,
+    method: &'a str,
+    /// The parameter `Mcp-Name` mirrors (`named_param`), when it is a string.
+    name: Option<&'a str>,
+}
+
+/// Checks the request-metadata headers against the body (`id`: the request's, for the error).
+fn check_headers(
+    headers: &HeaderMap,
+    stated: &Stated<'_>,
+    id: impl Fn() -> Value,
+) -> Result<(), HttpError> {
     let mismatch = |message: String| {
         HttpError::Rpc(RpcError {
             status: StatusCode::BAD_REQUEST,
-            id: jsonrpc::id(msg),
+            id: id(),
             code: HEADER_MISMATCH,
             message,
             data: None,
@@ -203,7 +276,7 @@ fn check_headers(headers: &HeaderMap, msg: &Value) -> Result<(), HttpError> {
         }
     };
     // A body without its `_meta` revision is refused by the front (-32602), not here.
-    let version = stateless::version_of(msg);
+    let version = stated.version;
     match header(VERSION_HEADER)? {
         None => {
             return Err(mismatch(
@@ -217,7 +290,7 @@ fn check_headers(headers: &HeaderMap, msg: &Value) -> Result<(), HttpError> {
         }
         Some(_) => {}
     }
-    let method = jsonrpc::method(msg);
+    let method = stated.method;
     match header(METHOD_HEADER)? {
         None => return Err(mismatch("Header mismatch: Mcp-Method is required".into())),
         Some(m) if m != method => {
@@ -230,7 +303,7 @@ fn check_headers(headers: &HeaderMap, msg: &Value) -> Result<(), HttpError> {
     let Some(param) = stateless::named_param(method) else {
         return Ok(());
     };
-    let body = jsonrpc::param(msg, param).and_then(Value::as_str);
+    let body = stated.name;
     let Some(raw) = header(NAME_HEADER)? else {
         return Err(mismatch(format!(
             "Header mismatch: Mcp-Name is required for {method}"
@@ -264,13 +337,7 @@ fn decode(value: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::back::modern::META_VERSION;
     use axum::http::HeaderValue;
-
-    fn call(name: &str) -> Value {
-        json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
-               "params": {"name": name, "_meta": {META_VERSION: "2026-07-28"}}})
-    }
 
     fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -337,7 +404,12 @@ mod tests {
             ),
         ];
         for (i, (pairs, name, want)) in cases.iter().enumerate() {
-            let got = check_headers(&headers(pairs), &call(name));
+            let stated = Stated {
+                version: Some("2026-07-28"),
+                method: "tools/call",
+                name: Some(name),
+            };
+            let got = check_headers(&headers(pairs), &stated, || json!(7));
             match (got, want) {
                 (Ok(()), None) => {}
                 (Err(HttpError::Rpc(e)), Some(w)) => {

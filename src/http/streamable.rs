@@ -47,6 +47,10 @@ pub async fn post(
             return call(&app, &session, Call::Plain(req), mode).await;
         }
     }
+    let plain = super::stateless::post_plain(&app, &principal, &identity, &headers, &body, mode);
+    if let Some(handled) = plain.await {
+        return handled;
+    }
     let msg: Value = super::parse_json(&body)?;
     // A request carrying the 2026-07-28 `_meta` is served statelessly, whatever the session
     // headers say (a dual-era endpoint: `initialize` still opens a session).

@@ -182,6 +182,70 @@ async fn stateless_clients_use_a_modern_child_as_it_is() {
     assert_eq!(text(retry.last()), "Hello, Lin");
 }
 
+/// A plain modern request goes to the child as its own bytes, with its id spliced in; the same
+/// request pretty-printed takes the full parse (line breaks are never spliced). Both must get
+/// the same answer, in front of either era, as JSON and as an event stream.
+#[tokio::test]
+async fn stateless_requests_get_the_same_answers_read_plainly_or_parsed_whole() {
+    for modern_child in [false, true] {
+        let bridge = if modern_child {
+            modern_bridge().await
+        } else {
+            TestBridge::start().await
+        };
+        let m = ModernClient::new(&bridge.url);
+        let future = json!({"_meta": {"io.modelcontextprotocol/protocolVersion": "2099-01-01"}});
+        let requests = [
+            (
+                "tools/call",
+                json!({"name": "echo", "arguments": {"text": "same"}}),
+            ),
+            (
+                "tools/call",
+                json!({"name": "no-such-tool", "arguments": {}}),
+            ),
+            ("tools/list", json!({})),
+            ("resources/list", json!({})),
+            ("resources/read", json!({"uri": "fixture://hello"})),
+            ("resources/read", json!({"uri": "fixture://missing"})),
+            (
+                "prompts/get",
+                json!({"name": "greet", "arguments": {"name": "Ada"}}),
+            ),
+            ("tools/list", future),
+        ];
+        for (i, (method, params)) in requests.into_iter().enumerate() {
+            let id = if i % 2 == 0 {
+                json!(i)
+            } else {
+                json!(format!("r{i}"))
+            };
+            let msg = ModernClient::message(id.clone(), method, params);
+            let pretty = serde_json::to_string_pretty(&msg).unwrap();
+            for accept in [BOTH, "application/json"] {
+                let plain =
+                    read_reply(within("plain", m.post(&msg, accept).send()).await.unwrap()).await;
+                let whole = m.post(&msg, accept).body(pretty.clone());
+                let whole = read_reply(within("whole", whole.send()).await.unwrap()).await;
+                let what = format!("{method} #{i} ({accept}, modern child: {modern_child})");
+                assert_eq!(plain.status, whole.status, "{what}");
+                assert_eq!(plain.last(), whole.last(), "{what}");
+                assert_eq!(plain.last()["id"], id, "{what}");
+            }
+        }
+        if !modern_child {
+            // A session-era child never sees the 2026-07-28 keys.
+            let msg = ModernClient::message(json!(9), "tools/call", json!({"name": "meta"}));
+            let pretty = serde_json::to_string_pretty(&msg).unwrap();
+            let plain = m.send(&msg, BOTH).await;
+            let whole = m.post(&msg, BOTH).body(pretty);
+            let whole = read_reply(within("whole", whole.send()).await.unwrap()).await;
+            assert_eq!(text(plain.last()), "{}");
+            assert_eq!(text(whole.last()), "{}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn stateless_requests_with_bad_headers_are_refused_with_their_id() {
     let bridge = TestBridge::start().await;

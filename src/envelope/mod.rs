@@ -17,6 +17,8 @@ use serde_json::value::RawValue;
 
 use crate::jsonrpc::Kind;
 
+pub mod modern;
+
 #[derive(Deserialize)]
 struct Top<'a> {
     #[serde(borrow)]
@@ -176,6 +178,9 @@ pub struct RawRequest {
     progress: Option<Range<usize>>,
     /// `params.task` is present.
     pub task: bool,
+    /// A value replaced by `{}` in the child's line (a modern request's `_meta`, for a
+    /// session-era child).
+    emptied: Option<Range<usize>>,
 }
 
 impl RawRequest {
@@ -196,6 +201,7 @@ impl RawRequest {
             progress: env.progress_token.map(|t| range_in(bytes, t)),
             task: env.task,
             bytes: bytes.clone(),
+            emptied: None,
         })
     }
 
@@ -222,14 +228,18 @@ impl RawRequest {
     /// The line for the child: bridge id `id` in place of the id and of the progress token.
     pub fn line_for(&self, id: u64) -> Bytes {
         let id = id.to_string();
-        let mut edits = [(self.id.clone(), id.as_bytes()), (0..0, b"".as_slice())];
-        let n = match &self.progress {
-            Some(p) => {
-                edits[1] = (p.clone(), id.as_bytes());
-                2
+        let mut edits = [
+            (self.id.clone(), id.as_bytes()),
+            (0..0, b"".as_slice()),
+            (0..0, b"".as_slice()),
+        ];
+        let mut n = 1;
+        for (range, new) in [(&self.progress, id.as_bytes()), (&self.emptied, b"{}")] {
+            if let Some(range) = range {
+                edits[n] = (range.clone(), new);
+                n += 1;
             }
-            None => 1,
-        };
+        }
         splice(&self.bytes, &mut edits[..n])
     }
 }
