@@ -144,7 +144,9 @@ pub fn range_in(whole: &[u8], part: &RawValue) -> Range<usize> {
 pub fn splice(bytes: &[u8], edits: &mut [(Range<usize>, &[u8])]) -> Bytes {
     edits.sort_by_key(|(r, _)| r.start);
     let added: usize = edits.iter().map(|(_, new)| new.len()).sum();
-    let mut out = BytesMut::with_capacity(bytes.len() + added);
+    let removed: usize = edits.iter().map(|(r, _)| r.len()).sum();
+    // The exact length: a full buffer becomes `Bytes` without a second allocation.
+    let mut out = BytesMut::with_capacity((bytes.len() + added).saturating_sub(removed));
     let mut at = 0;
     for (range, new) in edits.iter() {
         out.put_slice(&bytes[at..range.start]);
@@ -227,7 +229,8 @@ impl RawRequest {
 
     /// The line for the child: bridge id `id` in place of the id and of the progress token.
     pub fn line_for(&self, id: u64) -> Bytes {
-        let id = id.to_string();
+        let mut digits = itoa::Buffer::new();
+        let id = digits.format(id);
         let mut edits = [
             (self.id.clone(), id.as_bytes()),
             (0..0, b"".as_slice()),
@@ -246,7 +249,15 @@ impl RawRequest {
 
 /// The JSON value at `range` of `bytes` (read there before: it parses).
 fn value_at(bytes: &[u8], range: &Range<usize>) -> serde_json::Value {
-    serde_json::from_slice(&bytes[range.clone()]).unwrap_or_default()
+    let raw = &bytes[range.clone()];
+    // The usual id, a small integer, without the parser's buffer.
+    if let Some(n) = std::str::from_utf8(raw)
+        .ok()
+        .and_then(|s| s.parse::<u64>().ok())
+    {
+        return n.into();
+    }
+    serde_json::from_slice(raw).unwrap_or_default()
 }
 
 #[cfg(test)]

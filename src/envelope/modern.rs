@@ -99,6 +99,8 @@ pub struct ModernRequest<'a> {
     pub sampling: bool,
     /// The client declared `roots`.
     pub roots: bool,
+    /// The id as written.
+    id: &'a RawValue,
     /// The request as forwarded, `_meta` included.
     request: RawRequest,
     /// Where its `_meta` value sits.
@@ -147,6 +149,7 @@ impl<'a> ModernRequest<'a> {
             sampling: meta.capabilities.sampling.0,
             roots: meta.capabilities.roots.0,
             meta: range_in(bytes, p.meta),
+            id: top.id,
             request: RawRequest {
                 bytes: bytes.clone(),
                 id: range_in(bytes, top.id),
@@ -161,6 +164,11 @@ impl<'a> ModernRequest<'a> {
     /// The id as the client wrote it.
     pub fn client_id(&self) -> serde_json::Value {
         self.request.client_id()
+    }
+
+    /// The id as written, for an error about the request after it was handed on.
+    pub fn raw_id(&self) -> &'a RawValue {
+        self.id
     }
 
     /// The request to forward: as it is to a modern child; to a session-era child with an

@@ -138,7 +138,16 @@ impl Drop for Call {
 /// A fresh owner key for one stateless request (never a session id: those are hex).
 fn new_owner() -> Owner {
     static NEXT: AtomicU64 = AtomicU64::new(1);
-    format!("stateless-{}", NEXT.fetch_add(1, Ordering::Relaxed)).into()
+    const PREFIX: &[u8] = b"stateless-";
+    let mut digits = itoa::Buffer::new();
+    let n = digits
+        .format(NEXT.fetch_add(1, Ordering::Relaxed))
+        .as_bytes();
+    // Written on the stack: the key is allocated once, as the `Arc`.
+    let mut key = [0u8; PREFIX.len() + 20];
+    key[..PREFIX.len()].copy_from_slice(PREFIX);
+    key[PREFIX.len()..PREFIX.len() + n.len()].copy_from_slice(n);
+    Arc::from(std::str::from_utf8(&key[..PREFIX.len() + n.len()]).unwrap_or("stateless"))
 }
 
 /// Serves one modern request: checks its `_meta` and method, then answers it (a legacy
@@ -203,7 +212,8 @@ pub async fn request_plain(
     let (child, owner, call) = open(app, principal, extra_env, kinds).await?;
     let legacy = child.era == ChildEra::Legacy;
     let finish = finish_for(legacy, req.method);
-    let id = req.client_id();
+    let id = req.raw_id();
+    let id = || serde_json::from_str(id.get()).unwrap_or_default();
     let msg = Outgoing::Raw(req.into_request(legacy));
     send(&child, &owner, msg, id, reg, finish).await?;
     Ok(call)
@@ -308,7 +318,7 @@ async fn forward(
         modern::unstamp(&mut msg);
     }
     let id = jsonrpc::id(&msg);
-    send(child, owner, msg.into(), id, reg, finish).await
+    send(child, owner, msg.into(), || id, reg, finish).await
 }
 
 /// What a legacy child's answer to `method` needs before a modern client gets it.
@@ -335,7 +345,7 @@ async fn send(
     child: &ChildHandle,
     owner: &Owner,
     msg: Outgoing,
-    id: Value,
+    id: impl FnOnce() -> Value,
     reg: Registration,
     finish: Option<Finish>,
 ) -> Result<(), Refusal> {
@@ -348,7 +358,7 @@ async fn send(
         Ok(Forwarded::Sent) => Ok(()),
         Ok(Forwarded::Refused(why)) => {
             child.metrics().refused("limit");
-            let error = jsonrpc::error_value(id, jsonrpc::TOO_MANY_REQUESTS, why);
+            let error = jsonrpc::error_value(id(), jsonrpc::TOO_MANY_REQUESTS, why);
             let _ = stream.try_send(Outbound {
                 json: jsonrpc::to_bytes(&error),
                 last: true,

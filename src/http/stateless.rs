@@ -4,6 +4,7 @@
 //! request's id with the status the revision prescribes; the reply is JSON or an event stream
 //! that ends with the response, without session, event ids or resumption.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
@@ -81,12 +82,12 @@ pub async fn post_plain(
                 name: req.name,
             };
             check_headers(headers, &stated, || req.client_id())?;
-            let id = req.client_id();
+            let id = req.raw_id();
             let (reg, rx) = registration(app, mode);
             let extra_env = super::child_env(app, headers, identity);
             let call = stateless::request_plain(app, principal.0.clone(), &extra_env, req, reg)
                 .await
-                .map_err(|r| refusal(id, r))?;
+                .map_err(|r| refusal(serde_json::from_str(id.get()).unwrap_or_default(), r))?;
             Ok(reply(app, call, rx, mode).await)
         }
         .await,
@@ -312,7 +313,7 @@ fn check_headers(
     let name = decode(raw).ok_or_else(|| {
         mismatch("Header mismatch: Mcp-Name holds an invalid Base64 value".into())
     })?;
-    if body != Some(name.as_str()) {
+    if body != Some(&*name) {
         return Err(mismatch(format!(
             "Header mismatch: Mcp-Name {name:?} does not match the body's {param} {body:?}"
         )));
@@ -321,17 +322,17 @@ fn check_headers(
 }
 
 /// A header value, decoded when it uses the Base64 sentinel `=?base64?…?=`.
-fn decode(value: &str) -> Option<String> {
+fn decode(value: &str) -> Option<Cow<'_, str>> {
     let Some(encoded) = value
         .strip_prefix("=?base64?")
         .and_then(|v| v.strip_suffix("?="))
     else {
-        return Some(value.to_owned());
+        return Some(Cow::Borrowed(value));
     };
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .ok()?;
-    String::from_utf8(bytes).ok()
+    String::from_utf8(bytes).ok().map(Cow::Owned)
 }
 
 #[cfg(test)]
