@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
-use bytes::Bytes;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -33,7 +32,7 @@ pub struct Parked {
     /// Messages not yet sent.
     pub rx: StreamRx,
     /// The last frames sent, with their sequence numbers, for replay.
-    pub ring: VecDeque<(u64, Bytes)>,
+    pub ring: VecDeque<(u64, crate::http::Frame)>,
     /// Sequence number of the next frame.
     pub next_seq: u64,
     /// Responses still to come before the stream ends (0: ends with the session).

@@ -9,6 +9,7 @@ mod stateless;
 mod streamable;
 mod top;
 
+pub use sse::Frame;
 pub use top::top;
 
 use std::sync::Arc;

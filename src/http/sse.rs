@@ -6,7 +6,6 @@
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
-use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -46,6 +45,43 @@ fn frame_into(b: &mut BytesMut, id: Option<(u64, u64)>, event: Option<&str>, dat
 
 /// A payload this large is sent from its own buffer, between chunks that frame it.
 const LARGE: usize = 64 * 1024;
+
+/// One `message` event as sent. A large payload is never copied into a frame: it stays in its
+/// own buffer and goes out between the event's head and its end.
+#[derive(Clone)]
+pub struct Frame {
+    /// The whole event, or only its head (`id`, `event`, `data: `) when `payload` is not empty.
+    head: Bytes,
+    /// A large payload, sent after `head` and followed by the event's end.
+    payload: Bytes,
+}
+
+impl Frame {
+    /// The frame of message `json`.
+    fn message(id: Option<(u64, u64)>, json: &Bytes) -> Frame {
+        if json.len() < LARGE {
+            return Frame {
+                head: frame(id, Some("message"), json),
+                payload: Bytes::new(),
+            };
+        }
+        let mut head = BytesMut::with_capacity(48);
+        frame_head_into(&mut head, id, Some("message"));
+        Frame {
+            head: head.freeze(),
+            payload: json.clone(),
+        }
+    }
+
+    /// Appends the buffers to send, in order, to `out`.
+    fn push_to(self, out: &mut Vec<Bytes>) {
+        out.push(self.head);
+        if !self.payload.is_empty() {
+            out.push(self.payload);
+            out.push(Bytes::from_static(b"\n\n"));
+        }
+    }
+}
 
 /// A complete event-stream reply: `prelude`, then one `message` event (with `id`) carrying
 /// `json`. A large payload is not copied: the body is sent as chunks around it.
@@ -107,9 +143,12 @@ impl http_body::Body for Chunks {
 /// Appends a frame's lines up to `data: ` (its payload and the blank line follow).
 fn frame_head_into(b: &mut BytesMut, id: Option<(u64, u64)>, event: Option<&str>) {
     if let Some((stream, seq)) = id {
-        let mut s = String::with_capacity(24);
-        let _ = writeln!(s, "id: {stream}-{seq}");
-        b.put_slice(s.as_bytes());
+        let mut digits = itoa::Buffer::new();
+        b.put_slice(b"id: ");
+        b.put_slice(digits.format(stream).as_bytes());
+        b.put_slice(b"-");
+        b.put_slice(digits.format(seq).as_bytes());
+        b.put_slice(b"\n");
     }
     if let Some(event) = event {
         b.put_slice(b"event: ");
@@ -130,7 +169,7 @@ pub struct EventIds {
     session: Arc<Session>,
     stream: u64,
     next_seq: u64,
-    ring: VecDeque<(u64, Bytes)>,
+    ring: VecDeque<(u64, Frame)>,
 }
 
 impl EventIds {
@@ -151,19 +190,6 @@ impl EventIds {
         frame(Some((self.stream, 0)), None, b"")
     }
 
-    /// The next message frame, not kept for replay (a complete body needs none).
-    fn next_frame(&mut self, json: &[u8]) -> Bytes {
-        let mut b = BytesMut::with_capacity(json.len() + 48);
-        self.next_frame_into(&mut b, json);
-        b.freeze()
-    }
-
-    /// Appends the next message frame to `b`, not kept for replay.
-    fn next_frame_into(&mut self, b: &mut BytesMut, json: &[u8]) {
-        let id = self.next_id();
-        frame_into(b, Some(id), Some("message"), json);
-    }
-
     /// The next event's id.
     fn next_id(&mut self) -> (u64, u64) {
         let seq = self.next_seq;
@@ -172,9 +198,10 @@ impl EventIds {
     }
 
     /// The next message frame, kept for replay.
-    fn message(&mut self, json: &[u8]) -> Bytes {
-        let f = self.next_frame(json);
-        let seq = self.next_seq - 1;
+    fn message(&mut self, json: &Bytes) -> Frame {
+        let id = self.next_id();
+        let f = Frame::message(Some(id), json);
+        let seq = id.1;
         if self.ring.len() == REPLAY_FRAMES {
             self.ring.pop_front();
         }
@@ -208,6 +235,8 @@ struct State {
     s: EventStream,
     keep_alive: tokio::time::Interval,
     done: bool,
+    /// The rest of a large frame, in reverse order (the next to send is last).
+    later: Vec<Bytes>,
 }
 
 impl State {
@@ -216,23 +245,41 @@ impl State {
 
     /// The chunk for message `m` and the messages queued behind it: one write for all that is
     /// ready (a keep-alive comment may still come between messages; it costs nothing).
+    /// A large message goes out as its parts instead, without batching.
     fn frames(&mut self, m: Outbound) -> Bytes {
         let first = self.frame(m);
+        if !first.payload.is_empty() {
+            return self.send_later(first);
+        }
+        let first = first.head;
         let mut chunk: Option<BytesMut> = None;
         while !self.done && chunk.as_ref().map_or(first.len(), BytesMut::len) < Self::BATCH {
             let Some(next) = self.s.rx.as_mut().and_then(|rx| rx.rx.try_recv().ok()) else {
                 break;
             };
             let frame = self.frame(next);
-            chunk
-                .get_or_insert_with(|| BytesMut::from(&first[..]))
-                .put_slice(&frame);
+            let chunk = chunk.get_or_insert_with(|| BytesMut::from(&first[..]));
+            if !frame.payload.is_empty() {
+                chunk.put_slice(&self.send_later(frame));
+                break;
+            }
+            chunk.put_slice(&frame.head);
         }
         chunk.map_or(first, BytesMut::freeze)
     }
 
+    /// The first buffer of `frame`; the others wait in `later`.
+    fn send_later(&mut self, frame: Frame) -> Bytes {
+        let mut parts = Vec::with_capacity(3);
+        frame.push_to(&mut parts);
+        parts.reverse();
+        let first = parts.pop().unwrap_or_default();
+        self.later.extend(parts);
+        first
+    }
+
     /// One message's frame; counts the responses a request stream still waits for.
-    fn frame(&mut self, m: Outbound) -> Bytes {
+    fn frame(&mut self, m: Outbound) -> Frame {
         if m.last && self.s.responses > 0 {
             self.s.responses -= 1;
             self.done = self.s.responses == 0;
@@ -283,12 +330,10 @@ impl EventStream {
 
     /// Resumes a parked stream after the frame `after` the client saw last.
     pub fn resume(session: Arc<Session>, p: Parked, after: u64, keep_alive: Duration) -> Self {
-        let prelude = p
-            .ring
-            .iter()
-            .filter(|(seq, _)| *seq > after)
-            .map(|(_, f)| f.clone())
-            .collect();
+        let mut prelude = Vec::new();
+        for (_, f) in p.ring.iter().filter(|(seq, _)| *seq > after) {
+            f.clone().push_to(&mut prelude);
+        }
         let end = session.cancel.clone();
         let ids = EventIds {
             session,
@@ -304,10 +349,10 @@ impl EventStream {
         }
     }
 
-    fn frame(&mut self, m: &Outbound) -> Bytes {
+    fn frame(&mut self, m: &Outbound) -> Frame {
         match &mut self.ids {
             Some(ids) => ids.message(&m.json),
-            None => frame(None, Some("message"), &m.json),
+            None => Frame::message(None, &m.json),
         }
     }
 
@@ -322,9 +367,10 @@ impl EventStream {
             s: self,
             keep_alive,
             done: false,
+            later: Vec::new(),
         };
         let body = stream::unfold(state, |mut st| async move {
-            if let Some(f) = st.s.prelude.pop() {
+            if let Some(f) = st.s.prelude.pop().or_else(|| st.later.pop()) {
                 return Some((Ok::<_, Infallible>(f), st));
             }
             if st.done {
@@ -381,7 +427,7 @@ pub async fn request_reply(
         }
         Some(m) => {
             responses -= usize::from(m.last);
-            prelude.push(ids.message(&m.json));
+            ids.message(&m.json).push_to(&mut prelude);
         }
         // Cancelled before anything was sent: an empty stream.
         None if rx.rx.is_closed() && rx.rx.is_empty() => return complete(prelude),
@@ -450,6 +496,46 @@ mod tests {
             body.next().await.is_none(),
             "the stream ends when its token is cancelled"
         );
+    }
+
+    /// A large message goes out from its own buffer (the very allocation it came in), between
+    /// its frame's head and end; small ones queued with it are batched before it. The stream
+    /// ends after the response it waited for.
+    #[tokio::test]
+    async fn large_messages_are_sent_without_a_copy() {
+        let (tx, rx) = stream_channel(4);
+        let big = Bytes::from(vec![b'x'; LARGE]);
+        let small = |json: &'static [u8], last| Outbound {
+            json: Bytes::from_static(json),
+            last,
+        };
+        tx.try_send(small(b"{}", false)).unwrap();
+        tx.try_send(Outbound {
+            json: big.clone(),
+            last: true,
+        })
+        .unwrap();
+        let stream = EventStream {
+            responses: 1,
+            ..EventStream::new(rx, CancellationToken::new(), Duration::from_secs(15))
+        };
+        let body = stream.into_response().into_body().into_data_stream();
+        let chunks: Vec<Bytes> = body.map(Result::unwrap).collect().await;
+        assert_eq!(
+            chunks.len(),
+            3,
+            "head (with the batched small frame), payload, end"
+        );
+        assert_eq!(
+            &chunks[0][..],
+            b"event: message\ndata: {}\n\nevent: message\ndata: "
+        );
+        assert_eq!(
+            chunks[1].as_ptr(),
+            big.as_ptr(),
+            "the payload is not copied"
+        );
+        assert_eq!(&chunks[2][..], b"\n\n");
     }
 
     #[test]
