@@ -118,16 +118,55 @@ pub async fn read_reply(resp: Response<Incoming>) -> Result<Value, Fail> {
     if !sse {
         return serde_json::from_slice(&body).map_err(|e| http("JSON body", e));
     }
-    let mut parser = SseParser::default();
-    for event in parser.push(&body) {
-        if let Some(msg) = event.response() {
-            return Ok(msg);
-        }
+    if let Some(msg) = response_in_events(&body) {
+        return Ok(msg);
     }
     Err(Fail::Http(format!(
         "event stream without a response: {}",
         snippet(&body)
     )))
+}
+
+/// The first JSON-RPC response among the events of a complete event-stream body. An event's
+/// data is parsed where it lies in the body (joined only when it spans several `data:` lines),
+/// as a client that reads a whole body would: a multi-MiB reply is not copied twice more
+/// before the parse, which would charge the bench's own copying to the bridge.
+fn response_in_events(body: &[u8]) -> Option<Value> {
+    let (mut event, mut data): (&[u8], Vec<&[u8]>) = (b"", Vec::new());
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    for end in ends {
+        let line = body.get(start..end)?;
+        start = end + 1;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if line.is_empty() {
+            let message = event.is_empty() || event == b"message";
+            let msg = match data.as_slice() {
+                [] => None,
+                [one] => serde_json::from_slice::<Value>(one).ok(),
+                many => serde_json::from_slice::<Value>(&many.join(&b'\n')).ok(),
+            };
+            let is_response = |m: &Value| {
+                m.get("id").is_some() && (m.get("result").is_some() || m.get("error").is_some())
+            };
+            if let Some(msg) = msg.filter(|m| message && is_response(m)) {
+                return Some(msg);
+            }
+            (event, data) = (b"", Vec::new());
+            continue;
+        }
+        let (field, value) = match line.iter().position(|b| *b == b':') {
+            Some(i) => (&line[..i], &line[i + 1..]),
+            None => (line, &b""[..]),
+        };
+        let value = value.strip_prefix(b" ").unwrap_or(value);
+        match field {
+            b"event" => event = value,
+            b"data" => data.push(value),
+            _ => {} // comments (keep-alives), id, retry
+        }
+    }
+    None
 }
 
 /// Checks a `tools/call` reply of `echo`: the id sent, no error, the text sent.
@@ -235,6 +274,19 @@ fn parse_block(block: &[u8]) -> Option<Event> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_complete_body_gives_the_response_among_its_events() {
+        let body = b": keep-alive\n\nid: 1-0\ndata: \n\nevent: message\ndata: {\"method\":\"n\"}\n\nid: 1-1\r\nevent: message\r\ndata: {\"id\":3,\r\ndata: \"result\":{}}\r\n\r\n";
+        let msg = response_in_events(body).unwrap();
+        assert_eq!(msg["id"], 3);
+        let other = b"event: endpoint\ndata: {\"id\":1,\"result\":{}}\n\n";
+        assert!(response_in_events(other).is_none(), "not a message event");
+        assert!(
+            response_in_events(b"data: {\"id\":1,\"result\":{}}").is_none(),
+            "no blank line"
+        );
+    }
 
     #[test]
     fn events_split_across_chunks() {
