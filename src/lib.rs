@@ -7,9 +7,9 @@
 //! One routing core between a front per client era and a back per child era:
 //!
 //! ```text
-//! HTTP clients ─► listener (a permit per connection, one task each: TLS, a first plain GET
-//!                 without hyper (listener::get_stream), then hyper HTTP/1.1, header/idle
-//!                 timeouts) ─► http::top (by path, plain calls) ─► http::serve: metrics,
+//! HTTP clients ─► listener (a permit per connection, one task each: TLS, plain GETs and
+//!                 POSTs without hyper (listener::plain), hyper HTTP/1.1 for the rest,
+//!                 header/idle timeouts) ─► http::top (by path, plain calls) ─► http::serve: metrics,
 //!                 http::guard (Host, Origin, CORS, a static
 //!                 bearer token or an OAuth access token checked by `oauth`) ─►
 //!                 http::streamable | http::legacy_sse   (HTTP only: parse, find the

@@ -1,7 +1,7 @@
-//! One accepted connection, from its permit to its close: TLS handshake (if any), HTTP/1.1 by
-//! hyper with the bridge's `App` as the service (except a plain `GET` that comes first or after
-//! an idle pause: `get_stream` serves it), and the `Activity` timer that closes it when it is
-//! silent, half-sent or idle for too long. Reads, requests and response bodies are wrapped
+//! One accepted connection, from its permit to its close: TLS handshake (if any), HTTP/1.1
+//! (plain `GET`s and `POST`s served by `plain`, anything else by hyper, with the bridge's `App`
+//! behind both), and the `Activity` timer that closes it when it is silent, half-sent or idle
+//! for too long. Reads, requests and response bodies are wrapped
 //! here so that they report to the connection's `Activity`.
 
 use std::convert::Infallible;
@@ -25,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 use super::activity::{Activity, InFlight};
-use super::get_stream;
+use super::plain;
 use super::Shared;
 
 /// Serves one connection until it ends; its permit is released when this returns.
@@ -69,10 +69,11 @@ async fn serve_tls(stream: TcpStream, addr: SocketAddr, acceptor: &TlsAcceptor, 
     serve_http(tls, addr, shared).await
 }
 
-/// HTTP/1.1 on `io` until the client or hyper closes it, a wait expires, or shutdown. A plain
-/// `GET` that comes first, or after the connection idled, is served without hyper
-/// (`get_stream`): hyper's connection, and with it its buffers, is ended first and started
-/// anew after the `GET`'s response. hyper serves everything else.
+/// HTTP/1.1 on `io` until the client or hyper closes it, a wait expires, or shutdown. Plain
+/// requests are served without hyper (`plain`), one after the other. The first request that
+/// is not plain starts hyper's connection, which then serves the connection until a `GET` or
+/// a `POST` comes after an idle pause: hyper's connection, and with it its buffers, is ended,
+/// and that request and what follows are served here again.
 async fn serve_http<I>(io: I, addr: SocketAddr, shared: &Shared)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -89,7 +90,7 @@ where
     let mut read = Vec::new();
     loop {
         let first = tokio::select! {
-            first = get_stream::read_first(&mut io, read) => first,
+            first = plain::read_first(&mut io, read) => first,
             phase = activity.expired(settings.header_timeout, settings.idle_timeout) => {
                 shared.log_expired(phase, addr);
                 return;
@@ -100,11 +101,14 @@ where
             _ = shared.abort.cancelled() => return,
         };
         let rest = match first {
-            get_stream::First::Gone => return,
-            get_stream::First::Other(bytes) => bytes,
-            get_stream::First::Get(req, rest) => {
-                match serve_get(&mut io, *req, rest, shared).await {
-                    Some(rest) => rest,
+            plain::First::Gone => return,
+            plain::First::Other(bytes) => bytes,
+            plain::First::Plain(req, rest) => {
+                match serve_plain(&mut io, *req, rest, shared).await {
+                    Some(rest) => {
+                        read = rest;
+                        continue;
+                    }
                     None => return,
                 }
             }
@@ -122,9 +126,9 @@ where
     }
 }
 
-/// Serves one `GET` without hyper; returns the bytes that came after it when the connection
-/// stays open for more.
-async fn serve_get<I>(
+/// Serves one plain request without hyper; returns the bytes that came after it when the
+/// connection stays open for more.
+async fn serve_plain<I>(
     io: &mut TrackedIo<I>,
     req: Request<Body>,
     rest: Vec<u8>,
@@ -144,8 +148,8 @@ where
         // connection's task keeps no room for it while the stream idles.
         let resp = (shared.app)(req).await;
         // After the response: nothing more once shutdown began, as hyper does.
-        match get_stream::respond(io, close, resp, rest).await {
-            get_stream::Ended::KeepAlive(rest) if !shared.stop.is_cancelled() => Some(rest),
+        match plain::respond(io, close, resp, rest).await {
+            plain::Ended::KeepAlive(rest) if !shared.stop.is_cancelled() => Some(rest),
             _ => None,
         }
     };
@@ -159,7 +163,7 @@ where
 }
 
 /// hyper's HTTP/1.1 on `io` until the client or hyper closes it, a wait expires, shutdown, or
-/// a `GET` after an idle pause is handed over: then its first bytes (taken from hyper by
+/// a `GET` or `POST` after an idle pause is handed over: then its first bytes (taken from hyper by
 /// `TrackedIo`) are returned, and the connection goes on; `None` means it is done.
 async fn serve_hyper<I>(
     io: &mut TrackedIo<I>,
@@ -228,8 +232,9 @@ where
 
 /// The socket, reporting every read to the connection's `Activity`, with bytes already read
 /// put back in front (`prefix`). While hyper serves the connection (`watch`), the first bytes
-/// after an idle pause are looked at: when they begin a `GET`, they are kept from hyper
-/// (`taken`) and the connection is told to end hyper's part and serve the `GET` itself.
+/// after an idle pause are looked at: when they begin a `GET` or a `POST`, they are kept from
+/// hyper (`taken`) and the connection is told to end hyper's part and read the request itself
+/// (it may still be one for hyper: then hyper starts again with those bytes).
 struct TrackedIo<I> {
     io: I,
     activity: Arc<Activity>,
@@ -260,7 +265,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for TrackedIo<I> {
         if buf.filled().len() > before {
             this.activity.read();
             let got = &buf.filled()[before..];
-            if idle && got.starts_with(b"GET ") {
+            if idle && (got.starts_with(b"GET ") || got.starts_with(b"POST ")) {
                 this.taken = Some(got.to_vec());
                 buf.set_filled(before);
                 this.activity.want_handover();

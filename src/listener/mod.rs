@@ -1,14 +1,14 @@
 //! The listening socket and every connection it accepts: the accept loop, the connection cap
 //! (a permit is taken before anything else is done with a socket and held for the
 //! connection's life), TLS handshakes off the accept path, the header and idle timeouts, and
-//! graceful shutdown. HTTP/1.1 is hyper's, except a connection's first request when it is a
-//! plain `GET` (`get_stream`: an event stream held without hyper's buffers); requests go to the
-//! bridge's `App`. Nothing here knows MCP.
+//! graceful shutdown. HTTP/1.1: plain `GET`s and `POST`s are served by `plain` (an event stream
+//! held without hyper's buffers, a call without hyper's dispatcher), anything else by hyper;
+//! requests go to the bridge's `App`. Nothing here knows MCP.
 
 mod activity;
 mod connection;
-mod get_stream;
 pub mod open_files;
+mod plain;
 mod throttle;
 
 use std::net::SocketAddr;

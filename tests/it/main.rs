@@ -13,8 +13,6 @@ mod cli_config;
 mod connections;
 /// Both eras on one endpoint: session and stateless clients, legacy and modern children.
 mod eras;
-/// A first `GET` served without hyper: stream framing, hand-over, a client that leaves.
-mod get_stream;
 /// Hardening: unusable initialize results, limits under a burst, request timeouts, server
 /// requests that wait for their session's stream, nothing crossing users on a shared child.
 mod hardening;
@@ -35,6 +33,8 @@ mod multiplex;
 /// OAuth: metadata, challenges, token checks, key rotation, subject-owned sessions,
 /// `--isolation user` with `--claim-env`, against an authorization server of the test's own.
 mod oauth;
+/// A first `GET` served without hyper: stream framing, hand-over, a client that leaves.
+mod plain_http;
 /// `/ready` and `/health`, per server.
 mod probes;
 /// Host and Origin checks, CORS, bearer tokens, limits.

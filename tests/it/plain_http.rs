@@ -1,7 +1,7 @@
-//! A connection whose first request is a plain `GET` is served without hyper until that
-//! response ends (`src/listener/get_stream.rs`). Seen from raw sockets: the event stream and
-//! its framing, the hand-over of the same connection to hyper for the requests after it, and a
-//! client that goes away in the middle of a stream.
+//! Plain `GET`s and `POST`s are served without hyper, anything else by hyper
+//! (`src/listener/plain.rs`). Seen from raw sockets: the event stream and its framing, POSTs
+//! whole or in pieces, pipelined requests, the hand-over of a connection to hyper for an odd
+//! request and what follows it, and a client that goes away in the middle of a stream.
 
 use std::time::Duration;
 
@@ -67,7 +67,7 @@ async fn a_first_get_streams_in_chunks_and_the_connection_then_serves_posts() {
     assert_eq!(msg["method"], "notifications/tools/list_changed");
 
     // DELETE ends the session and so the stream: its last chunk, then the same connection
-    // carries a request hyper answers.
+    // carries the next request.
     assert_eq!(c.delete().await, 200);
     read_until(&mut s, "the stream's last chunk", |b| {
         b.ends_with("0\r\n\r\n")
@@ -84,7 +84,7 @@ async fn requests_sent_behind_a_first_get_are_answered_in_order() {
     let bridge = TestBridge::start().await;
     let addr = addr_of(&bridge);
     let mut s = TcpStream::connect(addr).await.unwrap();
-    // Three requests in one write: the GET here, the rest hyper's, from the bytes read with it.
+    // Three requests in one write, each read from the bytes that came with the one before.
     let body = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "raw", "version": "1"}}})
@@ -220,4 +220,138 @@ async fn a_get_after_posts_on_the_same_connection_streams_and_the_connection_goe
         gone.starts_with("HTTP/1.1 404"),
         "a deleted session: {gone}"
     );
+}
+
+/// One response with a `content-length` from `s`: its head (lowercased) and body.
+async fn read_response(s: &mut TcpStream, what: &str) -> (String, String) {
+    let mut got: Vec<u8> = Vec::new();
+    within(what, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            let text = String::from_utf8_lossy(&got).into_owned();
+            if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                let head = head.to_ascii_lowercase();
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length: "))
+                    .map(|n| n.trim().parse::<usize>().unwrap());
+                if let Some(n) = length.filter(|n| body.len() >= *n) {
+                    return (head, body[..n].to_owned());
+                }
+            }
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before {what}: {text}");
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn posts_whole_or_in_pieces_are_answered_and_an_odd_one_goes_to_hyper() {
+    let bridge = TestBridge::start().await;
+    let addr = addr_of(&bridge);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.set_nodelay(true).unwrap();
+    let post = |body: &str, extra: &str| {
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+             Accept: application/json\r\n{extra}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    };
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "raw", "version": "1"}}})
+    .to_string();
+    // The head, then the body in two writes.
+    let request = post(&init, "");
+    let (head, body) = request.split_at(request.len() - init.len() / 2);
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body.as_bytes()).await.unwrap();
+    let (head, body) = read_response(&mut s, "the initialize reply").await;
+    assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+    let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(reply["result"]["serverInfo"]["name"], "fake-mcp-server");
+    let sid = head
+        .lines()
+        .find_map(|l| l.strip_prefix("mcp-session-id: "))
+        .expect("a session")
+        .trim()
+        .to_owned();
+    let session = format!("Mcp-Session-Id: {sid}\r\nMcp-Protocol-Version: 2025-06-18\r\n");
+    let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
+    let call = |id: u64, text: &str| {
+        json!({"jsonrpc": "2.0", "id": id, "method": "tools/call",
+               "params": {"name": "echo", "arguments": {"text": text}}})
+        .to_string()
+    };
+    // Three pipelined in one write: answered in order.
+    let burst = [
+        post(&initialized.to_string(), &session),
+        post(&call(2, "two"), &session),
+        post(&call(3, "three"), &session),
+    ]
+    .concat();
+    s.write_all(burst.as_bytes()).await.unwrap();
+    let (head, _) = read_response(&mut s, "the notification's 202").await;
+    assert!(head.starts_with("http/1.1 202 accepted"), "{head}");
+    for (id, text) in [(2, "two"), (3, "three")] {
+        let (head, body) = read_response(&mut s, "an echo").await;
+        assert!(head.starts_with("http/1.1 200 ok"), "{head}");
+        let reply: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(reply["id"], id);
+        assert_eq!(reply["result"]["content"][0]["text"], text);
+    }
+    // A chunked body is hyper's; the connection goes on with hyper, and ends on request.
+    let chunked = call(4, "four");
+    let odd = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json\r\n{session}Transfer-Encoding: chunked\r\n\r\n\
+         {:x}\r\n{chunked}\r\n0\r\n\r\n",
+        chunked.len()
+    );
+    s.write_all(odd.as_bytes()).await.unwrap();
+    let (_, body) = read_response(&mut s, "the chunked call's reply").await;
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&body).unwrap()["id"],
+        4
+    );
+    let last = post(&call(5, "five"), &format!("{session}Connection: close\r\n"));
+    s.write_all(last.as_bytes()).await.unwrap();
+    let mut rest = String::new();
+    within(
+        "the last reply, then the close",
+        s.read_to_string(&mut rest),
+    )
+    .await
+    .unwrap();
+    assert!(rest.contains("\"five\""), "{rest}");
+    assert!(
+        rest.to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{rest}"
+    );
+}
+
+#[tokio::test]
+async fn a_plain_post_closing_its_connection_says_so() {
+    let bridge = TestBridge::start().await;
+    let addr = addr_of(&bridge);
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    let body = "{}";
+    let req = format!(
+        "POST /mcp HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n\
+         Accept: application/json\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    let mut all = String::new();
+    within("the reply, then the close", s.read_to_string(&mut all))
+        .await
+        .unwrap();
+    let lower = all.to_ascii_lowercase();
+    assert!(lower.starts_with("http/1.1 400 bad request\r\n"), "{all}");
+    assert!(lower.contains("\r\nconnection: close\r\n"), "{all}");
+    assert!(lower.contains("\r\ncontent-length: "), "{all}");
 }

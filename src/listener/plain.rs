@@ -1,21 +1,25 @@
-//! A connection whose first request is a plain `GET` is served here, without hyper, until
-//! that response has ended; then hyper takes the connection over for whatever follows.
+//! The plain requests of a connection, served here without hyper: a `GET` (how every event
+//! stream opens) and a `POST` whose whole body is announced by `Content-Length` (how every
+//! MCP message comes). Anything else goes to hyper with the bytes read so far, and hyper keeps
+//! the connection until a `GET` after an idle pause hands it back (`connection.rs`).
 //!
-//! Why: a `GET` is how a client opens an event stream (the Streamable HTTP standalone stream,
-//! the legacy `GET /sse`), and such a stream stays open for as long as its session lives,
-//! mostly idle. hyper keeps an 8 KiB read buffer and an 8 KiB write buffer for every
-//! connection for all of its life, so 10,000 idle sessions would hold 160 MiB in buffers that
-//! carry a few keep-alive comments an hour. Here the head is read into a buffer that is freed
-//! once it is parsed, and the response is written frame by frame from the body's own bytes.
+//! Why: an event stream stays open for as long as its session lives, mostly idle. hyper keeps
+//! an 8 KiB read buffer and an 8 KiB write buffer for every connection for all of its life, so
+//! 10,000 idle sessions would hold 160 MiB in buffers that carry a few keep-alive comments an
+//! hour. Here a head is read into a buffer that is freed once the request is served, and a
+//! response is written from the body's own bytes. And a `POST` is most of the traffic: here it
+//! costs one read, a parse whose header values share the read's buffer, and one write of the
+//! head and the whole body together, without hyper's dispatcher and body channel (about a
+//! tenth of the bridge's CPU per call, by `perf`).
 //!
 //! Only the simple case is taken: HTTP/1.1, a head of at most `MAX_HEAD` bytes that parses,
-//! and no request body (`Content-Length` other than 0, `Transfer-Encoding`), `Expect` or
-//! `Upgrade`. Anything else, and every connection whose first request is not a `GET`, goes to
-//! hyper with the bytes read so far, so the answers to odd requests stay hyper's.
+//! no `Transfer-Encoding`, `Expect` or `Upgrade`; a `GET` without a body; a `POST` with one
+//! `Content-Length` of at most `MAX_BODY`. Anything else is hyper's, so the answers to odd
+//! requests stay hyper's.
 
 use std::io;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{
     header, HeaderName, HeaderValue, Method, Request, Response, StatusCode, Uri, Version,
 };
@@ -24,94 +28,163 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 /// The longest head taken here (a longer one is hyper's, with its own limits).
 const MAX_HEAD: usize = 16 * 1024;
+/// The longest `POST` body taken here (a longer one is hyper's, read as it streams in).
+const MAX_BODY: usize = 64 * 1024;
 /// The most headers taken here.
 const MAX_HEADERS: usize = 64;
 /// What is read from the client at a time while a response streams: a client sends nothing
 /// then, normally; the read is there to notice that it went away.
 const PROBE: usize = 64;
 
-/// What the first bytes of a connection turned out to be.
+/// What the first bytes of a connection (or of its next request) turned out to be.
 pub(super) enum First {
-    /// A plain `GET`, parsed, and the bytes that came after its head.
-    Get(Box<Request<Body>>, Vec<u8>),
+    /// A plain request, parsed (a `POST` with its body), and the bytes that came after it.
+    Plain(Box<Request<Body>>, Vec<u8>),
     /// Something for hyper, with the bytes read so far.
     Other(Vec<u8>),
     /// The client closed (or the read failed) before sending anything useful.
     Gone,
 }
 
-/// Reads (after `buf`, the bytes read already) until the request is known to be a plain `GET`
-/// (and its head is complete), or known not to be.
+/// Reads (after `buf`, the bytes read already) until the next request is known to be a plain
+/// one and has come whole, or is known not to be.
 pub(super) async fn read_first<I: AsyncRead + Unpin>(io: &mut I, mut buf: Vec<u8>) -> First {
+    // The request's length once its head has come and was found plain.
+    let mut whole = None;
     loop {
-        if buf.len() >= 4 || !b"GET ".starts_with(&buf) {
-            if !buf.starts_with(b"GET ") {
+        if whole.is_none() && (buf.len() >= 5 || !could_be_plain(&buf)) {
+            if !buf.starts_with(b"GET ") && !buf.starts_with(b"POST ") {
                 return First::Other(buf);
             }
-            match parse(&buf) {
-                Parsed::Get(req, len) => {
-                    let rest = buf.split_off(len);
-                    return First::Get(req, rest);
-                }
-                Parsed::NotPlain => return First::Other(buf),
-                Parsed::Partial if buf.len() >= MAX_HEAD => return First::Other(buf),
-                Parsed::Partial => {}
+            match measure(&buf) {
+                Measured::Plain(len) => whole = Some(len),
+                Measured::NotPlain => return First::Other(buf),
+                Measured::Partial if buf.len() >= MAX_HEAD => return First::Other(buf),
+                Measured::Partial => {}
             }
         }
-        // Grows as a request head arrives; 1 KiB covers the usual one in one read.
-        buf.reserve(if buf.is_empty() { 1024 } else { buf.len() });
+        if let Some(len) = whole.filter(|len| buf.len() >= *len) {
+            return build(buf, len);
+        }
+        // Grows as a request arrives; 1 KiB covers the usual head and body in one read.
+        let want = match whole {
+            Some(len) => len - buf.len(),
+            None if buf.is_empty() => 1024,
+            None => buf.len(),
+        };
+        buf.reserve(want);
         match io.read_buf(&mut buf).await {
             Ok(0) | Err(_) if buf.is_empty() => return First::Gone,
-            // A partial head and then the end: hyper says what is wrong with it.
+            // Cut short: hyper says what is wrong with it.
             Ok(0) | Err(_) => return First::Other(buf),
             Ok(_) => {}
         }
     }
 }
 
-enum Parsed {
-    Get(Box<Request<Body>>, usize),
+/// Whether `buf`, a prefix of a request, may still begin a `GET` or a `POST`.
+fn could_be_plain(buf: &[u8]) -> bool {
+    b"GET ".starts_with(buf) || b"POST ".starts_with(buf)
+}
+
+enum Measured {
+    /// A plain request of this many bytes, head and body.
+    Plain(usize),
     NotPlain,
     Partial,
 }
 
-fn parse(buf: &[u8]) -> Parsed {
+/// Parses a head to decide whether the request is plain, and how long it is.
+fn measure(buf: &[u8]) -> Measured {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut head = httparse::Request::new(&mut headers);
     let len = match head.parse(buf) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) => return Parsed::Partial,
-        Err(_) => return Parsed::NotPlain,
+        Ok(httparse::Status::Partial) => return Measured::Partial,
+        Err(_) => return Measured::NotPlain,
     };
-    match request(&head) {
-        Some(req) => Parsed::Get(Box::new(req), len),
-        None => Parsed::NotPlain,
+    match body_length(&head) {
+        Some(body) => Measured::Plain(len + body),
+        None => Measured::NotPlain,
     }
 }
 
-/// The request, when it is one this module serves.
-fn request(head: &httparse::Request<'_, '_>) -> Option<Request<Body>> {
-    if head.method != Some("GET") || head.version != Some(1) {
+/// The body length of a request this module serves; `None` for hyper's.
+fn body_length(head: &httparse::Request<'_, '_>) -> Option<usize> {
+    if head.version != Some(1) {
         return None;
     }
-    let uri: Uri = head.path?.parse().ok()?;
-    let mut req = Request::new(Body::empty());
-    *req.method_mut() = Method::GET;
+    let post = match head.method? {
+        "GET" => false,
+        "POST" => true,
+        _ => return None,
+    };
+    let mut length = None;
+    for h in head.headers.iter() {
+        let name = h.name.as_bytes();
+        let refused = [b"transfer-encoding".as_slice(), b"expect", b"upgrade"];
+        if refused.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+            return None;
+        }
+        if name.eq_ignore_ascii_case(b"content-length") {
+            let digits = h.value;
+            let plain =
+                !digits.is_empty() && digits.len() <= 7 && digits.iter().all(u8::is_ascii_digit);
+            // Twice, or not plain digits: hyper's to refuse.
+            if length.is_some() || !plain {
+                return None;
+            }
+            length = Some(digits.iter().fold(0, |n, d| n * 10 + usize::from(d - b'0')));
+        }
+    }
+    match (post, length) {
+        (false, None | Some(0)) => Some(0),
+        (true, Some(n)) if n <= MAX_BODY => Some(n),
+        _ => None,
+    }
+}
+
+/// The request in the first `len` bytes of `buf` (measured plain); the bytes after it.
+/// Header values and the body are slices of one buffer, not copies.
+fn build(buf: Vec<u8>, len: usize) -> First {
+    let mut bytes = Bytes::from(buf);
+    let rest = bytes.split_off(len).to_vec();
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut head = httparse::Request::new(&mut headers);
+    let Ok(httparse::Status::Complete(head_len)) = head.parse(&bytes) else {
+        return First::Other([bytes.to_vec(), rest].concat());
+    };
+    match request(&head, &bytes, head_len) {
+        Some(req) => First::Plain(Box::new(req), rest),
+        None => First::Other([bytes.to_vec(), rest].concat()),
+    }
+}
+
+/// The request parsed from `head`, borrowing from `bytes`, with the body after `head_len`.
+fn request(
+    head: &httparse::Request<'_, '_>,
+    bytes: &Bytes,
+    head_len: usize,
+) -> Option<Request<Body>> {
+    let method = match head.method? {
+        "POST" => Method::POST,
+        _ => Method::GET,
+    };
+    let uri = Uri::from_maybe_shared(bytes.slice_ref(head.path?.as_bytes())).ok()?;
+    let body = bytes.slice(head_len..);
+    let mut req = Request::new(if body.is_empty() {
+        Body::empty()
+    } else {
+        Body::from(body)
+    });
+    *req.method_mut() = method;
     *req.uri_mut() = uri;
     *req.version_mut() = Version::HTTP_11;
     let headers = req.headers_mut();
     headers.reserve(head.headers.len());
     for h in head.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).ok()?;
-        let value = HeaderValue::from_bytes(h.value).ok()?;
-        let refused = match name {
-            header::TRANSFER_ENCODING | header::EXPECT | header::UPGRADE => true,
-            header::CONTENT_LENGTH => value.as_bytes() != b"0",
-            _ => false,
-        };
-        if refused {
-            return None;
-        }
+        let value = HeaderValue::from_maybe_shared(bytes.slice_ref(h.value)).ok()?;
         headers.append(name, value);
     }
     Some(req)
@@ -143,8 +216,12 @@ pub(super) async fn respond<I: AsyncRead + AsyncWrite + Unpin>(
     }
     let length = body.size_hint().exact();
     let mut head = Vec::with_capacity(256);
-    let reason = parts.status.canonical_reason().unwrap_or("");
-    head.extend_from_slice(format!("HTTP/1.1 {} {reason}\r\n", parts.status.as_u16()).as_bytes());
+    let mut digits = itoa::Buffer::new();
+    head.extend_from_slice(b"HTTP/1.1 ");
+    head.extend_from_slice(parts.status.as_str().as_bytes());
+    head.push(b' ');
+    head.extend_from_slice(parts.status.canonical_reason().unwrap_or("").as_bytes());
+    head.extend_from_slice(b"\r\n");
     for (name, value) in &parts.headers {
         if matches!(
             *name,
@@ -158,12 +235,17 @@ pub(super) async fn respond<I: AsyncRead + AsyncWrite + Unpin>(
         head.extend_from_slice(b"\r\n");
     }
     if !parts.headers.contains_key(header::DATE) {
-        let date = httpdate::fmt_http_date(std::time::SystemTime::now());
-        head.extend_from_slice(format!("date: {date}\r\n").as_bytes());
+        head.extend_from_slice(b"date: ");
+        date::append(&mut head);
+        head.extend_from_slice(b"\r\n");
     }
     match length {
         _ if bodiless => {}
-        Some(n) => head.extend_from_slice(format!("content-length: {n}\r\n").as_bytes()),
+        Some(n) => {
+            head.extend_from_slice(b"content-length: ");
+            head.extend_from_slice(digits.format(n).as_bytes());
+            head.extend_from_slice(b"\r\n");
+        }
         None => head.extend_from_slice(b"transfer-encoding: chunked\r\n"),
     }
     if close_requested {
@@ -171,7 +253,32 @@ pub(super) async fn respond<I: AsyncRead + AsyncWrite + Unpin>(
     }
     head.extend_from_slice(b"\r\n");
     drop(parts);
-    if io.write_all(&head).await.is_err() || io.flush().await.is_err() {
+    // A body that is ready whole (most replies) goes out with the head, in one write.
+    if let (Some(n), false) = (length, bodiless) {
+        let ready = futures_util::FutureExt::now_or_never(std::future::poll_fn(|cx| {
+            std::pin::Pin::new(&mut body).poll_frame(cx)
+        }));
+        if let Some(Some(Ok(frame))) = ready {
+            let data = frame.into_data().unwrap_or_default();
+            if data.len() as u64 == n {
+                let written = write_all_parts(io, &[&head, &data]).await;
+                if written.is_err() || io.flush().await.is_err() {
+                    return Ended::Close;
+                }
+                return match close_requested {
+                    true => Ended::Close,
+                    false => Ended::KeepAlive(rest),
+                };
+            }
+            // Not the whole body: the head and this part, then the rest below.
+            let written = write_all_parts(io, &[&head, &data]).await;
+            if written.is_err() || io.flush().await.is_err() {
+                return Ended::Close;
+            }
+            head.clear();
+        }
+    }
+    if !head.is_empty() && (io.write_all(&head).await.is_err() || io.flush().await.is_err()) {
         return Ended::Close;
     }
     drop(head);
@@ -223,17 +330,23 @@ pub(super) async fn respond<I: AsyncRead + AsyncWrite + Unpin>(
 async fn write_chunk<I: AsyncWrite + Unpin>(io: &mut I, data: &[u8]) -> io::Result<()> {
     let mut size = [0u8; 18];
     let digits = hex(data.len(), &mut size);
-    let parts: [&[u8]; 3] = [&size[..digits], data, b"\r\n"];
+    write_all_parts(io, &[&size[..digits], data, b"\r\n"]).await
+}
+
+/// Writes `parts` in order, with vectored writes: one call when the socket takes it all.
+async fn write_all_parts<I: AsyncWrite + Unpin>(io: &mut I, parts: &[&[u8]]) -> io::Result<()> {
     let (mut part, mut offset) = (0, 0);
     while part < parts.len() {
-        let left = |k: usize| match k.cmp(&part) {
-            std::cmp::Ordering::Less => &[][..],
-            std::cmp::Ordering::Equal => &parts[k][offset..],
-            std::cmp::Ordering::Greater => parts[k],
-        };
-        let slices = [0, 1, 2].map(|k| io::IoSlice::new(left(k)));
+        let mut slices = [io::IoSlice::new(&[]); 3];
+        for (k, slice) in slices.iter_mut().enumerate() {
+            *slice = match parts.get(part + k) {
+                Some(p) if k == 0 => io::IoSlice::new(&p[offset..]),
+                Some(p) => io::IoSlice::new(p),
+                None => io::IoSlice::new(&[]),
+            };
+        }
         let mut n = io.write_vectored(&slices).await?;
-        if n == 0 {
+        if n == 0 && parts[part..].iter().any(|p| !p.is_empty()) {
             return Err(io::ErrorKind::WriteZero.into());
         }
         while part < parts.len() && n >= parts[part].len() - offset {
@@ -285,6 +398,29 @@ async fn probe<I: AsyncRead + Unpin>(io: &mut I, rest: &mut Vec<u8>) -> bool {
     }
 }
 
+/// The `date` header's value, formatted once a second per thread (as hyper does).
+mod date {
+    use std::cell::RefCell;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    thread_local! {
+        static CACHED: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+
+    /// Appends the current date in the format of RFC 9110 to `out`.
+    pub(super) fn append(out: &mut Vec<u8>) {
+        let now = SystemTime::now();
+        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        CACHED.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.0 != second {
+                *c = (second, httpdate::fmt_http_date(now));
+            }
+            out.extend_from_slice(c.1.as_bytes());
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -299,10 +435,10 @@ mod tests {
     }
 
     #[test]
-    fn a_plain_get_is_taken_and_everything_else_is_left_to_hyper() {
+    fn plain_gets_and_posts_are_taken_and_everything_else_is_left_to_hyper() {
         let get = b"GET /mcp?x=1 HTTP/1.1\r\nHost: a\r\nAccept: text/event-stream\r\n\r\nPOST";
         match first(get) {
-            First::Get(req, rest) => {
+            First::Plain(req, rest) => {
                 assert_eq!(req.uri(), "/mcp?x=1");
                 assert_eq!(req.headers()["accept"], "text/event-stream");
                 assert_eq!(req.headers()["host"], "a");
@@ -310,8 +446,29 @@ mod tests {
             }
             _ => panic!("a plain GET"),
         }
-        let cases: [&[u8]; 8] = [
+        let post =
+            b"POST /mcp HTTP/1.1\r\ncontent-length: 7\r\nMcp-Session-Id: s1\r\n\r\n{\"a\":1}GET /";
+        match first(post) {
+            First::Plain(req, rest) => {
+                assert_eq!(req.method(), Method::POST);
+                assert_eq!(req.headers()["mcp-session-id"], "s1");
+                assert_eq!(req.body().size_hint().exact(), Some(7));
+                assert_eq!(rest, b"GET /");
+            }
+            _ => panic!("a plain POST"),
+        }
+        let too_long = format!(
+            "POST / HTTP/1.1\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY + 1
+        );
+        let cases: [&[u8]; 14] = [
             b"POST /mcp HTTP/1.1\r\n\r\n",
+            b"POST /mcp HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n{}",
+            b"POST /mcp HTTP/1.1\r\nContent-Length: +2\r\n\r\n{}",
+            b"POST /mcp HTTP/1.1\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+            b"POST /mcp HTTP/1.1\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n",
+            too_long.as_bytes(),
+            b"DELETE /mcp HTTP/1.1\r\n\r\n",
             b"GE",
             b"GET /mcp HTTP/1.0\r\n\r\n",
             b"GET /mcp HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello",
@@ -330,9 +487,12 @@ mod tests {
         // Bytes read before (taken from hyper) count as the start of the head.
         let mut io: &[u8] = b"/x HTTP/1.1\r\n\r\n";
         let taken = futures_util::FutureExt::now_or_never(read_first(&mut io, b"GET ".to_vec()));
-        assert!(matches!(taken, Some(First::Get(req, _)) if req.uri() == "/x"));
+        assert!(matches!(taken, Some(First::Plain(req, _)) if req.uri() == "/x"));
         let zero = b"GET / HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
-        assert!(matches!(first(zero), First::Get(..)));
+        assert!(matches!(first(zero), First::Plain(..)));
+        // A body that is cut short is hyper's to answer.
+        let short = b"POST / HTTP/1.1\r\nContent-Length: 9\r\n\r\n{}";
+        assert!(matches!(first(short), First::Other(b) if b == short));
     }
 
     #[test]
