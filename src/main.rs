@@ -15,6 +15,8 @@ use mcp_http_bridge::{cli::Cli, reload, shutdown, Bridge, Config, FileOptions};
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::EnvFilter;
 
+mod math;
+
 fn main() -> ExitCode {
     // Large messages pass through buffers of their size: glibc would hand their pages back to
     // the kernel after each one and fault them in afresh for the next. Keep up to 64 MiB of
