@@ -28,7 +28,8 @@ use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 
 /// The longest head taken here (a longer one is hyper's, with its own limits).
 const MAX_HEAD: usize = 16 * 1024;
-/// The longest `POST` body taken here (a longer one is hyper's, read as it streams in).
+/// The longest `POST` body taken here (a longer one is hyper's, read as it streams in). (With
+/// 1 MiB, calls with 64 KiB texts measured no faster, at more CPU.)
 const MAX_BODY: usize = 64 * 1024;
 /// The most headers taken here.
 const MAX_HEADERS: usize = 64;
