@@ -8,30 +8,24 @@
 //! system library at link time, and the linker then drops libm.so (`--as-needed`). The static
 //! glibc libm cannot be linked instead: its resolvers need a symbol private to glibc's loader.
 
+/// `extern "C" fn name(args) -> f64` calling `libm::name`, exported under the C name.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-mod c {
-    #[no_mangle]
-    extern "C" fn exp(x: f64) -> f64 {
-        libm::exp(x)
-    }
+macro_rules! from_libm {
+    ($($name:ident($($arg:ident),+);)+) => {
+        $(
+            #[no_mangle]
+            extern "C" fn $name($($arg: f64),+) -> f64 {
+                libm::$name($($arg),+)
+            }
+        )+
+    };
+}
 
-    #[no_mangle]
-    extern "C" fn log(x: f64) -> f64 {
-        libm::log(x)
-    }
-
-    #[no_mangle]
-    extern "C" fn log1p(x: f64) -> f64 {
-        libm::log1p(x)
-    }
-
-    #[no_mangle]
-    extern "C" fn log2(x: f64) -> f64 {
-        libm::log2(x)
-    }
-
-    #[no_mangle]
-    extern "C" fn pow(x: f64, y: f64) -> f64 {
-        libm::pow(x, y)
-    }
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+from_libm! {
+    exp(x);
+    log(x);
+    log1p(x);
+    log2(x);
+    pow(x, y);
 }
