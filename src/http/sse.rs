@@ -387,7 +387,7 @@ impl EventStream {
                 },
                 _ = st.s.end.cancelled() => return st.finish(),
                 // The client stopped reading: end now, nothing to park.
-                _ = rx.stop.cancelled() => return st.finish(),
+                _ = rx.stop.stopped() => return st.finish(),
                 _ = st.keep_alive.tick() => Bytes::from_static(KEEP_ALIVE_COMMENT),
             };
             Some((Ok(chunk), st))

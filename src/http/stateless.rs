@@ -150,7 +150,7 @@ async fn json_answer(mut rx: StreamRx) -> Response {
         // Cancel safety: `recv` loses nothing when the stream is stopped instead.
         let next = tokio::select! {
             m = rx.rx.recv() => m,
-            _ = rx.stop.cancelled() => None,
+            _ = rx.stop.stopped() => None,
         };
         match next {
             Some(Outbound { json, last: true }) => {

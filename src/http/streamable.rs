@@ -187,7 +187,7 @@ async fn json_reply(mut rx: StreamRx, responses: usize) -> Response {
     while got.len() < responses {
         let next = tokio::select! {
             m = rx.rx.recv() => m,
-            _ = rx.stop.cancelled() => None,
+            _ = rx.stop.stopped() => None,
         };
         match next {
             Some(Outbound { json, last: true }) => got.push(json),

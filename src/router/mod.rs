@@ -11,7 +11,6 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use crate::envelope::Envelope;
 use crate::jsonrpc;
@@ -25,6 +24,7 @@ mod listeners;
 mod owners;
 mod parked;
 mod server_requests;
+mod stop;
 mod tasks;
 
 pub use continuations::ReplyRoute;
@@ -32,6 +32,7 @@ pub use deadlines::Expired;
 pub use listeners::Listen;
 pub use owners::Carried;
 pub use parked::{ResumeError, Resumed, MISSING_CAPABILITY};
+pub use stop::Stop;
 pub use tasks::task_not_found;
 
 /// The key of whoever owns a request: a session id, as far as this module knows.
@@ -47,12 +48,12 @@ pub struct Outbound {
 }
 
 /// The sending end of a client stream (a POST's reply or a session's standalone stream).
-/// Besides the bounded queue it carries a `stop` token: a stream whose client does not read
+/// Besides the bounded queue it carries a `stop` signal: a stream whose client does not read
 /// is stopped, which ends its body at once.
 #[derive(Debug, Clone)]
 pub struct StreamTx {
     tx: mpsc::Sender<Outbound>,
-    stop: CancellationToken,
+    stop: Stop,
 }
 
 /// Two handles are equal when they feed the same stream.
@@ -67,14 +68,14 @@ impl PartialEq for StreamTx {
 pub struct StreamRx {
     /// Queued messages.
     pub rx: mpsc::Receiver<Outbound>,
-    /// Cancelled when the stream is to end now (its client stopped reading).
-    pub stop: CancellationToken,
+    /// Set when the stream is to end now (its client stopped reading).
+    pub stop: Stop,
 }
 
 /// A client stream holding at most `capacity` queued messages.
 pub fn stream_channel(capacity: usize) -> (StreamTx, StreamRx) {
     let (tx, rx) = mpsc::channel(capacity);
-    let stop = CancellationToken::new();
+    let stop = Stop::default();
     (
         StreamTx {
             tx,
@@ -90,7 +91,7 @@ impl StreamTx {
     /// # Errors
     /// `Full` when the client is not reading, `Closed` when the stream has ended.
     pub fn try_send(&self, m: Outbound) -> Result<(), mpsc::error::TrySendError<Outbound>> {
-        if self.stop.is_cancelled() {
+        if self.stop.is_stopped() {
             return Err(mpsc::error::TrySendError::Closed(m));
         }
         self.tx.try_send(m)
@@ -98,12 +99,12 @@ impl StreamTx {
 
     /// Whether the stream has ended or was stopped.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed() || self.stop.is_cancelled()
+        self.tx.is_closed() || self.stop.is_stopped()
     }
 
     /// Ends the stream now.
     pub fn stop(&self) {
-        self.stop.cancel();
+        self.stop.stop();
     }
 
     /// Whether two handles feed the same stream.
