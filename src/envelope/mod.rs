@@ -249,7 +249,15 @@ impl RawRequest {
 
 /// The JSON value at `range` of `bytes` (read there before: it parses).
 fn value_at(bytes: &[u8], range: &Range<usize>) -> serde_json::Value {
-    let raw = &bytes[range.clone()];
+    value_in(&bytes[range.clone()])
+}
+
+/// A raw value (an id, read before: it parses) as a `Value`.
+pub fn value_of(raw: &RawValue) -> serde_json::Value {
+    value_in(raw.get().as_bytes())
+}
+
+fn value_in(raw: &[u8]) -> serde_json::Value {
     // The usual id, a small integer, without the parser's buffer.
     if let Some(n) = std::str::from_utf8(raw)
         .ok()

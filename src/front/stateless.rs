@@ -213,7 +213,7 @@ pub async fn request_plain(
     let legacy = child.era == ChildEra::Legacy;
     let finish = finish_for(legacy, req.method);
     let id = req.raw_id();
-    let id = || serde_json::from_str(id.get()).unwrap_or_default();
+    let id = || envelope::value_of(id);
     let msg = Outgoing::Raw(req.into_request(legacy));
     send(&child, &owner, msg, id, reg, finish).await?;
     Ok(call)

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::accept::ReplyMode;
 use super::guard::Principal;
 use super::sse::{self, EventStream};
-use crate::envelope::modern::ModernRequest;
+use crate::envelope::{self, modern::ModernRequest};
 use crate::error::{json_bytes_response, HttpError, RpcError};
 use crate::front::stateless::{self, Refusal};
 use crate::jsonrpc;
@@ -87,7 +87,7 @@ pub async fn post_plain(
             let extra_env = super::child_env(app, headers, identity);
             let call = stateless::request_plain(app, principal.0.clone(), &extra_env, req, reg)
                 .await
-                .map_err(|r| refusal(serde_json::from_str(id.get()).unwrap_or_default(), r))?;
+                .map_err(|r| refusal(envelope::value_of(id), r))?;
             Ok(reply(app, call, rx, mode).await)
         }
         .await,
@@ -125,9 +125,10 @@ async fn reply(
                 m = rx.rx.recv() => m,
                 _ = tokio::time::sleep(sse::FIRST_MESSAGE_WAIT) => None,
             };
-            if let Some(Outbound { json, last: true }) = &first {
-                let mut reply = sse::complete_message(&[], None, json.clone());
-                *reply.status_mut() = status_of(json);
+            if let Some(Outbound { json, last: true }) = first {
+                let status = status_of(&json);
+                let mut reply = sse::complete_message(&[], None, json);
+                *reply.status_mut() = status;
                 return reply;
             }
             let prelude = first
