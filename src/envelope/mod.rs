@@ -136,8 +136,13 @@ pub fn bridge_id(raw: &RawValue) -> Option<u64> {
 
 /// Where `part` (a value borrowed from `whole` by `read`) sits in `whole`.
 pub fn range_in(whole: &[u8], part: &RawValue) -> Range<usize> {
-    let start = (part.get().as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
-    start..start + part.get().len()
+    str_range(whole, part.get())
+}
+
+/// Where `part` (text borrowed from `whole`) sits in `whole`.
+fn str_range(whole: &[u8], part: &str) -> Range<usize> {
+    let start = (part.as_ptr() as usize).saturating_sub(whole.as_ptr() as usize);
+    start..start + part.len()
 }
 
 /// `bytes` with each range replaced by its new text; ranges must not overlap.
@@ -193,18 +198,32 @@ impl RawRequest {
         if env.kind != Kind::Request || env.modern || !FORWARDED.contains(&env.method) {
             return None;
         }
-        let method = {
-            let start = (env.method.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize);
-            start..start + env.method.len()
-        };
-        Some(RawRequest {
-            id: range_in(bytes, env.id?),
-            method,
-            progress: env.progress_token.map(|t| range_in(bytes, t)),
-            task: env.task,
+        Some(RawRequest::at(
+            bytes,
+            env.id?,
+            env.method,
+            env.progress_token,
+            env.task,
+        ))
+    }
+
+    /// `bytes` forwarded with its id (and progress token) at the places these values, borrowed
+    /// from it, sit.
+    fn at(
+        bytes: &Bytes,
+        id: &RawValue,
+        method: &str,
+        progress: Option<&RawValue>,
+        task: bool,
+    ) -> RawRequest {
+        RawRequest {
+            id: range_in(bytes, id),
+            method: str_range(bytes, method),
+            progress: progress.map(|t| range_in(bytes, t)),
+            task,
             bytes: bytes.clone(),
             emptied: None,
-        })
+        }
     }
 
     /// The whole request, parsed (for the full path).

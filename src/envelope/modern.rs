@@ -137,10 +137,6 @@ impl<'a> ModernRequest<'a> {
             Some(raw) => Some(plain_string(raw.get())?),
             None => None,
         };
-        let method_at = {
-            let start = (method.as_ptr() as usize).saturating_sub(bytes.as_ptr() as usize);
-            start..start + method.len()
-        };
         Some(ModernRequest {
             version: plain_string(meta.version.get())?,
             method,
@@ -150,14 +146,7 @@ impl<'a> ModernRequest<'a> {
             roots: meta.capabilities.roots.0,
             meta: range_in(bytes, p.meta),
             id: top.id,
-            request: RawRequest {
-                bytes: bytes.clone(),
-                id: range_in(bytes, top.id),
-                method: method_at,
-                progress: None,
-                task: p.task.0,
-                emptied: None,
-            },
+            request: RawRequest::at(bytes, top.id, method, None, p.task.0),
         })
     }
 
