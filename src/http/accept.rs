@@ -4,33 +4,83 @@ use axum::http::{header, HeaderMap};
 
 use crate::error::HttpError;
 
-/// How a POST that carries a request will be answered.
+/// How a POST that carries a request may be answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyMode {
-    /// `text/event-stream`: related messages, then the response.
+    /// Only `text/event-stream`: related messages, then the response.
     Sse,
-    /// One `application/json` body holding the response.
+    /// Either, as the reply needs: one `application/json` body when the response is the first
+    /// message and comes at once (most calls: nothing to frame, and the cheapest reply for a
+    /// client to read), an event stream when messages come before it or it is slow.
+    Either,
+    /// Only one `application/json` body holding the response (related messages are left out).
     Json,
 }
 
-/// The media ranges `Accept` lists, without their parameters, as written: compare them with
-/// `is_one_of`, which ignores case (no lowercased copy per range and request).
-fn media_ranges(headers: &HeaderMap) -> impl Iterator<Item = &str> + '_ {
+impl ReplyMode {
+    /// Whether messages related to the request (progress, logs, server requests) can reach
+    /// the client on this reply.
+    pub fn streams(self) -> bool {
+        self != Self::Json
+    }
+}
+
+/// The media ranges `Accept` lists, as written (compare them with `eq_ignore_ascii_case`, no
+/// lowercased copy per range and request), each with its quality in thousandths.
+fn media_ranges(headers: &HeaderMap) -> impl Iterator<Item = (&str, u16)> + '_ {
     headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
-        .map(|r| r.split(';').next().unwrap_or("").trim())
+        .map(|r| {
+            let (range, params) = r.split_once(';').unwrap_or((r, ""));
+            (range.trim(), quality_param(params))
+        })
 }
 
-/// Whether media range `r` is one of `names` (lowercase), ignoring case.
-fn is_one_of(r: &str, names: &[&str]) -> bool {
-    names.iter().any(|n| r.eq_ignore_ascii_case(n))
+/// The `q` parameter among a range's parameters, in thousandths (RFC 9110, 12.4.2); absent or
+/// malformed reads as 1.
+fn quality_param(params: &str) -> u16 {
+    let Some(q) = params.split(';').find_map(|p| {
+        let (name, value) = p.split_once('=')?;
+        name.trim().eq_ignore_ascii_case("q").then(|| value.trim())
+    }) else {
+        return 1000;
+    };
+    let (whole, fraction) = q.split_once('.').unwrap_or((q, ""));
+    let digits_ok = fraction.len() <= 3 && fraction.bytes().all(|b| b.is_ascii_digit());
+    match (whole, digits_ok) {
+        ("0", true) => fraction
+            .bytes()
+            .chain(std::iter::repeat(b'0'))
+            .take(3)
+            .fold(0, |n, d| n * 10 + u16::from(d - b'0')),
+        _ => 1000,
+    }
 }
 
-/// The reply mode for a POST: SSE when the client lists `text/event-stream`, JSON when it
-/// accepts `application/json` (or anything, or sends no `Accept`, as curl users do).
+/// The quality `Accept` gives a media type, in thousandths: that of the most specific listed
+/// range matching it (RFC 9110, 12.5.1); `ranges` go from the type itself to the widest one
+/// allowed to stand for it. 0 when none is listed or the type is refused (`q=0`).
+fn quality(headers: &HeaderMap, ranges: &[&str]) -> u16 {
+    let mut best: Option<(usize, u16)> = None;
+    for (r, q) in media_ranges(headers) {
+        let Some(rank) = ranges.iter().position(|n| r.eq_ignore_ascii_case(n)) else {
+            continue;
+        };
+        if best.map_or(true, |(b, bq)| rank < b || (rank == b && q > bq)) {
+            best = Some((rank, q));
+        }
+    }
+    best.map_or(0, |(_, q)| q)
+}
+
+/// The reply mode for a POST: `Either` when the client takes `text/event-stream` and
+/// `application/json` alike (the transports spec has clients list both), SSE when it takes
+/// only the former or prefers it by its quality, JSON when it takes only `application/json`
+/// (or anything, or sends no `Accept`, as curl users do). An event stream is only sent when
+/// named: `*/*` stands for JSON.
 ///
 /// # Errors
 /// `NotAcceptable` when `Accept` allows neither.
@@ -38,19 +88,16 @@ pub fn post_reply_mode(headers: &HeaderMap) -> Result<ReplyMode, HttpError> {
     if headers.get(header::ACCEPT).is_none() {
         return Ok(ReplyMode::Json);
     }
-    let mut json = false;
-    for r in media_ranges(headers) {
-        if is_one_of(r, &["text/event-stream"]) {
-            return Ok(ReplyMode::Sse);
-        }
-        json |= is_one_of(r, &["application/json", "application/*", "*/*"]);
-    }
-    if json {
-        Ok(ReplyMode::Json)
-    } else {
-        Err(HttpError::NotAcceptable(
+    let sse = quality(headers, &["text/event-stream"]);
+    let json = quality(headers, &["application/json", "application/*", "*/*"]);
+    match (sse, json) {
+        (0, 0) => Err(HttpError::NotAcceptable(
             "application/json or text/event-stream",
-        ))
+        )),
+        (_, 0) => Ok(ReplyMode::Sse),
+        (0, _) => Ok(ReplyMode::Json),
+        (s, j) if s > j => Ok(ReplyMode::Sse),
+        _ => Ok(ReplyMode::Either),
     }
 }
 
@@ -60,7 +107,7 @@ pub fn post_reply_mode(headers: &HeaderMap) -> Result<ReplyMode, HttpError> {
 /// `NotAcceptable` when `Accept` is present and excludes `text/event-stream`.
 pub fn check_get_accept(headers: &HeaderMap) -> Result<(), HttpError> {
     if headers.get(header::ACCEPT).is_none()
-        || media_ranges(headers).any(|r| is_one_of(r, &["text/event-stream", "text/*", "*/*"]))
+        || quality(headers, &["text/event-stream", "text/*", "*/*"]) > 0
     {
         Ok(())
     } else {
@@ -107,9 +154,28 @@ mod tests {
         let cases = [
             (
                 Some("application/json, text/event-stream"),
+                Some(ReplyMode::Either),
+            ),
+            (Some("text/event-stream, */*"), Some(ReplyMode::Either)),
+            (Some("text/event-stream"), Some(ReplyMode::Sse)),
+            (Some("text/event-stream, text/html"), Some(ReplyMode::Sse)),
+            // Qualities: a stream preferred, a type refused, the most specific range ruling.
+            (
+                Some("text/event-stream, application/json;q=0.5"),
                 Some(ReplyMode::Sse),
             ),
-            (Some("text/event-stream"), Some(ReplyMode::Sse)),
+            (
+                Some("application/json;q=0.5, text/event-stream;q=0.5"),
+                Some(ReplyMode::Either),
+            ),
+            (
+                Some("application/json;q=0, text/event-stream"),
+                Some(ReplyMode::Sse),
+            ),
+            (Some("*/*, application/json;q=0"), None),
+            (Some("text/event-stream;q=0, */*"), Some(ReplyMode::Json)),
+            (Some("application/json; Q=0.000"), None),
+            (Some("application/json;q=bad"), Some(ReplyMode::Json)),
             (Some("application/json"), Some(ReplyMode::Json)),
             (Some("application/json;q=0.9"), Some(ReplyMode::Json)),
             (Some("*/*"), Some(ReplyMode::Json)),
@@ -135,6 +201,7 @@ mod tests {
         assert!(check_get_accept(&with_accept(None)).is_ok());
         assert!(check_get_accept(&with_accept(Some("application/json"))).is_err());
         assert!(check_get_accept(&with_accept(Some("TEXT/*; q=0.5"))).is_ok());
+        assert!(check_get_accept(&with_accept(Some("*/*, text/event-stream;q=0"))).is_err());
     }
 
     #[test]

@@ -402,24 +402,33 @@ pub fn primes(session: &Session) -> bool {
     session.protocol_version() >= "2025-11-25"
 }
 
-/// The SSE reply to one request of a Streamable HTTP session: complete when its response comes
-/// quickly, streaming otherwise (progress, server requests, slow calls).
+/// The reply to one request of a Streamable HTTP session: complete when its response comes
+/// quickly (one JSON body when `json` allows it, else one event), streaming otherwise
+/// (progress, server requests, slow calls).
 pub async fn request_reply(
     session: &Arc<Session>,
     mut rx: StreamRx,
     responses: usize,
     keep_alive: Duration,
+    json: bool,
 ) -> Response {
-    let mut ids = EventIds::new(session.clone());
-    let mut prelude = Vec::with_capacity(2);
-    if primes(session) {
-        prelude.push(ids.priming());
-    }
     let first = tokio::select! {
         biased;
         m = rx.rx.recv() => m,
         _ = tokio::time::sleep(FIRST_MESSAGE_WAIT) => None,
     };
+    let first = match first {
+        // Complete at once with nothing before it: no stream, ids or replay to keep.
+        Some(m) if json && m.last && responses == 1 => {
+            return crate::error::json_bytes_response(StatusCode::OK, m.json);
+        }
+        first => first,
+    };
+    let mut ids = EventIds::new(session.clone());
+    let mut prelude = Vec::with_capacity(2);
+    if primes(session) {
+        prelude.push(ids.priming());
+    }
     let mut responses = responses;
     match first {
         Some(m) if m.last && responses == 1 => {

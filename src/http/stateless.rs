@@ -99,7 +99,7 @@ fn registration(app: &BridgeState, mode: ReplyMode) -> (Registration, StreamRx) 
     let (tx, rx) = stream_channel(app.config.limits.stream_queue);
     let reg = Registration {
         stream: tx,
-        sse: mode == ReplyMode::Sse,
+        sse: mode.streams(),
     };
     (reg, rx)
 }
@@ -118,7 +118,7 @@ async fn reply(
             drop(call);
             reply
         }
-        ReplyMode::Sse => {
+        ReplyMode::Sse | ReplyMode::Either => {
             // Cancel safety: `recv` loses nothing when the wait ends first.
             let first = tokio::select! {
                 biased;
@@ -127,6 +127,9 @@ async fn reply(
             };
             if let Some(Outbound { json, last: true }) = first {
                 let status = status_of(&json);
+                if mode == ReplyMode::Either {
+                    return json_bytes_response(status, json);
+                }
                 let mut reply = sse::complete_message(&[], None, json);
                 *reply.status_mut() = status;
                 return reply;

@@ -94,7 +94,7 @@ async fn call(app: &BridgeState, session: &Arc<Session>, call: Call, mode: Reply
     let (tx, rx) = stream_channel(app.config.limits.stream_queue);
     let reg = Registration {
         stream: tx,
-        sse: mode == ReplyMode::Sse,
+        sse: mode.streams(),
     };
     match call {
         Call::Parsed(msg) => front::session::request(session, msg, reg).await,
@@ -159,7 +159,7 @@ async fn initialize(
     let reply = jsonrpc::to_bytes(&front::session::initialize(&session, msg));
     let mut resp = match mode {
         ReplyMode::Sse => sse::complete_message(&[], None, reply),
-        ReplyMode::Json => json_bytes_response(StatusCode::OK, reply),
+        ReplyMode::Either | ReplyMode::Json => json_bytes_response(StatusCode::OK, reply),
     };
     let sid = HeaderValue::from_str(&session.id).expect("session ids are hex");
     resp.headers_mut().insert(SESSION_HEADER, sid);
@@ -175,7 +175,10 @@ async fn reply(
     mode: ReplyMode,
 ) -> Response {
     match mode {
-        ReplyMode::Sse => sse::request_reply(session, rx, responses, app.config.keep_alive).await,
+        ReplyMode::Sse | ReplyMode::Either => {
+            let json = mode == ReplyMode::Either;
+            sse::request_reply(session, rx, responses, app.config.keep_alive, json).await
+        }
         ReplyMode::Json => json_reply(rx, responses).await,
     }
 }
@@ -240,7 +243,7 @@ async fn post_batch(
             Kind::Request => {
                 let reg = Registration {
                     stream: tx.clone(),
-                    sse: mode == ReplyMode::Sse,
+                    sse: mode.streams(),
                 };
                 front::session::request(session, msg, reg).await
             }

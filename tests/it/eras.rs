@@ -212,9 +212,11 @@ async fn stateless_requests_get_the_same_answers_read_plainly_or_parsed_whole() 
                 "prompts/get",
                 json!({"name": "greet", "arguments": {"name": "Ada"}}),
             ),
-            ("tools/list", future),
+            ("tools/list", future.clone()),
         ];
         for (i, (method, params)) in requests.into_iter().enumerate() {
+            // An unsupported revision is refused by the bridge itself, always as JSON.
+            let refused = params == future;
             let id = if i % 2 == 0 {
                 json!(i)
             } else {
@@ -222,7 +224,7 @@ async fn stateless_requests_get_the_same_answers_read_plainly_or_parsed_whole() 
             };
             let msg = ModernClient::message(id.clone(), method, params);
             let pretty = serde_json::to_string_pretty(&msg).unwrap();
-            for accept in [BOTH, "application/json"] {
+            for accept in [BOTH, "application/json", "text/event-stream"] {
                 let plain =
                     read_reply(within("plain", m.post(&msg, accept).send()).await.unwrap()).await;
                 let whole = m.post(&msg, accept).body(pretty.clone());
@@ -231,6 +233,13 @@ async fn stateless_requests_get_the_same_answers_read_plainly_or_parsed_whole() 
                 assert_eq!(plain.status, whole.status, "{what}");
                 assert_eq!(plain.last(), whole.last(), "{what}");
                 assert_eq!(plain.last()["id"], id, "{what}");
+                // An answer that comes at once is one JSON body unless only a stream is taken.
+                let sse_only = accept == "text/event-stream" && !refused;
+                assert_eq!(
+                    (plain.is_sse(), whole.is_sse()),
+                    (sse_only, sse_only),
+                    "{what}"
+                );
             }
         }
         if !modern_child {

@@ -175,18 +175,12 @@ async fn a_get_after_posts_on_the_same_connection_streams_and_the_connection_goe
     };
     let init = initialize_msg(json!(1), "2025-06-18").to_string();
     s.write_all(post(&init, "").as_bytes()).await.unwrap();
-    // The whole initialize reply: one event, with its length.
-    let reply = read_until(&mut s, "the initialize reply", |b| {
-        b.contains("serverInfo") && b.ends_with("}\n\n")
-    })
-    .await;
-    let sid = reply
+    // The whole initialize reply: one JSON body, with its length.
+    let (head, body) = read_response(&mut s, "the initialize reply").await;
+    assert!(body.contains("serverInfo"), "{head}{body}");
+    let sid = head
         .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("mcp-session-id: ")
-                .map(str::to_owned)
-        })
+        .find_map(|l| l.strip_prefix("mcp-session-id: ").map(str::to_owned))
         .expect("a session id");
     let note = json!({"jsonrpc": "2.0", "method": "notifications/initialized"}).to_string();
     s.write_all(post(&note, &sid).as_bytes()).await.unwrap();

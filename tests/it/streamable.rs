@@ -23,8 +23,12 @@ async fn handshake_tools_and_both_reply_modes() {
         "{sid}"
     );
 
+    // A client taking both kinds gets an answer that came at once as one JSON body.
     let list = c.request(json!(1), "tools/list", json!({})).await;
-    assert!(list.is_sse());
+    assert!(
+        !list.is_sse() && list.headers["content-type"] == "application/json",
+        "{list:?}"
+    );
     let names: Vec<&str> = list.last()["result"]["tools"]
         .as_array()
         .unwrap()
@@ -36,9 +40,25 @@ async fn handshake_tools_and_both_reply_modes() {
         "{names:?}"
     );
 
-    // SSE reply; the id comes back exactly, string or number.
+    // The id comes back exactly, string or number.
     let r = c.call(json!("abc"), "add", json!({"a": 2, "b": 40})).await;
     assert_eq!((r["id"].clone(), text(&r)), (json!("abc"), "42"));
+    // A slow answer (past the bridge's first wait) streams: the reply starts before it is ready.
+    let slow = c
+        .request(
+            json!(8),
+            "tools/call",
+            json!({"name": "slow", "arguments": {"ms": 100}}),
+        )
+        .await;
+    assert!(slow.is_sse(), "{slow:?}");
+    assert_eq!(text(slow.last()), "slept 100");
+    // SSE-only client: an event stream, primed (2025-11-25), the response as its one message.
+    let msg = json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "ev"}}});
+    let s = c.send("text/event-stream", &msg).await;
+    assert!(s.is_sse(), "{s:?}");
+    assert_eq!(s.messages.len(), 1, "{s:?}");
+    assert_eq!((s.last()["id"].clone(), text(s.last())), (json!(6), "ev"));
     // JSON-only client: a single application/json body.
     let msg = json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "echo", "arguments": {"text": "hi"}}});
     let j = c.send(JSON_ONLY, &msg).await;

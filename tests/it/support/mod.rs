@@ -421,9 +421,27 @@ pub struct SseReader {
 }
 
 impl SseReader {
+    /// The messages of a reply, one by one: the events of an event stream, or the one message
+    /// of an `application/json` body (what a request answered at once gets when the client
+    /// accepts both), read as a one-event stream.
     pub fn new(resp: reqwest::Response) -> SseReader {
+        let json = resp
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+        let body = resp.bytes_stream();
+        let stream = if json {
+            futures_util::stream::once(async { Ok(bytes::Bytes::from_static(b"data: ")) })
+                .chain(body)
+                .chain(futures_util::stream::once(async {
+                    Ok(bytes::Bytes::from_static(b"\n\n"))
+                }))
+                .boxed()
+        } else {
+            body.boxed()
+        };
         SseReader {
-            stream: resp.bytes_stream().boxed(),
+            stream,
             buf: Vec::new(),
             scanned: 0,
         }
