@@ -25,7 +25,8 @@ const SETUP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How calls reach the bridge.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Kind {
-    /// Streamable HTTP session; `Accept` lists both types, so replies are event-stream bodies.
+    /// Streamable HTTP session; `Accept` lists both types, so a reply ready at once is one JSON
+    /// body, and one with messages before it (or a slow one) an event stream.
     Stream,
     /// Streamable HTTP session; `Accept: application/json`, so replies are JSON bodies.
     Json,

@@ -28,12 +28,13 @@ SCENARIOS (default: all of the list below)
                       connection, ids 1, 2, 3, ... per session; `echo` with short texts
   KIND-SxC-mixed      every 4th call of a worker sleeps 1-5 ms in the child (out of order)
   KIND-SxC-large      64 KiB texts both ways
-      KIND: stream   Streamable HTTP session, replies as event-stream bodies
+      KIND: stream   Streamable HTTP session taking both reply kinds (JSON when ready at once)
             json     Streamable HTTP session, `Accept: application/json` replies
             sse      legacy HTTP+SSE (POST /message, replies on GET /sse)
             modern   stateless 2026-07-28 (no session; `_meta` and Mcp-* headers)
   idle-N              N sessions each holding an open GET /mcp stream; RSS per session and
                       a checked call on a sample of them
+  idle-N-bare         the same without the streams: N is not bound by the open-files limit
   huge[-N]            one call at a time: `echo` of an N MiB text and `huge` (an N MiB result,
                       N default 8), timed over the example server's own pipes, then through
                       the bridge (--max-body/--max-line raised); rows huge-echo, huge-result
@@ -180,10 +181,10 @@ async fn run(mut args: Args) -> bool {
     for spec in std::mem::take(&mut args.specs) {
         let mut spec = spec;
         args.bridge.extra_args = base_args.clone();
-        if let What::Idle { sessions } = &mut spec.what {
-            // Each session holds one connection here and one at the bridge.
+        if let What::Idle { sessions, streams } = &mut spec.what {
+            // Each stream holds one connection here and one at the bridge.
             let room = (nofile as usize).saturating_sub(args.settings.idle_batch + 256);
-            if *sessions > room {
+            if *streams && *sessions > room {
                 eprintln!(
                     "mcp-bench: {}: only {room} sessions fit the open-files limit ({nofile})",
                     spec.name

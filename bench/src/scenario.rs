@@ -34,8 +34,9 @@ pub enum What {
         workers: usize,
         load: Load,
     },
-    /// Sessions that each hold an open `GET /mcp` stream.
-    Idle { sessions: usize },
+    /// Sessions that each hold an open `GET /mcp` stream, or (`streams` false) none: a session
+    /// then costs the bridge no connection, so its count is not bound by open files.
+    Idle { sessions: usize, streams: bool },
     /// One call at a time with `mib` MiB both ways, over the child's pipe and through the bridge.
     Huge { mib: usize },
 }
@@ -85,12 +86,17 @@ impl Spec {
         }
         if kind == "idle" {
             let sessions: usize = shape.parse().map_err(|_| bad())?;
-            if variant.is_some() || sessions == 0 || sessions > 100_000 {
+            let streams = match variant {
+                None => true,
+                Some("bare") => false,
+                Some(_) => return Err(bad()),
+            };
+            if sessions == 0 || sessions > 100_000 {
                 return Err(bad());
             }
             return Ok(Spec {
                 name: name.into(),
-                what: What::Idle { sessions },
+                what: What::Idle { sessions, streams },
             });
         }
         let kind = match kind {
@@ -470,10 +476,10 @@ async fn hold_stream(
     }))
 }
 
-/// `sessions` sessions, each with an open `GET /mcp` stream, opened `idle_batch` at a time; then
-/// the tree's RSS, and a checked call on `idle_sample` of them.
+/// `sessions` sessions, each with an open `GET /mcp` stream (or none when not `streams`), opened
+/// `idle_batch` at a time; then the tree's RSS, and a checked call on `idle_sample` of them.
 pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Row, String> {
-    let What::Idle { sessions } = spec.what else {
+    let What::Idle { sessions, streams } = spec.what else {
         unreachable!("an idle scenario")
     };
     let addr = bridge.addr;
@@ -502,7 +508,10 @@ pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
                     let c = conn.as_mut().expect("opened above");
                     let session = client::open_stream_session(c, &path).await?;
                     let sid = session.sid.clone().expect("a session id");
-                    let holder = hold_stream(addr, &path, &sid, closed.clone()).await?;
+                    let holder = match streams {
+                        true => Some(hold_stream(addr, &path, &sid, closed.clone()).await?),
+                        false => None,
+                    };
                     Ok::<_, Fail>((session, holder))
                 };
                 let done = tokio::time::timeout(OPEN_TIMEOUT, one).await;
@@ -579,7 +588,7 @@ pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
     }
     let (cpu_bridge, cpu_bench) = cpu.percent_since(bridge);
     let rss_peak = bridge.peak_rss();
-    for (_, holder) in &open {
+    for holder in open.iter().filter_map(|(_, h)| h.as_ref()) {
         holder.abort();
     }
     let per_session = if n > 0 {
@@ -597,7 +606,8 @@ pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
         cpu_bridge,
         cpu_bench,
         note: format!(
-            "{n} of {sessions} streams open in {open_secs:.1} s: {:.1} MiB, {per_session:.1} KiB/session; latency of {sampled} calls on them",
+            "{n} of {sessions} {} open in {open_secs:.1} s: {:.1} MiB, {per_session:.1} KiB/session; latency of {sampled} calls on them",
+            if streams { "streams" } else { "sessions (no stream)" },
             rss_open as f64 / (1 << 20) as f64
         ),
     })
