@@ -101,7 +101,7 @@ async fn call(app: &BridgeState, session: &Arc<Session>, call: Call, mode: Reply
         Call::Plain(req) => front::session::request_plain(session, req, reg).await,
     }
     .map_err(refused)?;
-    Ok(reply(app, session, rx, 1, mode).await)
+    Ok(reply(app, session, rx, Carried::Request, mode).await)
 }
 
 /// Whether a POST is a 2026-07-28 request: its `_meta` names a revision, or, without a
@@ -166,26 +166,47 @@ async fn initialize(
     Ok(resp)
 }
 
-/// The reply to a POST that carried `responses` requests, whose messages arrive on `rx`.
+/// What a POST carried: one request, or a batch holding this many requests.
+#[derive(Clone, Copy)]
+enum Carried {
+    Request,
+    Batch(usize),
+}
+
+impl Carried {
+    /// How many responses the reply waits for.
+    fn responses(self) -> usize {
+        match self {
+            Carried::Request => 1,
+            Carried::Batch(n) => n,
+        }
+    }
+}
+
+/// The reply to a POST whose requests' messages arrive on `rx`.
 async fn reply(
     app: &BridgeState,
     session: &Arc<Session>,
     rx: StreamRx,
-    responses: usize,
+    carried: Carried,
     mode: ReplyMode,
 ) -> Response {
+    let responses = carried.responses();
     match mode {
         ReplyMode::Sse | ReplyMode::Either => {
-            let json = mode == ReplyMode::Either;
+            // A batch's answer as JSON is an array of all its responses: only a stream can
+            // carry them as they come.
+            let json = mode == ReplyMode::Either && matches!(carried, Carried::Request);
             sse::request_reply(session, rx, responses, app.config.keep_alive, json).await
         }
-        ReplyMode::Json => json_reply(rx, responses).await,
+        ReplyMode::Json => json_reply(rx, carried).await,
     }
 }
 
-/// JSON mode: the response (or a batch's responses as an array); related notifications
-/// cannot travel in a single JSON body and are left out.
-async fn json_reply(mut rx: StreamRx, responses: usize) -> Response {
+/// JSON mode: the response (or a batch's responses as an array, even of one); related
+/// notifications cannot travel in a single JSON body and are left out.
+async fn json_reply(mut rx: StreamRx, carried: Carried) -> Response {
+    let responses = carried.responses();
     let mut got = Vec::with_capacity(responses);
     while got.len() < responses {
         let next = tokio::select! {
@@ -198,11 +219,12 @@ async fn json_reply(mut rx: StreamRx, responses: usize) -> Response {
             None => break,
         }
     }
-    match (got.len(), responses) {
+    match (got.pop(), carried) {
         // The request was cancelled or its session ended: no response will come.
-        (0, _) => StatusCode::NO_CONTENT.into_response(),
-        (1, 1) => json_bytes_response(StatusCode::OK, got.pop().expect("one response")),
-        _ => {
+        (None, _) => StatusCode::NO_CONTENT.into_response(),
+        (Some(one), Carried::Request) => json_bytes_response(StatusCode::OK, one),
+        (Some(last), Carried::Batch(_)) => {
+            got.push(last);
             let items: Vec<&[u8]> = got.iter().map(|b| &b[..]).collect();
             let body = [b"[".as_slice(), &items.join(b",".as_slice()), b"]"].concat();
             json_bytes_response(StatusCode::OK, body.into())
@@ -256,7 +278,7 @@ async fn post_batch(
     if requests == 0 {
         return Ok(crate::error::empty_response(StatusCode::ACCEPTED));
     }
-    Ok(reply(app, session, rx, requests, mode).await)
+    Ok(reply(app, session, rx, Carried::Batch(requests), mode).await)
 }
 
 /// GET: resumes the stream named by `Last-Event-ID`, or opens the session's standalone stream

@@ -370,6 +370,29 @@ async fn batches_from_2025_03_26_clients() {
         got.sort();
         assert_eq!(got, vec![(1, "one".into()), (2, "two".into())], "{accept}");
     }
+    // A batch of one request is answered as a batch: an array of one, or a stream.
+    for accept in [BOTH, JSON_ONLY] {
+        let body = serde_json::to_vec(&json!([call(3, "solo")])).unwrap();
+        let r = c
+            .post(accept)
+            .header("mcp-protocol-version", "2025-03-26")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let is_sse = r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream");
+        let body = r.text().await.unwrap();
+        let replies = match is_sse {
+            true => parse_events(&body),
+            false => serde_json::from_str::<Vec<Value>>(&body)
+                .unwrap_or_else(|e| panic!("{accept}: not an array ({e}): {body}")),
+        };
+        assert_eq!(replies.len(), 1, "{accept}: {body}");
+        assert_eq!(text(&replies[0]), "solo", "{accept}");
+    }
     let only_notes = json!([{"jsonrpc": "2.0", "method": "notifications/initialized"}]);
     assert_eq!(c.send(BOTH, &only_notes).await.status, 202);
     // A later revision's session may not batch.
