@@ -3,6 +3,7 @@
 //! floor) and then through the bridge, so that what the bridge adds to big payloads is a ratio.
 
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -25,6 +26,8 @@ const MAX_MIB: usize = 128;
 const PIPE_VERSION: &str = "2025-06-18";
 /// How long starting the server and its `initialize` may take on the pipe.
 const PIPE_SETUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// The capacity the bridge asks for its child's pipes (`src/child/pipes.rs` at the root).
+const PIPE_CAPACITY: i32 = 1 << 20;
 /// The bar of the performance issue: through the bridge within 1.5× of the pipe alone.
 const TARGET_RATIO: f64 = 1.5;
 
@@ -161,6 +164,9 @@ impl Pipe {
             .map_err(|e| format!("cannot start {}: {e}", server.display()))?;
         let stdin = child.stdin.take().ok_or("the server has no stdin")?;
         let stdout = child.stdout.take().ok_or("the server has no stdout")?;
+        // The floor is measured over pipes as wide as the bridge makes its child's.
+        widen(stdin.as_raw_fd());
+        widen(stdout.as_raw_fd());
         let mut pipe = Pipe {
             child,
             stdin,
@@ -480,4 +486,16 @@ pub async fn run(
         });
     }
     Ok(rows)
+}
+
+/// Asks for `PIPE_CAPACITY` on the pipe behind `fd` (Linux; a refusal keeps its size).
+fn widen(fd: RawFd) {
+    // SAFETY: F_SETPIPE_SZ changes the capacity of a pipe we own; it touches no memory of ours.
+    let rc = unsafe { libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_CAPACITY) };
+    if rc < 0 {
+        eprintln!(
+            "mcp-bench: the pipe keeps its size: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }

@@ -73,6 +73,8 @@ pub struct ChildHandle {
     pub started: std::time::Instant,
     /// The child that took over this one's sessions after it exited (shared isolation).
     successor: std::sync::OnceLock<Arc<ChildHandle>>,
+    /// Its pipes' share of the wide ones, if they are.
+    _wide: Option<pipes::Wide>,
 }
 
 impl ChildHandle {
@@ -236,6 +238,7 @@ pub async fn spawn(
         signal_group(pid, libc::SIGKILL);
         anyhow::bail!("the child's pipes were not set up");
     };
+    let wide = pipes::widen(&stdin, &stdout);
     tasks.spawn(
         drain_stderr(LineReader::new(stderr, config.limits.max_line)).instrument(span.clone()),
     );
@@ -280,6 +283,7 @@ pub async fn spawn(
         close_stdin: CancellationToken::new(),
         started,
         successor: std::sync::OnceLock::new(),
+        _wide: wide,
     });
     let close = handle.close_stdin.clone();
     let lanes = Lanes {
@@ -348,5 +352,6 @@ pub(crate) fn handle_for_tests() -> Arc<ChildHandle> {
         close_stdin: CancellationToken::new(),
         started: std::time::Instant::now(),
         successor: std::sync::OnceLock::new(),
+        _wide: None,
     })
 }

@@ -358,6 +358,47 @@ async fn session_isolation_from_the_command_line() {
 }
 
 #[tokio::test]
+async fn the_childs_pipes_are_widened_for_the_first_eight_children_only() {
+    let max: i32 = std::fs::read_to_string("/proc/sys/fs/pipe-max-size")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let wide = max.min(1 << 20);
+    let b = Running::start(&["--isolation", "session"]);
+    let mut clients = Vec::new();
+    let mut seen = Vec::new();
+    for i in 0..10 {
+        let mut c = Client::new(&b.url);
+        c.initialize().await;
+        seen.push(text(&c.call(json!(i), "pipes", json!({})).await).to_owned());
+        clients.push(c);
+    }
+    let widened = format!("stdin={wide} stdout={wide}");
+    let count = seen.iter().filter(|s| **s == widened).count();
+    assert_eq!(count, 8, "{seen:?}");
+    assert!(seen[..8].iter().all(|s| *s == widened), "{seen:?}");
+    // A session's end gives its child's share back.
+    assert_eq!(clients[0].delete().await, 200);
+    let mut c = Client::new(&b.url);
+    c.initialize().await;
+    within("a widened child again", async {
+        loop {
+            let got = text(&c.call(json!(0), "pipes", json!({})).await).to_owned();
+            if got == widened {
+                break;
+            }
+            // The ended session's child may still be on its way out: another session then,
+            // this one ended so that it holds no child.
+            assert_eq!(c.delete().await, 200);
+            c = Client::new(&b.url);
+            c.initialize().await;
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn json_logs_are_one_object_per_line_with_server_session_and_request() {
     let mut child = bridge(&["--port", "0", "--log-format", "json", "--", FIXTURE])
         .spawn()
