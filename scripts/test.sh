@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, the interoperability suites (official TypeScript and
 # Python SDK clients, the MCP conformance suite, OAuth against oidc-provider, HAProxy and nginx
-# in front of three instances; they install themselves on first use), then the unit and
-# integration tests. Set SKIP_INTEROP=1 to run only the Rust checks.
+# in front of three instances; they install themselves on first use), the benchmark's unit
+# tests, then the unit and integration tests. Set SKIP_INTEROP=1 to run only the Rust checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +29,9 @@ if [[ -z "${SKIP_INTEROP:-}" && -x scripts/interop.sh ]]; then
     done
   done
 fi
+
+echo "== the benchmark's own unit tests (bench/)"
+cargo test --quiet --manifest-path bench/Cargo.toml
 
 # Last, so that its summary closes the output.
 echo "== cargo test"

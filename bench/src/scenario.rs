@@ -655,3 +655,30 @@ impl Row {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scenario_names() {
+        let idle = |name: &str| match Spec::parse(name).map(|s| s.what) {
+            Ok(What::Idle { sessions, streams }) => Some((sessions, streams)),
+            _ => None,
+        };
+        assert_eq!(idle("idle-10000"), Some((10_000, true)));
+        assert_eq!(idle("idle-100000-bare"), Some((100_000, false)));
+        for bad in ["idle-0", "idle-100001-bare", "idle-10-naked", "idle-x"] {
+            assert!(Spec::parse(bad).is_err(), "{bad}");
+        }
+        assert!(matches!(
+            Spec::parse("modern-16x4-mixed").map(|s| s.what),
+            Ok(What::Load {
+                kind: Kind::Modern,
+                sessions: 16,
+                workers: 4,
+                load: Load::Mixed
+            })
+        ));
+    }
+}
