@@ -1,5 +1,6 @@
 //! The tasks that own the child's pipe ends: the writer (stdin), the reader (stdout: every
-//! message is routed), the stderr drain, the exit watcher, and the deadline keeper.
+//! message is routed), the stderr drain, the exit watcher, and the deadline keeper; and the
+//! pipes' capacity.
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicUsize, Ordering};
