@@ -332,6 +332,29 @@ async fn a_dropped_stream_resumes_with_last_event_id() {
     );
 }
 
+/// POSTs a 2025-03-26 batch: the messages of its reply, the events of a stream or the items of
+/// a JSON array (anything else fails the test).
+async fn batch_replies(c: &Client, accept: &str, batch: &Value) -> Vec<Value> {
+    let r = c
+        .post(accept)
+        .header("mcp-protocol-version", "2025-03-26")
+        .body(serde_json::to_vec(batch).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let is_sse = r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream");
+    let body = r.text().await.unwrap();
+    match is_sse {
+        true => parse_events(&body),
+        false => serde_json::from_str::<Vec<Value>>(&body)
+            .unwrap_or_else(|e| panic!("{accept}: not an array ({e}): {body}")),
+    }
+}
+
 #[tokio::test]
 async fn batches_from_2025_03_26_clients() {
     let bridge = TestBridge::start().await;
@@ -344,25 +367,7 @@ async fn batches_from_2025_03_26_clients() {
     };
     let batch = json!([{"jsonrpc": "2.0", "method": "notifications/initialized"}, call(1, "one"), call(2, "two")]);
     for accept in [BOTH, JSON_ONLY] {
-        let body = serde_json::to_vec(&batch).unwrap();
-        let r = c
-            .post(accept)
-            .header("mcp-protocol-version", "2025-03-26")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        let is_sse = r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream");
-        let body = r.text().await.unwrap();
-        let replies = if is_sse {
-            parse_events(&body)
-        } else {
-            serde_json::from_str::<Vec<Value>>(&body).unwrap()
-        };
+        let replies = batch_replies(&c, accept, &batch).await;
         let mut got: Vec<(u64, String)> = replies
             .iter()
             .map(|m| (m["id"].as_u64().unwrap(), text(m).to_owned()))
@@ -372,25 +377,8 @@ async fn batches_from_2025_03_26_clients() {
     }
     // A batch of one request is answered as a batch: an array of one, or a stream.
     for accept in [BOTH, JSON_ONLY] {
-        let body = serde_json::to_vec(&json!([call(3, "solo")])).unwrap();
-        let r = c
-            .post(accept)
-            .header("mcp-protocol-version", "2025-03-26")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let is_sse = r.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("text/event-stream");
-        let body = r.text().await.unwrap();
-        let replies = match is_sse {
-            true => parse_events(&body),
-            false => serde_json::from_str::<Vec<Value>>(&body)
-                .unwrap_or_else(|e| panic!("{accept}: not an array ({e}): {body}")),
-        };
-        assert_eq!(replies.len(), 1, "{accept}: {body}");
+        let replies = batch_replies(&c, accept, &json!([call(3, "solo")])).await;
+        assert_eq!(replies.len(), 1, "{accept}: {replies:?}");
         assert_eq!(text(&replies[0]), "solo", "{accept}");
     }
     let only_notes = json!([{"jsonrpc": "2.0", "method": "notifications/initialized"}]);
