@@ -10,6 +10,13 @@
 import { Client, SSEClientTransport, StreamableHTTPClientTransport } from '@modelcontextprotocol/client';
 import { delay } from './cluster.mjs';
 
+/** What a failed call reports: the error's message, and for a network failure (fetch's
+ *  "fetch failed") the socket-level cause, e.g. UND_ERR_SOCKET "other side closed". */
+const failure = (e) => {
+  const cause = e?.cause ? `${e.cause.code ?? ''} ${e.cause.message ?? ''}`.trim() : undefined;
+  return cause ? { message: String(e?.message ?? e), cause } : { message: String(e?.message ?? e) };
+};
+
 const MODERN = '2026-07-28';
 const CALL_TIMEOUT_MS = 10_000; // far above any call here (the longest sleeps 3 s)
 export const prefixOf = (sid) => (typeof sid === 'string' && sid.includes('.') ? sid.slice(0, sid.indexOf('.')) : undefined);
@@ -70,7 +77,7 @@ export class SessionClient {
     // its EventSource reconnect and silently pick up a NEW session's endpoint.
     client.onerror = (e) => {
       if (this.client !== client) return;
-      this.errors.push({ where: 'transport', at: Date.now(), sid: this.sid, instance: this.instance, message: String(e?.message ?? e) });
+      this.errors.push({ where: 'transport', at: Date.now(), sid: this.sid, instance: this.instance, ...failure(e) });
       this.reset();
     };
     this.postSid = undefined;
@@ -118,7 +125,7 @@ export class SessionClient {
       if (longMs) Object.assign(this.long, { ok: true, completedAt: Date.now() });
     } catch (e) {
       if (this.client !== client && !longMs) return; // dropped meanwhile (already recorded)
-      this.errors.push({ where: longMs ? 'long call' : 'call', at: Date.now(), startedAt, sid, instance: prefixOf(sid), message: String(e?.message ?? e) });
+      this.errors.push({ where: longMs ? 'long call' : 'call', at: Date.now(), startedAt, sid, instance: prefixOf(sid), ...failure(e) });
       if (longMs) Object.assign(this.long, { ok: false, completedAt: Date.now(), error: String(e?.message ?? e) });
       if (this.client === client) this.reset();
     }
@@ -130,7 +137,7 @@ export class SessionClient {
       if (!this.client) {
         const startedAt = Date.now();
         try { await this.connect(); } catch (e) {
-          this.errors.push({ where: 'connect', at: Date.now(), startedAt, message: String(e?.message ?? e) });
+          this.errors.push({ where: 'connect', at: Date.now(), startedAt, ...failure(e) });
           await delay(100);
           continue;
         }
@@ -201,7 +208,7 @@ export class ModernClient {
         this.served.push({ at: Date.now(), startedAt, instance });
         this.okCalls++;
       } catch (e) {
-        this.errors.push({ where: 'call', at: Date.now(), startedAt, message: String(e?.message ?? e) });
+        this.errors.push({ where: 'call', at: Date.now(), startedAt, ...failure(e) });
       }
       const [lo, hi] = this.paceMs;
       await delay(lo + Math.random() * (hi - lo));
