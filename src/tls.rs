@@ -22,7 +22,7 @@ pub struct TlsFiles {
     pub key: PathBuf,
 }
 
-/// Builds the TLS acceptor from the PEM files (HTTP/1.1 over TLS 1.2 and 1.3).
+/// Builds the TLS acceptor from the PEM files (HTTP/2 and HTTP/1.1 by ALPN, over TLS 1.2 and 1.3).
 ///
 /// # Errors
 /// When a file cannot be read or holds no usable certificate or key (named in the message).
@@ -41,7 +41,7 @@ pub fn acceptor(files: &TlsFiles) -> anyhow::Result<TlsAcceptor> {
         .with_no_client_auth()
         .with_single_cert(certs, key)
         .context("the TLS certificate and key do not form a usable pair")?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

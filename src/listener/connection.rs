@@ -25,7 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 use super::activity::{Activity, InFlight};
-use super::plain;
+use super::{h2, plain};
 use super::Shared;
 
 /// Serves one connection until it ends; its permit is released when this returns.
@@ -42,7 +42,7 @@ pub(super) async fn serve(
         debug!(err = %e, "cannot set TCP_NODELAY");
     }
     match &shared.tls {
-        None => serve_http(stream, addr, &shared).await,
+        None => serve_http(stream, addr, &shared, false).await,
         // Boxed: a handshake's state is large, and a plain connection should not carry room
         // for it (a task is as large as its future's largest state, for all of its life).
         Some(acceptor) => Box::pin(serve_tls(stream, addr, acceptor, &shared)).await,
@@ -66,7 +66,8 @@ async fn serve_tls(stream: TcpStream, addr: SocketAddr, acceptor: &TlsAcceptor, 
             }
         },
     };
-    serve_http(tls, addr, shared).await
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    serve_http(tls, addr, shared, h2).await
 }
 
 /// HTTP/1.1 on `io` until the client or hyper closes it, a wait expires, or shutdown. Plain
@@ -74,7 +75,10 @@ async fn serve_tls(stream: TcpStream, addr: SocketAddr, acceptor: &TlsAcceptor, 
 /// is not plain starts hyper's connection, which then serves the connection until a `GET` or
 /// a `POST` comes after an idle pause: hyper's connection, and with it its buffers, is ended,
 /// and that request and what follows are served here again.
-async fn serve_http<I>(io: I, addr: SocketAddr, shared: &Shared)
+///
+/// HTTP/2 (`h2`: negotiated by ALPN; or the connection opens with its preface) is hyper's
+/// from the start (`h2::serve`).
+async fn serve_http<I>(io: I, addr: SocketAddr, shared: &Shared, h2: bool)
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -86,6 +90,9 @@ where
         watch: false,
         taken: None,
     };
+    if h2 {
+        return Box::pin(h2::serve(&mut io, addr, shared, activity)).await;
+    }
     let settings = &shared.settings;
     let mut read = Vec::new();
     loop {
@@ -102,6 +109,26 @@ where
         };
         let rest = match first {
             plain::First::Gone => return,
+            plain::First::Other(mut bytes) if h2::may_begin(&bytes) => {
+                let preface = tokio::select! {
+                    preface = h2::read_preface(&mut io, &mut bytes) => preface,
+                    phase = activity.expired(settings.header_timeout, settings.idle_timeout) => {
+                        shared.log_expired(phase, addr);
+                        return;
+                    }
+                    _ = shared.stop.cancelled() => return,
+                    _ = shared.abort.cancelled() => return,
+                };
+                match preface {
+                    None => return,
+                    Some(false) => bytes,
+                    Some(true) => {
+                        io.prefix = Bytes::from(bytes);
+                        // Boxed, as hyper's HTTP/1.1 below.
+                        return Box::pin(h2::serve(&mut io, addr, shared, activity)).await;
+                    }
+                }
+            }
             plain::First::Other(bytes) => bytes,
             plain::First::Plain(req, rest) => {
                 match serve_plain(&mut io, *req, rest, shared).await {
@@ -174,10 +201,7 @@ async fn serve_hyper<I>(
 where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let service = TrackedService {
-        app: shared.app.clone(),
-        activity: activity.clone(),
-    };
+    let service = TrackedService::new(shared.app.clone(), activity.clone(), false);
     // Both timeouts are `activity`'s: hyper's header timer also runs while a keep-alive
     // connection waits for its next request, so it cannot tell idling from a slow head.
     let mut conn = http1::Builder::new()
@@ -235,7 +259,7 @@ where
 /// after an idle pause are looked at: when they begin a `GET` or a `POST`, they are kept from
 /// hyper (`taken`) and the connection is told to end hyper's part and read the request itself
 /// (it may still be one for hyper: then hyper starts again with those bytes).
-struct TrackedIo<I> {
+pub(super) struct TrackedIo<I> {
     io: I,
     activity: Arc<Activity>,
     prefix: Bytes,
@@ -309,9 +333,17 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for TrackedIo<I> {
 }
 
 /// The bridge's `App`, marking the connection busy from a request's head to its response's end.
-struct TrackedService {
+pub(super) struct TrackedService {
     app: super::App,
     activity: Arc<Activity>,
+    /// HTTP/2: `:authority` stands for a missing `Host`.
+    h2: bool,
+}
+
+impl TrackedService {
+    pub(super) fn new(app: super::App, activity: Arc<Activity>, h2: bool) -> TrackedService {
+        TrackedService { app, activity, h2 }
+    }
 }
 
 impl hyper::service::Service<Request<Incoming>> for TrackedService {
@@ -319,7 +351,10 @@ impl hyper::service::Service<Request<Incoming>> for TrackedService {
     type Error = Infallible;
     type Future = Tracked;
 
-    fn call(&self, req: Request<Incoming>) -> Tracked {
+    fn call(&self, mut req: Request<Incoming>) -> Tracked {
+        if self.h2 {
+            h2::host_from_authority(&mut req);
+        }
         // Taken before the handler runs: a handler that waits long (a slow tool) is busy too.
         Tracked {
             in_flight: Some(self.activity.request()),
@@ -329,7 +364,7 @@ impl hyper::service::Service<Request<Incoming>> for TrackedService {
 }
 
 /// A response on its way, holding its connection busy; then the body holds it.
-struct Tracked {
+pub(super) struct Tracked {
     in_flight: Option<InFlight>,
     response: super::BoxFuture<Response<Body>>,
 }
@@ -349,7 +384,7 @@ impl Future for Tracked {
 }
 
 /// A response body that keeps its connection busy until hyper drops it (sent, or abandoned).
-struct TrackedBody {
+pub(super) struct TrackedBody {
     body: Body,
     _in_flight: Option<InFlight>,
 }

@@ -7,6 +7,7 @@
 
 mod activity;
 mod connection;
+mod h2;
 pub mod open_files;
 mod plain;
 mod throttle;
