@@ -25,8 +25,8 @@ use tokio_rustls::TlsAcceptor;
 use tracing::debug;
 
 use super::activity::{Activity, InFlight};
-use super::{h2, plain};
 use super::Shared;
+use super::{h2, plain};
 
 /// Serves one connection until it ends; its permit is released when this returns.
 pub(super) async fn serve(

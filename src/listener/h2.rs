@@ -35,7 +35,10 @@ pub(super) fn may_begin(read: &[u8]) -> bool {
 
 /// Reads on until `read` holds the whole preface or is known not to begin with it; `None` when
 /// the client closed first. The caller bounds the wait (its header timeout).
-pub(super) async fn read_preface<I: AsyncRead + Unpin>(io: &mut I, read: &mut Vec<u8>) -> Option<bool> {
+pub(super) async fn read_preface<I: AsyncRead + Unpin>(
+    io: &mut I,
+    read: &mut Vec<u8>,
+) -> Option<bool> {
     while read.len() < PREFACE.len() && PREFACE.starts_with(read) {
         read.reserve(PREFACE.len());
         match io.read_buf(read).await {
@@ -48,8 +51,12 @@ pub(super) async fn read_preface<I: AsyncRead + Unpin>(io: &mut I, read: &mut Ve
 
 /// hyper's HTTP/2 on `io` (its first bytes already read: `io.prefix`) until the client closes,
 /// the connection idles too long, or shutdown (a `GOAWAY`, then the streams in flight end).
-pub(super) async fn serve<I>(io: &mut TrackedIo<I>, addr: SocketAddr, shared: &Shared, activity: Arc<Activity>)
-where
+pub(super) async fn serve<I>(
+    io: &mut TrackedIo<I>,
+    addr: SocketAddr,
+    shared: &Shared,
+    activity: Arc<Activity>,
+) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let streams = Streams(TaskTracker::new());
@@ -147,13 +154,22 @@ mod tests {
         let host = |uri: &str, host: Option<&'static str>| {
             let mut req = axum::http::Request::get(uri).body(()).unwrap();
             if let Some(h) = host {
-                req.headers_mut().insert(header::HOST, HeaderValue::from_static(h));
+                req.headers_mut()
+                    .insert(header::HOST, HeaderValue::from_static(h));
             }
             host_from_authority(&mut req);
-            req.headers().get(header::HOST).map(|v| v.to_str().unwrap().to_owned())
+            req.headers()
+                .get(header::HOST)
+                .map(|v| v.to_str().unwrap().to_owned())
         };
-        assert_eq!(host("http://bridge.example:8000/mcp", None).as_deref(), Some("bridge.example:8000"));
-        assert_eq!(host("http://bridge.example:8000/mcp", Some("given")).as_deref(), Some("given"));
+        assert_eq!(
+            host("http://bridge.example:8000/mcp", None).as_deref(),
+            Some("bridge.example:8000")
+        );
+        assert_eq!(
+            host("http://bridge.example:8000/mcp", Some("given")).as_deref(),
+            Some("given")
+        );
         assert_eq!(host("/mcp", None), None);
     }
 

@@ -18,6 +18,8 @@ mod eras;
 mod hardening;
 /// Hostile input (property tests) at the HTTP side and on the child's stdout.
 mod hostile;
+/// HTTP/2 (prior knowledge): every transport multiplexed on one connection, `:authority`.
+mod http2;
 /// Several instances: ids that name their instance, the drain at shutdown.
 mod instances;
 /// Legacy HTTP+SSE: endpoint event, message POSTs, replies on the stream, both transports.

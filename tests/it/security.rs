@@ -221,6 +221,23 @@ async fn https_with_a_certificate_the_test_generates() {
     let mut events = c.open_stream().await;
     c.call(json!(2), "list_changed", json!({})).await;
     events.next_method("notifications/tools/list_changed").await;
+    // ALPN offers h2 first: a client that speaks it gets HTTP/2, one that does not HTTP/1.1.
+    let health = format!("{}/health", bridge.base);
+    let r = c.http.get(&health).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.version()),
+        (200, reqwest::Version::HTTP_2)
+    );
+    let http1 = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .http1_only()
+        .build()
+        .unwrap();
+    let r = http1.get(&health).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), r.version()),
+        (200, reqwest::Version::HTTP_11)
+    );
 
     // A client that does not trust the certificate is refused; plain HTTP gets nothing useful.
     assert!(reqwest::Client::new()
