@@ -1,4 +1,5 @@
-//! One HTTP/1.1 keep-alive connection per caller, JSON-RPC reply parsing and an SSE parser.
+//! One HTTP/1.1 keep-alive connection per caller (or an HTTP/2 connection shared by many
+//! streams), JSON-RPC reply parsing and an SSE parser.
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -7,8 +8,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
+use hyper::client::conn::http2;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo};
 use serde_json::Value;
 use tokio::net::TcpStream;
 
@@ -72,17 +74,71 @@ impl Conn {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Response<Incoming>, Fail> {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", &self.host);
-        if !body.is_empty() {
-            req = req.header("content-type", "application/json");
-        }
-        for (k, v) in headers {
-            req = req.header(*k, *v);
-        }
-        let req = req.body(Full::new(body)).map_err(|e| http("request", e))?;
+        let req = request(method, &self.host, path, headers, body)?;
+        self.tx.ready().await.map_err(|e| http("connection", e))?;
+        self.tx.send_request(req).await.map_err(|e| http("send", e))
+    }
+}
+
+fn request(
+    method: Method,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Bytes,
+) -> Result<Request<Full<Bytes>>, Fail> {
+    let mut req = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", host);
+    if !body.is_empty() {
+        req = req.header("content-type", "application/json");
+    }
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    req.body(Full::new(body)).map_err(|e| http("request", e))
+}
+
+/// An HTTP/2 connection (prior knowledge) on which many requests are open at once.
+pub struct H2Conn {
+    tx: http2::SendRequest<Full<Bytes>>,
+    /// `http://addr`: HTTP/2 requests carry their authority in the URI (`:authority`).
+    base: String,
+    /// Requests sent on it so far.
+    pub sent: usize,
+}
+
+impl H2Conn {
+    pub async fn open(addr: SocketAddr) -> Result<H2Conn, Fail> {
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| http("connect", e))?;
+        let _ = tcp.set_nodelay(true);
+        let (tx, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .map_err(|e| http("HTTP/2 handshake", e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(H2Conn {
+            tx,
+            base: format!("http://{addr}"),
+            sent: 0,
+        })
+    }
+
+    /// Sends one request on a stream of its own and returns the response head.
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> Result<Response<Incoming>, Fail> {
+        let uri = format!("{}{path}", self.base);
+        let mut req = request(method, "", &uri, headers, Bytes::new())?;
+        req.headers_mut().remove("host");
+        self.sent += 1;
         self.tx.ready().await.map_err(|e| http("connection", e))?;
         self.tx.send_request(req).await.map_err(|e| http("send", e))
     }

@@ -35,6 +35,7 @@ SCENARIOS (default: all of the list below)
   idle-N              N sessions each holding an open GET /mcp stream; RSS per session and
                       a checked call on a sample of them
   idle-N-bare         the same without the streams: N is not bound by the open-files limit
+  idle-N-h2           the streams over HTTP/2, 1000 to a connection: N is not bound by it either
   huge[-N]            one call at a time: `echo` of an N MiB text and `huge` (an N MiB result,
                       N default 8), timed over the example server's own pipes, then through
                       the bridge (--max-body/--max-line raised); rows huge-echo, huge-result
@@ -184,7 +185,7 @@ async fn run(mut args: Args) -> bool {
         if let What::Idle { sessions, streams } = &mut spec.what {
             // Each stream holds one connection here and one at the bridge.
             let room = (nofile as usize).saturating_sub(args.settings.idle_batch + 256);
-            if *streams && *sessions > room {
+            if *streams == scenario::Streams::Http1 && *sessions > room {
                 eprintln!(
                     "mcp-bench: {}: only {room} sessions fit the open-files limit ({nofile})",
                     spec.name

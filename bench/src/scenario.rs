@@ -12,8 +12,23 @@ use tokio::task::JoinSet;
 
 use crate::bridge::Bridge;
 use crate::client::{self, Kind, Session, SESSION_VERSION};
-use crate::http::{Conn, Fail};
+use crate::http::{Conn, Fail, H2Conn};
 use crate::procs;
+
+/// How each session of an idle scenario holds its open stream.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Streams {
+    /// No stream: a session then costs the bridge no connection, so its count is not bound by
+    /// open files.
+    None,
+    /// `GET /mcp` on an HTTP/1.1 connection of its own (one socket at each end per session).
+    Http1,
+    /// `GET /mcp` as one stream of an HTTP/2 connection that `H2_STREAMS` sessions share.
+    Http2,
+}
+
+/// Streams per HTTP/2 connection in `idle-N-h2` (the bridge allows 1024).
+const H2_STREAMS: usize = 1000;
 
 /// What every 4th call or every call carries.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -34,9 +49,8 @@ pub enum What {
         workers: usize,
         load: Load,
     },
-    /// Sessions that each hold an open `GET /mcp` stream, or (`streams` false) none: a session
-    /// then costs the bridge no connection, so its count is not bound by open files.
-    Idle { sessions: usize, streams: bool },
+    /// Sessions that each hold an open `GET /mcp` stream, or none (`Streams::None`).
+    Idle { sessions: usize, streams: Streams },
     /// One call at a time with `mib` MiB both ways, over the child's pipe and through the bridge.
     Huge { mib: usize },
 }
@@ -87,8 +101,9 @@ impl Spec {
         if kind == "idle" {
             let sessions: usize = shape.parse().map_err(|_| bad())?;
             let streams = match variant {
-                None => true,
-                Some("bare") => false,
+                None => Streams::Http1,
+                Some("bare") => Streams::None,
+                Some("h2") => Streams::Http2,
                 Some(_) => return Err(bad()),
             };
             if sessions == 0 || sessions > 100_000 {
@@ -454,12 +469,39 @@ async fn hold_stream(
     closed: Arc<AtomicU64>,
 ) -> Result<tokio::task::JoinHandle<()>, Fail> {
     let mut conn = Conn::open(addr).await?;
-    let headers = [
+    let resp = conn
+        .send(Method::GET, path, &stream_headers(sid), Bytes::new())
+        .await?;
+    keep_stream(resp, path, conn, closed)
+}
+
+/// The same as `hold_stream`, as a stream of `conn`, an HTTP/2 connection.
+async fn hold_h2_stream(
+    conn: &mut H2Conn,
+    path: &str,
+    sid: &str,
+    closed: Arc<AtomicU64>,
+) -> Result<tokio::task::JoinHandle<()>, Fail> {
+    let resp = conn.send(Method::GET, path, &stream_headers(sid)).await?;
+    keep_stream(resp, path, (), closed)
+}
+
+fn stream_headers(sid: &str) -> [(&'static str, &str); 3] {
+    [
         ("accept", "text/event-stream"),
         ("mcp-session-id", sid),
         ("mcp-protocol-version", SESSION_VERSION),
-    ];
-    let resp = conn.send(Method::GET, path, &headers, Bytes::new()).await?;
+    ]
+}
+
+/// Checks that `resp` opened an event stream, then reads it in a task of its own (which keeps
+/// `conn`) until it ends, counted in `closed`.
+fn keep_stream<C: Send + 'static>(
+    resp: hyper::Response<hyper::body::Incoming>,
+    path: &str,
+    conn: C,
+    closed: Arc<AtomicU64>,
+) -> Result<tokio::task::JoinHandle<()>, Fail> {
     let is_sse = resp
         .headers()
         .get("content-type")
@@ -496,6 +538,7 @@ pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
             let mut opened = Vec::new();
             let mut errors = Errors::default();
             let mut conn: Option<Conn> = None;
+            let mut h2: Option<H2Conn> = None;
             for _ in (k..sessions).step_by(batch) {
                 if Instant::now() >= deadline {
                     errors.add(&Fail::Timeout);
@@ -509,8 +552,17 @@ pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
                     let session = client::open_stream_session(c, &path).await?;
                     let sid = session.sid.clone().expect("a session id");
                     let holder = match streams {
-                        true => Some(hold_stream(addr, &path, &sid, closed.clone()).await?),
-                        false => None,
+                        Streams::None => None,
+                        Streams::Http1 => {
+                            Some(hold_stream(addr, &path, &sid, closed.clone()).await?)
+                        }
+                        Streams::Http2 => {
+                            if h2.as_ref().is_none_or(|c| c.sent >= H2_STREAMS) {
+                                h2 = Some(H2Conn::open(addr).await?);
+                            }
+                            let c = h2.as_mut().expect("opened above");
+                            Some(hold_h2_stream(c, &path, &sid, closed.clone()).await?)
+                        }
                     };
                     Ok::<_, Fail>((session, holder))
                 };
@@ -607,7 +659,11 @@ pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
         cpu_bench,
         note: format!(
             "{n} of {sessions} {} open in {open_secs:.1} s: {:.1} MiB, {per_session:.1} KiB/session; latency of {sampled} calls on them",
-            if streams { "streams" } else { "sessions (no stream)" },
+            match streams {
+                Streams::None => "sessions (no stream)",
+                Streams::Http1 => "streams",
+                Streams::Http2 => "streams over HTTP/2",
+            },
             rss_open as f64 / (1 << 20) as f64
         ),
     })
@@ -666,8 +722,9 @@ mod tests {
             Ok(What::Idle { sessions, streams }) => Some((sessions, streams)),
             _ => None,
         };
-        assert_eq!(idle("idle-10000"), Some((10_000, true)));
-        assert_eq!(idle("idle-100000-bare"), Some((100_000, false)));
+        assert_eq!(idle("idle-10000"), Some((10_000, Streams::Http1)));
+        assert_eq!(idle("idle-100000-bare"), Some((100_000, Streams::None)));
+        assert_eq!(idle("idle-100000-h2"), Some((100_000, Streams::Http2)));
         for bad in ["idle-0", "idle-100001-bare", "idle-10-naked", "idle-x"] {
             assert!(Spec::parse(bad).is_err(), "{bad}");
         }
