@@ -557,7 +557,7 @@ pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
                             Some(hold_stream(addr, &path, &sid, closed.clone()).await?)
                         }
                         Streams::Http2 => {
-                            if h2.as_ref().is_none_or(|c| c.sent >= H2_STREAMS) {
+                            if !h2.as_ref().is_some_and(|c| c.sent < H2_STREAMS) {
                                 h2 = Some(H2Conn::open(addr).await?);
                             }
                             let c = h2.as_mut().expect("opened above");
