@@ -118,7 +118,7 @@ pub struct Cli {
     /// server).
     #[arg(long)]
     pub allow_unauthenticated: bool,
-    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    /// Serve HTTPS (HTTP/2 or HTTP/1.1, by ALPN) with this PEM certificate chain (needs --tls-key).
     #[arg(long, value_name = "PEM", requires = "tls_key")]
     pub tls_cert: Option<std::path::PathBuf>,
     /// The PEM private key of --tls-cert.
