@@ -8,7 +8,7 @@
 //!
 //! ```text
 //! HTTP clients ─► listener (a permit per connection, one task each: TLS, plain GETs and
-//!                 POSTs without hyper (listener::plain), hyper HTTP/1.1 for the rest,
+//!                 POSTs without hyper (listener::plain), hyper HTTP/1.1 for the rest, HTTP/2 (listener::h2),
 //!                 header/idle timeouts) ─► http::top (by path, plain calls) ─► http::serve: metrics,
 //!                 http::guard (Host, Origin, CORS, a static
 //!                 bearer token or an OAuth access token checked by `oauth`) ─►

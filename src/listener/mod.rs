@@ -2,8 +2,9 @@
 //! (a permit is taken before anything else is done with a socket and held for the
 //! connection's life), TLS handshakes off the accept path, the header and idle timeouts, and
 //! graceful shutdown. HTTP/1.1: plain `GET`s and `POST`s are served by `plain` (an event stream
-//! held without hyper's buffers, a call without hyper's dispatcher), anything else by hyper;
-//! requests go to the bridge's `App`. Nothing here knows MCP.
+//! held without hyper's buffers, a call without hyper's dispatcher), anything else by hyper.
+//! HTTP/2 (`h2`: prior knowledge, or ALPN over TLS): hyper, many requests on one connection.
+//! Requests go to the bridge's `App`. Nothing here knows MCP.
 
 mod activity;
 mod connection;
