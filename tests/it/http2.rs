@@ -190,3 +190,49 @@ async fn a_connection_that_begins_like_the_preface_but_is_not_gets_http1() {
     assert!(reply.starts_with("HTTP/1.1 4"), "{reply}");
     bridge.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_but_one_holding_a_stream_is_not() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+    let bridge = TestBridge::start_with(|c| {
+        c.idle_timeout = IDLE_TIMEOUT;
+        c.keep_alive = Duration::from_millis(200);
+    })
+    .await;
+    let mut c = Client::new(&bridge.url);
+    c.http = h2_client();
+    c.initialize().await;
+    let mut stream = c.open_stream().await;
+
+    // The preface and an empty SETTINGS frame, then nothing.
+    let mut idle = tokio::net::TcpStream::connect(addr_of(&bridge))
+        .await
+        .unwrap();
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+    idle.write_all(&hello).await.unwrap();
+    let opened = std::time::Instant::now();
+    within("the bridge closes the idle connection", async {
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = idle.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    let idled = opened.elapsed();
+    assert!(
+        idled >= IDLE_TIMEOUT - Duration::from_millis(200) && idled < Duration::from_secs(10),
+        "closed after the idle timeout: {idled:?}"
+    );
+
+    // A call longer than the idle timeout, on the connection that holds the stream; then the
+    // stream, open all along, still delivers.
+    let slow = c.call(json!(1), "slow", json!({"ms": 1500})).await;
+    assert_eq!(text(&slow), "slept 1500");
+    c.call(json!(2), "list_changed", json!({})).await;
+    stream.next_method("notifications/tools/list_changed").await;
+    bridge.stop().await.unwrap();
+}
