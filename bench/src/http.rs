@@ -50,11 +50,7 @@ pub struct Conn {
 
 impl Conn {
     pub async fn open(addr: SocketAddr) -> Result<Conn, Fail> {
-        let tcp = TcpStream::connect(addr)
-            .await
-            .map_err(|e| http("connect", e))?;
-        let _ = tcp.set_nodelay(true);
-        let (tx, conn) = http1::handshake(TokioIo::new(tcp))
+        let (tx, conn) = http1::handshake(connect(addr).await?)
             .await
             .map_err(|e| http("handshake", e))?;
         tokio::spawn(async move {
@@ -78,6 +74,14 @@ impl Conn {
         self.tx.ready().await.map_err(|e| http("connection", e))?;
         self.tx.send_request(req).await.map_err(|e| http("send", e))
     }
+}
+
+async fn connect(addr: SocketAddr) -> Result<TokioIo<TcpStream>, Fail> {
+    let tcp = TcpStream::connect(addr)
+        .await
+        .map_err(|e| http("connect", e))?;
+    let _ = tcp.set_nodelay(true);
+    Ok(TokioIo::new(tcp))
 }
 
 fn request(
@@ -111,11 +115,7 @@ pub struct H2Conn {
 
 impl H2Conn {
     pub async fn open(addr: SocketAddr) -> Result<H2Conn, Fail> {
-        let tcp = TcpStream::connect(addr)
-            .await
-            .map_err(|e| http("connect", e))?;
-        let _ = tcp.set_nodelay(true);
-        let (tx, conn) = http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+        let (tx, conn) = http2::handshake(TokioExecutor::new(), connect(addr).await?)
             .await
             .map_err(|e| http("HTTP/2 handshake", e))?;
         tokio::spawn(async move {

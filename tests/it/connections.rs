@@ -20,19 +20,6 @@ async fn connect_sending(addr: SocketAddr, bytes: &[u8]) -> TcpStream {
     s
 }
 
-/// Waits until the bridge closes `s` (end of stream or reset), discarding what it sends.
-async fn closed_by_bridge(s: &mut TcpStream) {
-    within("the bridge closes the connection", async {
-        let mut buf = [0u8; 1024];
-        while let Ok(n) = s.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await
-}
-
 /// `GET /health` on `s`; returns the response's head and as much body as one read brings.
 async fn get_health(s: &mut TcpStream, addr: SocketAddr) -> String {
     let req = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n");

@@ -1,7 +1,7 @@
 //! Hostile input on both sides, as property tests: random bodies and headers at the HTTP side,
-//! random lines on the child's stdout. The bridge must not panic or hang, must answer a client
-//! that waits with an error, and other sessions must keep working. `PROPTEST_CASES` sets how
-//! many cases run (a short run by default, for CI).
+//! random HTTP/2 frames after the preface, random lines on the child's stdout. The bridge must
+//! not panic or hang, must answer a client that waits with an error, and other sessions must
+//! keep working. `PROPTEST_CASES` sets how many cases run (a short run by default, for CI).
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -116,6 +116,71 @@ fn random_lines_on_the_childs_stdout_are_survived() {
     rt.block_on(async {
         let h = bridge.health().await;
         assert_eq!(h["child"]["state"], "running");
+        bridge.stop().await.unwrap();
+    });
+}
+
+/// HTTP/2 frames with valid 9-byte headers and random type, flags, stream and payload.
+fn hostile_frames() -> impl Strategy<Value = Vec<u8>> {
+    let frame = (
+        any::<u8>(),
+        any::<u8>(),
+        any::<u32>(),
+        proptest::collection::vec(any::<u8>(), 0..64),
+    )
+        .prop_map(|(kind, flags, stream, payload)| {
+            let len = payload.len() as u32;
+            let mut f = vec![
+                (len >> 16) as u8,
+                (len >> 8) as u8,
+                len as u8,
+                kind % 12,
+                flags,
+            ];
+            f.extend_from_slice(&(stream & 0x7fff_ffff).to_be_bytes());
+            f.extend_from_slice(&payload);
+            f
+        });
+    prop_oneof![
+        proptest::collection::vec(frame, 1..24).prop_map(|fs| fs.concat()),
+        proptest::collection::vec(any::<u8>(), 0..1024),
+    ]
+}
+
+#[test]
+fn random_http2_frames_after_the_preface_are_survived() {
+    use tokio::io::AsyncWriteExt as _;
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (bridge, bystander) = rt.block_on(async {
+        let bridge = TestBridge::start().await;
+        let mut b = Client::new(&bridge.url);
+        b.http = reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .unwrap();
+        b.initialize().await;
+        (bridge, b)
+    });
+    let addr = addr_of(&bridge);
+    let config = ProptestConfig {
+        cases: cases(),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    };
+    proptest!(config, |(frames in hostile_frames())| {
+        rt.block_on(async {
+            let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+            s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await.unwrap();
+            // The bridge may close before reading it all: a failed write is an answer too.
+            let _ = s.write_all(&frames).await;
+            let _ = s.shutdown().await;
+            closed_by_bridge(&mut s).await;
+            let ok = bystander.call(json!(1), "echo", json!({"text": "fine"})).await;
+            assert_eq!(text(&ok), "fine");
+        });
+    });
+    rt.block_on(async {
+        assert_eq!(bridge.health().await["status"], "ok");
         bridge.stop().await.unwrap();
     });
 }

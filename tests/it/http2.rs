@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::support::{
-    addr_of, initialize_msg, text, within, Client, ModernClient, SseReader, TestBridge,
+    addr_of, closed_by_bridge, initialize_msg, text, within, Client, LegacyClient, ModernClient,
+    TestBridge,
 };
 
 const SESSIONS: usize = 20;
@@ -95,37 +96,22 @@ async fn legacy_sse_and_stateless_calls_over_http2() {
     let http = h2_client();
 
     // Legacy HTTP+SSE: the stream and the message POSTs on the one connection.
-    let resp = within(
-        "GET /sse",
-        http.get(&bridge.sse_url)
-            .header("accept", "text/event-stream")
-            .send(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(resp.status(), 200);
-    assert_eq!(resp.version(), reqwest::Version::HTTP_2);
-    let mut events = SseReader::new(resp);
-    let endpoint = events.next_event().await.expect("an endpoint event");
-    assert_eq!(endpoint.event, "endpoint");
-    let endpoint = format!("{}{}", bridge.base, endpoint.data);
-    let post = |msg: Value| {
-        let http = http.clone();
-        let endpoint = endpoint.clone();
-        async move {
-            let r = http.post(&endpoint).json(&msg).send();
-            within("POST /message", r).await.unwrap().status().as_u16()
-        }
-    };
-    assert_eq!(post(initialize_msg(json!(0), "2024-11-05")).await, 202);
-    let init = events.next_response(&json!(0)).await;
+    let mut legacy = LegacyClient::open_with(&bridge, http.clone()).await;
+    assert_eq!(
+        legacy.post(&initialize_msg(json!(0), "2024-11-05")).await,
+        202
+    );
+    let init = legacy.stream.next_response(&json!(0)).await;
     assert_eq!(init["result"]["protocolVersion"], "2024-11-05");
     let initialized = json!({"jsonrpc": "2.0", "method": "notifications/initialized"});
-    assert_eq!(post(initialized).await, 202);
-    let call = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
-        "params": {"name": "add", "arguments": {"a": 2, "b": 40}}});
-    assert_eq!(post(call).await, 202);
-    assert_eq!(text(&events.next_response(&json!(1)).await), "42");
+    assert_eq!(legacy.post(&initialized).await, 202);
+    let r = legacy.call(json!(1), "add", json!({"a": 2, "b": 40})).await;
+    assert_eq!(text(&r), "42");
+    let health = within(
+        "GET /health",
+        http.get(format!("{}/health", bridge.base)).send(),
+    );
+    assert_eq!(health.await.unwrap().version(), reqwest::Version::HTTP_2);
 
     // A 2026-07-28 stateless call, while the legacy stream stays open.
     let mut modern = ModernClient::new(&bridge.url);
@@ -193,7 +179,7 @@ async fn a_connection_that_begins_like_the_preface_but_is_not_gets_http1() {
 
 #[tokio::test]
 async fn an_idle_http2_connection_is_closed_but_one_holding_a_stream_is_not() {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    use tokio::io::AsyncWriteExt as _;
     const IDLE_TIMEOUT: Duration = Duration::from_secs(1);
     let bridge = TestBridge::start_with(|c| {
         c.idle_timeout = IDLE_TIMEOUT;
@@ -213,15 +199,7 @@ async fn an_idle_http2_connection_is_closed_but_one_holding_a_stream_is_not() {
     hello.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
     idle.write_all(&hello).await.unwrap();
     let opened = std::time::Instant::now();
-    within("the bridge closes the idle connection", async {
-        let mut buf = [0u8; 1024];
-        while let Ok(n) = idle.read(&mut buf).await {
-            if n == 0 {
-                break;
-            }
-        }
-    })
-    .await;
+    closed_by_bridge(&mut idle).await;
     let idled = opened.elapsed();
     assert!(
         idled >= IDLE_TIMEOUT - Duration::from_millis(200) && idled < Duration::from_secs(10),

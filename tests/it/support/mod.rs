@@ -509,6 +509,20 @@ impl SseReader {
     }
 }
 
+/// Waits until the bridge closes `s` (end of stream or reset), discarding what it sends.
+pub async fn closed_by_bridge(s: &mut tokio::net::TcpStream) {
+    within("the bridge closes the connection", async {
+        use tokio::io::AsyncReadExt as _;
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = s.read(&mut buf).await {
+            if n == 0 {
+                break;
+            }
+        }
+    })
+    .await
+}
+
 /// A legacy HTTP+SSE client: one GET stream, POSTs to the endpoint it names.
 pub struct LegacyClient {
     pub http: reqwest::Client,
@@ -520,7 +534,11 @@ pub struct LegacyClient {
 impl LegacyClient {
     /// Opens the stream and reads the `endpoint` event.
     pub async fn open(bridge: &TestBridge) -> LegacyClient {
-        let http = reqwest::Client::new();
+        Self::open_with(bridge, reqwest::Client::new()).await
+    }
+
+    /// `open`, with `http` for the stream and the POSTs.
+    pub async fn open_with(bridge: &TestBridge, http: reqwest::Client) -> LegacyClient {
         let resp = within(
             "GET /sse",
             http.get(&bridge.sse_url)
