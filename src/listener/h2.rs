@@ -68,34 +68,37 @@ pub(super) async fn serve<I>(
         .max_pending_accept_reset_streams(20)
         .max_local_error_reset_streams(1024)
         .serve_connection(TokioIo::new(&mut *io), service);
-    let mut conn = std::pin::pin!(conn);
-    let settings = &shared.settings;
-    // HTTP/2 frames (PING, WINDOW_UPDATE) come between requests; there is no request head to
-    // time. The connection's limit is the idle one, counted from the last frame or stream.
-    let wait = settings.idle_timeout;
-    let mut stopping = false;
-    loop {
-        // Cancel safety: `conn` lives outside the loop and is polled on after shutdown began.
-        tokio::select! {
-            r = conn.as_mut() => {
-                if let Err(e) = r {
-                    debug!(err = %e, "HTTP/2 connection ended with an error");
+    {
+        let mut conn = std::pin::pin!(conn);
+        let settings = &shared.settings;
+        // HTTP/2 frames (PING, WINDOW_UPDATE) come between requests; there is no request head to
+        // time. The connection's limit is the idle one, counted from the last frame or stream.
+        let wait = settings.idle_timeout;
+        let mut stopping = false;
+        loop {
+            // Cancel safety: `conn` lives outside the loop and is polled on after shutdown
+            // began.
+            tokio::select! {
+                r = conn.as_mut() => {
+                    if let Err(e) = r {
+                        debug!(err = %e, "HTTP/2 connection ended with an error");
+                    }
+                    break;
                 }
-                break;
+                phase = activity.expired(wait, wait) => {
+                    shared.log_expired(phase, addr);
+                    break;
+                }
+                _ = shared.stop.cancelled(), if !stopping => {
+                    stopping = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+                _ = shared.abort.cancelled() => break,
             }
-            phase = activity.expired(wait, wait) => {
-                shared.log_expired(phase, addr);
-                break;
-            }
-            _ = shared.stop.cancelled(), if !stopping => {
-                stopping = true;
-                conn.as_mut().graceful_shutdown();
-            }
-            _ = shared.abort.cancelled() => break,
         }
     }
-    // The streams' tasks end with the connection (hyper resets what is still open); this
-    // task outlives none of them.
+    // `conn` is dropped: every stream still open is reset, which wakes hyper's task for it, and
+    // that task ends. This connection's task outlives none of them.
     streams.0.close();
     tokio::select! {
         _ = streams.0.wait() => {}
