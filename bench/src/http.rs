@@ -42,10 +42,19 @@ fn http(what: &str, e: impl fmt::Display) -> Fail {
     Fail::Http(format!("{what}: {e}"))
 }
 
-/// A client connection of its own (HTTP/1.1, kept alive, one request at a time).
+/// A client connection: HTTP/1.1 (kept alive, one request at a time), or HTTP/2 with prior
+/// knowledge, whose handles (`share`) send requests on streams of the one connection.
 pub struct Conn {
-    tx: SendRequest<Full<Bytes>>,
+    tx: Sender,
+    /// HTTP/1.1: the `Host`. HTTP/2: `http://addr`, the URI's authority (`:authority`).
     host: String,
+    /// Requests sent through this handle.
+    pub sent: usize,
+}
+
+enum Sender {
+    H1(SendRequest<Full<Bytes>>),
+    H2(http2::SendRequest<Full<Bytes>>),
 }
 
 impl Conn {
@@ -57,9 +66,45 @@ impl Conn {
             let _ = conn.await;
         });
         Ok(Conn {
-            tx,
+            tx: Sender::H1(tx),
             host: addr.to_string(),
+            sent: 0,
         })
+    }
+
+    /// An HTTP/2 connection (prior knowledge).
+    pub async fn open_h2(addr: SocketAddr) -> Result<Conn, Fail> {
+        let (tx, conn) = http2::handshake(TokioExecutor::new(), connect(addr).await?)
+            .await
+            .map_err(|e| http("HTTP/2 handshake", e))?;
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Ok(Conn {
+            tx: Sender::H2(tx),
+            host: format!("http://{addr}"),
+            sent: 0,
+        })
+    }
+
+    /// Opens a connection of the kind asked for.
+    pub async fn open_as(addr: SocketAddr, h2: bool) -> Result<Conn, Fail> {
+        match h2 {
+            true => Conn::open_h2(addr).await,
+            false => Conn::open(addr).await,
+        }
+    }
+
+    /// HTTP/2: another handle on the same connection.
+    pub fn share(&self) -> Option<Conn> {
+        match &self.tx {
+            Sender::H1(_) => None,
+            Sender::H2(tx) => Some(Conn {
+                tx: Sender::H2(tx.clone()),
+                host: self.host.clone(),
+                sent: 0,
+            }),
+        }
     }
 
     /// Sends one request and returns the response head (the body is still to be read).
@@ -70,9 +115,21 @@ impl Conn {
         headers: &[(&str, &str)],
         body: Bytes,
     ) -> Result<Response<Incoming>, Fail> {
-        let req = request(method, &self.host, path, headers, body)?;
-        self.tx.ready().await.map_err(|e| http("connection", e))?;
-        self.tx.send_request(req).await.map_err(|e| http("send", e))
+        self.sent += 1;
+        match &mut self.tx {
+            Sender::H1(tx) => {
+                let req = request(method, &self.host, path, headers, body)?;
+                tx.ready().await.map_err(|e| http("connection", e))?;
+                tx.send_request(req).await.map_err(|e| http("send", e))
+            }
+            Sender::H2(tx) => {
+                let uri = format!("{}{path}", self.host);
+                let mut req = request(method, "", &uri, headers, body)?;
+                req.headers_mut().remove("host");
+                tx.ready().await.map_err(|e| http("connection", e))?;
+                tx.send_request(req).await.map_err(|e| http("send", e))
+            }
+        }
     }
 }
 
@@ -102,46 +159,6 @@ fn request(
         req = req.header(*k, *v);
     }
     req.body(Full::new(body)).map_err(|e| http("request", e))
-}
-
-/// An HTTP/2 connection (prior knowledge) on which many requests are open at once.
-pub struct H2Conn {
-    tx: http2::SendRequest<Full<Bytes>>,
-    /// `http://addr`: HTTP/2 requests carry their authority in the URI (`:authority`).
-    base: String,
-    /// Requests sent on it so far.
-    pub sent: usize,
-}
-
-impl H2Conn {
-    pub async fn open(addr: SocketAddr) -> Result<H2Conn, Fail> {
-        let (tx, conn) = http2::handshake(TokioExecutor::new(), connect(addr).await?)
-            .await
-            .map_err(|e| http("HTTP/2 handshake", e))?;
-        tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        Ok(H2Conn {
-            tx,
-            base: format!("http://{addr}"),
-            sent: 0,
-        })
-    }
-
-    /// Sends one request on a stream of its own and returns the response head.
-    pub async fn send(
-        &mut self,
-        method: Method,
-        path: &str,
-        headers: &[(&str, &str)],
-    ) -> Result<Response<Incoming>, Fail> {
-        let uri = format!("{}{path}", self.base);
-        let mut req = request(method, "", &uri, headers, Bytes::new())?;
-        req.headers_mut().remove("host");
-        self.sent += 1;
-        self.tx.ready().await.map_err(|e| http("connection", e))?;
-        self.tx.send_request(req).await.map_err(|e| http("send", e))
-    }
 }
 
 /// Reads a whole body.

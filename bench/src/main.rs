@@ -28,6 +28,8 @@ SCENARIOS (default: all of the list below)
                       connection, ids 1, 2, 3, ... per session; `echo` with short texts
   KIND-SxC-mixed      every 4th call of a worker sleeps 1-5 ms in the child (out of order)
   KIND-SxC-large      64 KiB texts both ways
+  KIND-SxC[-VARIANT]-h2  over HTTP/2 (prior knowledge): a session's workers share one
+                      connection, a stream per call (KIND: stream, json, modern)
       KIND: stream   Streamable HTTP session taking both reply kinds (JSON when ready at once)
             json     Streamable HTTP session, `Accept: application/json` replies
             sse      legacy HTTP+SSE (POST /message, replies on GET /sse)

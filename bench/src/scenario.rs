@@ -12,7 +12,7 @@ use tokio::task::JoinSet;
 
 use crate::bridge::Bridge;
 use crate::client::{self, Kind, Session, SESSION_VERSION};
-use crate::http::{Conn, Fail, H2Conn};
+use crate::http::{Conn, Fail};
 use crate::procs;
 
 /// How each session of an idle scenario holds its open stream.
@@ -48,6 +48,8 @@ pub enum What {
         sessions: usize,
         workers: usize,
         load: Load,
+        /// HTTP/2: a session's workers share one connection, each call on a stream of its own.
+        h2: bool,
     },
     /// Sessions that each hold an open `GET /mcp` stream, or none (`Streams::None`).
     Idle { sessions: usize, streams: Streams },
@@ -94,7 +96,16 @@ impl Spec {
         let mut parts = name.split('-');
         let kind = parts.next().ok_or_else(bad)?;
         let shape = parts.next().ok_or_else(bad)?;
-        let variant = parts.next();
+        let mut variant = parts.next();
+        let mut h2 = false;
+        if kind != "idle" && variant == Some("h2") {
+            (variant, h2) = (None, true);
+        } else if let Some(last) = parts.next() {
+            if last != "h2" || kind == "idle" {
+                return Err(bad());
+            }
+            h2 = true;
+        }
         if parts.next().is_some() {
             return Err(bad());
         }
@@ -117,8 +128,9 @@ impl Spec {
         let kind = match kind {
             "stream" => Kind::Stream,
             "json" => Kind::Json,
-            "sse" => Kind::Sse,
+            "sse" if !h2 => Kind::Sse,
             "modern" => Kind::Modern,
+            // `sse-…-h2` too: its stream has a connection of its own (`open_legacy_session`).
             _ => return Err(bad()),
         };
         let (s, c) = shape.split_once('x').ok_or_else(bad)?;
@@ -142,6 +154,7 @@ impl Spec {
                 sessions,
                 workers,
                 load,
+                h2,
             },
         })
     }
@@ -307,6 +320,7 @@ struct Worker {
     s: usize,
     w: usize,
     conn: Option<Conn>,
+    h2: bool,
     filler: Arc<str>,
 }
 
@@ -318,7 +332,7 @@ struct WorkerOut {
 impl Worker {
     async fn call(&mut self, id: u64, text: &str, ms: u64) -> Result<(), Fail> {
         if self.conn.is_none() {
-            self.conn = Some(Conn::open(self.addr).await?);
+            self.conn = Some(Conn::open_as(self.addr, self.h2).await?);
         }
         let conn = self.conn.as_mut().expect("opened above");
         client::echo(self.kind, conn, &self.mcp_path, &self.session, id, text, ms).await
@@ -377,6 +391,7 @@ pub async fn run_load(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
         sessions,
         workers,
         load,
+        h2,
     } = spec.what
     else {
         unreachable!("a load scenario")
@@ -386,7 +401,7 @@ pub async fn run_load(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
     let setup_err = |s: usize, e: Fail| format!("setting up session {s}: {e}");
     let mut all = Vec::with_capacity(sessions * workers);
     for s in 0..sessions {
-        let mut first = Conn::open(addr).await.map_err(|e| setup_err(s, e))?;
+        let mut first = Conn::open_as(addr, h2).await.map_err(|e| setup_err(s, e))?;
         let session = match kind {
             Kind::Stream | Kind::Json => {
                 client::open_stream_session(&mut first, &bridge.mcp_path).await
@@ -395,11 +410,14 @@ pub async fn run_load(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
             Kind::Modern => Ok(Session::stateless()),
         };
         let session = Arc::new(session.map_err(|e| setup_err(s, e))?);
+        // HTTP/2: every worker of the session gets a handle on this one connection.
+        let shared = first.share();
         let mut first = Some(first);
         for w in 0..workers {
-            let conn = match first.take() {
-                Some(c) => c,
-                None => Conn::open(addr).await.map_err(|e| setup_err(s, e))?,
+            let conn = match (first.take(), h2) {
+                (Some(c), _) => c,
+                (None, true) => shared.as_ref().and_then(Conn::share).expect("HTTP/2"),
+                (None, false) => Conn::open(addr).await.map_err(|e| setup_err(s, e))?,
             };
             all.push(Worker {
                 kind,
@@ -410,6 +428,7 @@ pub async fn run_load(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
                 s,
                 w,
                 conn: Some(conn),
+                h2,
                 filler: filler.clone(),
             });
         }
@@ -477,12 +496,14 @@ async fn hold_stream(
 
 /// The same as `hold_stream`, as a stream of `conn`, an HTTP/2 connection.
 async fn hold_h2_stream(
-    conn: &mut H2Conn,
+    conn: &mut Conn,
     path: &str,
     sid: &str,
     closed: Arc<AtomicU64>,
 ) -> Result<tokio::task::JoinHandle<()>, Fail> {
-    let resp = conn.send(Method::GET, path, &stream_headers(sid)).await?;
+    let resp = conn
+        .send(Method::GET, path, &stream_headers(sid), Bytes::new())
+        .await?;
     keep_stream(resp, path, (), closed)
 }
 
@@ -538,7 +559,7 @@ pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
             let mut opened = Vec::new();
             let mut errors = Errors::default();
             let mut conn: Option<Conn> = None;
-            let mut h2: Option<H2Conn> = None;
+            let mut h2: Option<Conn> = None;
             for _ in (k..sessions).step_by(batch) {
                 if Instant::now() >= deadline {
                     errors.add(&Fail::Timeout);
@@ -558,7 +579,7 @@ pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
                         }
                         Streams::Http2 => {
                             if !h2.as_ref().is_some_and(|c| c.sent < H2_STREAMS) {
-                                h2 = Some(H2Conn::open(addr).await?);
+                                h2 = Some(Conn::open_h2(addr).await?);
                             }
                             let c = h2.as_mut().expect("opened above");
                             Some(hold_h2_stream(c, &path, &sid, closed.clone()).await?)
@@ -734,8 +755,26 @@ mod tests {
                 kind: Kind::Modern,
                 sessions: 16,
                 workers: 4,
-                load: Load::Mixed
+                load: Load::Mixed,
+                h2: false,
             })
         ));
+        for (name, load) in [
+            ("stream-16x4-h2", Load::Plain),
+            ("json-1x1-large-h2", Load::Large),
+        ] {
+            assert!(
+                matches!(Spec::parse(name).map(|s| s.what), Ok(What::Load { load: l, h2: true, .. }) if l == load),
+                "{name}"
+            );
+        }
+        for bad in [
+            "sse-16x4-h2",
+            "stream-16x4-h2-mixed",
+            "stream-16x4-mixed-h2-h2",
+            "idle-10-bare-h2",
+        ] {
+            assert!(Spec::parse(bad).is_err(), "{bad}");
+        }
     }
 }
