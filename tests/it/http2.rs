@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::support::{
     addr_of, closed_by_bridge, initialize_msg, text, within, Client, LegacyClient, ModernClient,
