@@ -6,6 +6,8 @@
 //      HTTP session clients, 25 legacy HTTP+SSE clients and 4 modern (2026-07-28) clients call
 //      tools in a loop; every answer must be the client's own and `env INSTANCE` must name the
 //      instance of the client's session id prefix. Modern calls must spread over all three.
+//      (HAProxy only) HAProxy speaks HTTP/2 to the instances and shares its connections: each
+//      instance holds fewer TCP connections than half its clients (each holding an open stream).
 //      (HAProxy only) A modern client's `elicit` calls -- input_required, retried with the
 //      requestState -- succeed although retries are balanced: the body rule pins them.
 //   2. b3 is SIGKILLed: only b3's session clients get errors; they re-initialize on b1/b2; a
@@ -19,7 +21,7 @@
 // (HAProxy only) deploy/kubernetes/haproxy.yaml's ConfigMap must equal deploy/haproxy.cfg.
 // Run by scripts/scaleout.sh; SCALEOUT_SUMMARY_FILE receives a one-line summary.
 import assert from 'node:assert/strict';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readdir, readFile, readlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { delay, eventually, repoRoot, startBridge, startHaproxy, startNginx } from './cluster.mjs';
@@ -47,6 +49,21 @@ after(async () => {
 
 const count = (xs) => xs.reduce((m, x) => ((m[x] = (m[x] ?? 0) + 1), m), {});
 const fmt = (o) => Object.entries(o).sort().map(([k, v]) => `${k}×${v}`).join(' ') || 'none';
+/** TCP connections a process holds (Linux: its socket fds, matched by inode against the
+ *  established entries of /proc/PID/net/tcp and tcp6). */
+const connectionsOf = async (pid) => {
+  const established = new Set();
+  for (const table of ['tcp', 'tcp6']) {
+    const text = await readFile(`/proc/${pid}/net/${table}`, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      const f = line.trim().split(/\s+/);
+      if (f[3] === '01') established.add(f[9]); // st, inode
+    }
+  }
+  const fds = await readdir(`/proc/${pid}/fd`);
+  const links = await Promise.all(fds.map((fd) => readlink(`/proc/${pid}/fd/${fd}`).catch(() => '')));
+  return links.filter((l) => established.has(l.match(/^socket:\[(\d+)\]$/)?.[1])).length;
+};
 const show = (xs, n = 8) => JSON.stringify(xs.slice(0, n), null, 1) + (xs.length > n ? `\n… and ${xs.length - n} more` : '');
 
 test(`${LB} in front of 3 instances: routing, SIGKILL, drain`, { timeout: 110_000 }, async (t) => {
@@ -101,6 +118,17 @@ test(`${LB} in front of 3 instances: routing, SIGKILL, drain`, { timeout: 110_00
     check(['b1', 'b2', 'b3'].every((id) => modernSpread[id] > 0), () => `modern (stateless) calls did not spread over the 3 instances: ${fmt(modernSpread)}`);
     check(moderns.every((m) => m.posts.filter((p) => p.method === 'tools/call').every((p) => p.mcpMethod === 'tools/call' && p.mcpName === 'env')),
       'a 2026-07-28 tools/call went out without Mcp-Method: tools/call / Mcp-Name: env');
+    // deploy/haproxy.cfg speaks HTTP/2 to the instances and lets clients share its connections
+    // (`proto h2`, `http-reuse always`): an instance holds a few connections, not one per client's
+    // open stream. (nginx OSS speaks HTTP/1.1 to its upstreams.)
+    let socketNote = '';
+    if (LB === 'haproxy') {
+      const held = await Promise.all(bridges.map(async (b) => ({
+        name: b.name, connections: await connectionsOf(b.proc.pid), clients: clients.filter((c) => c.instance === b.name).length,
+      })));
+      check(held.every((h) => h.connections < h.clients / 2), () => `HAProxy's connections to the instances are not shared (proto h2, http-reuse always): ${JSON.stringify(held)}`);
+      socketNote = `; HTTP/2 to the instances: ${held.map((h) => `${h.name} ${h.connections} connections for ${h.clients} clients`).join(', ')}`;
+    }
 
     /** A session of a gone instance, asked for through the balancer, must be answered 404 by a
      *  live instance (the client's cue to start a new session), not 502/503 by the balancer. */
@@ -205,7 +233,7 @@ test(`${LB} in front of 3 instances: routing, SIGKILL, drain`, { timeout: 110_00
       const st = await lb.serverStats();
       lbNote = `; haproxy retries/redispatches ${['b1', 'b2', 'b3'].map((s) => `${s} ${st[s]?.wretr}/${st[s]?.wredis}`).join(', ')}`;
     }
-    const summary = `${calls} calls ok, 0 misrouted; initialize spread ${fmt(firstSessions)}, modern calls ${fmt(modernSpread)}; ${elicitNote}; `
+    const summary = `${calls} calls ok, 0 misrouted; initialize spread ${fmt(firstSessions)}, modern calls ${fmt(modernSpread)}${socketNote}; ${elicitNote}; `
       + `b3 SIGKILL: ${onB3.length} clients re-initialized (now ${fmt(movedFromB3)}) within ${b3RecoveredMs} ms, ${moderns.reduce((n, m) => n + m.errors.length, 0)} modern call(s) lost to it, no other client saw an error; `
       + `b2 SIGTERM: ${longs.length} calls of ${LONG_MS} ms in flight completed, ${BURST} sessions opened during the drain (${fmt(burstOn)}), exit 0 after ${b2ExitAt - termAt} ms, ${onB2.length} clients re-initialized on b1 within ${b2RecoveredMs} ms of it; `
       + `${errs} client errors, all on b3/b2 sessions${lbNote}; ${((Date.now() - started) / 1000).toFixed(1)} s`;
