@@ -85,9 +85,29 @@ fn quality(headers: &HeaderMap, ranges: &[&str]) -> u16 {
 /// # Errors
 /// `NotAcceptable` when `Accept` allows neither.
 pub fn post_reply_mode(headers: &HeaderMap) -> Result<ReplyMode, HttpError> {
-    if headers.get(header::ACCEPT).is_none() {
+    let Some(first) = headers.get(header::ACCEPT) else {
         return Ok(ReplyMode::Json);
+    };
+    // What the SDK clients send on every request, known without a parse: both types at
+    // quality 1, which no further `Accept` field can change (a type's best quality counts).
+    // A test checks that the parse agrees.
+    if BOTH_ALIKE
+        .iter()
+        .any(|b| first.as_bytes().eq_ignore_ascii_case(b))
+    {
+        return Ok(ReplyMode::Either);
     }
+    parsed_reply_mode(headers)
+}
+
+/// `Accept` values that take both reply types alike.
+const BOTH_ALIKE: [&[u8]; 2] = [
+    b"application/json, text/event-stream",
+    b"text/event-stream, application/json",
+];
+
+/// `post_reply_mode` from the media ranges and their qualities.
+fn parsed_reply_mode(headers: &HeaderMap) -> Result<ReplyMode, HttpError> {
     let sse = quality(headers, &["text/event-stream"]);
     let json = quality(headers, &["application/json", "application/*", "*/*"]);
     match (sse, json) {
@@ -191,6 +211,32 @@ mod tests {
                 post_reply_mode(&with_accept(accept)).ok(),
                 want,
                 "{accept:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_values_known_without_a_parse_parse_the_same() {
+        for known in BOTH_ALIKE {
+            let accept = std::str::from_utf8(known).unwrap();
+            for value in [accept.to_owned(), accept.to_uppercase()] {
+                let h = with_accept(Some(&value));
+                assert_eq!(
+                    parsed_reply_mode(&h).ok(),
+                    Some(ReplyMode::Either),
+                    "{value}"
+                );
+                assert_eq!(post_reply_mode(&h).ok(), Some(ReplyMode::Either), "{value}");
+            }
+        }
+        // Whatever a further field says of them, both keep quality 1.
+        for more in ["text/event-stream;q=0", "application/json;q=0", "*/*;q=0"] {
+            let mut h = with_accept(Some("application/json, text/event-stream"));
+            h.append(header::ACCEPT, HeaderValue::from_static(more));
+            assert_eq!(
+                parsed_reply_mode(&h).ok(),
+                Some(ReplyMode::Either),
+                "{more}"
             );
         }
     }
