@@ -203,8 +203,10 @@ impl Bridge {
             true,
         );
         let stop_metrics = CancellationToken::new();
+        let connections = Arc::new(crate::listener::Connections::default());
         let metrics_server = self.metrics.map(|(metrics, listener)| {
             metrics.watch(&servers);
+            metrics.watch_connections(&connections);
             metrics::serve::spawn(listener, metrics, stop_metrics.clone())
         });
         let settings = crate::listener::Settings::for_config(c);
@@ -217,6 +219,7 @@ impl Bridge {
             http::top(servers.clone()),
             settings,
             stop_accepting.clone(),
+            connections,
         );
         let child_exited = tokio::select! {
             _ = shutdown.cancelled() => false,

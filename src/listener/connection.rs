@@ -36,6 +36,7 @@ pub(super) async fn serve(
     shared: Arc<Shared>,
 ) {
     let _permit = permit;
+    let _open = shared.connections.count_open();
     // Streamed replies are written as several small frames; without TCP_NODELAY, Nagle's
     // algorithm and delayed ACKs add ~40 ms to every SSE reply.
     if let Err(e) = stream.set_nodelay(true) {

@@ -59,6 +59,7 @@ pub(super) async fn serve<I>(
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let _counted = shared.connections.count_http2();
     let streams = Streams(TaskTracker::new());
     let service = TrackedService::new(shared.app.clone(), activity.clone(), true);
     let conn = http2::Builder::new(streams.clone())

@@ -14,6 +14,7 @@ mod plain;
 mod throttle;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -94,6 +95,7 @@ pub type App = Arc<
 /// What every connection task shares.
 struct Shared {
     app: App,
+    connections: Arc<Connections>,
     tls: Option<TlsAcceptor>,
     settings: Settings,
     /// Cancelled at shutdown: stop accepting; open connections finish their requests.
@@ -143,10 +145,12 @@ pub fn spawn_server(
     app: App,
     settings: Settings,
     stop: CancellationToken,
+    connections: Arc<Connections>,
 ) -> Server {
     let abort = CancellationToken::new();
     let shared = Arc::new(Shared {
         app,
+        connections,
         tls,
         settings,
         stop,
@@ -176,6 +180,52 @@ impl Server {
         // Every connection task returns at its next poll; the bound only guards against a bug.
         let _ = tokio::time::timeout(grace, &mut self.task).await;
         false
+    }
+}
+
+/// The connections open now, for the metrics: all of them (from accept, TLS handshakes
+/// included), and those of them speaking HTTP/2.
+#[derive(Debug, Default)]
+pub struct Connections {
+    open: AtomicUsize,
+    http2: AtomicUsize,
+}
+
+impl Connections {
+    /// Open connections.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Open connections speaking HTTP/2.
+    pub fn http2(&self) -> usize {
+        self.http2.load(Ordering::Relaxed)
+    }
+
+    /// Counts a connection in `open` until the guard is dropped.
+    fn count_open(&self) -> Counted<'_> {
+        Counted::new(&self.open)
+    }
+
+    /// Counts a connection in `http2` until the guard is dropped.
+    fn count_http2(&self) -> Counted<'_> {
+        Counted::new(&self.http2)
+    }
+}
+
+/// One connection counted; uncounted when dropped.
+struct Counted<'a>(&'a AtomicUsize);
+
+impl<'a> Counted<'a> {
+    fn new(count: &'a AtomicUsize) -> Counted<'a> {
+        count.fetch_add(1, Ordering::Relaxed);
+        Counted(count)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

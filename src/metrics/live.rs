@@ -26,6 +26,10 @@ pub(super) fn describe(recorder: &PrometheusRecorder) {
         ),
         ("mcp_bridge_children", "MCP server processes, by state"),
         (
+            "mcp_bridge_connections",
+            "Open client connections, by protocol (in a TLS handshake: http/1.1)",
+        ),
+        (
             "mcp_bridge_server_ready",
             "1 when the server is ready to serve, else 0",
         ),
@@ -43,6 +47,21 @@ fn key(name: &'static str, server: &str, more: &[(&'static str, &'static str)]) 
     let mut labels = vec![Label::new("server", server.to_owned())];
     labels.extend(more.iter().map(|(k, v)| Label::new(*k, *v)));
     Key::from_parts(name, labels)
+}
+
+/// Sets the open connections by protocol (they belong to the listener, not to a server).
+pub(super) fn record_connections(
+    recorder: &PrometheusRecorder,
+    connections: &crate::listener::Connections,
+) {
+    let (open, http2) = (connections.open(), connections.http2());
+    for (protocol, n) in [("http/1.1", open.saturating_sub(http2)), ("h2", http2)] {
+        let key = Key::from_parts(
+            "mcp_bridge_connections",
+            vec![Label::new("protocol", protocol)],
+        );
+        recorder.register_gauge(&key, &METADATA).set(n as f64);
+    }
 }
 
 /// Sets the scrape-time metrics from the servers as they are now.

@@ -85,6 +85,7 @@ const METADATA: Metadata<'static> = Metadata::new("mcp_http_bridge", Level::INFO
 pub struct Metrics {
     recorder: Arc<PrometheusRecorder>,
     servers: OnceLock<Weak<crate::servers::Servers>>,
+    connections: OnceLock<Weak<crate::listener::Connections>>,
 }
 
 impl Default for Metrics {
@@ -142,6 +143,7 @@ impl Metrics {
         Metrics {
             recorder: Arc::new(recorder),
             servers: OnceLock::new(),
+            connections: OnceLock::new(),
         }
     }
 
@@ -169,10 +171,18 @@ impl Metrics {
         let _ = self.servers.set(Arc::downgrade(servers));
     }
 
+    /// Reads the open connections from `connections` at each scrape from now on.
+    pub fn watch_connections(&self, connections: &Arc<crate::listener::Connections>) {
+        let _ = self.connections.set(Arc::downgrade(connections));
+    }
+
     /// The exposition, in the Prometheus text format.
     pub fn render(&self) -> String {
         if let Some(servers) = self.servers.get().and_then(Weak::upgrade) {
             live::record(&self.recorder, &servers);
+        }
+        if let Some(connections) = self.connections.get().and_then(Weak::upgrade) {
+            live::record_connections(&self.recorder, &connections);
         }
         self.recorder.handle().render()
     }

@@ -57,16 +57,24 @@ pub async fn serve_file(
     let fleet = Fleet::new(path, base.clone(), addr, servers.clone(), recorder);
     let specs = fleet.read().map_err(|e| anyhow::anyhow!(e))?;
     let stop_metrics = CancellationToken::new();
+    let connections = Arc::new(crate::listener::Connections::default());
     let metrics_server = metrics.map(|(metrics, listener)| {
         metrics.watch(&servers);
+        metrics.watch_connections(&connections);
         crate::metrics::serve::spawn(listener, metrics, stop_metrics.clone())
     });
     let settings = crate::listener::Settings::for_config(&base);
     info!(%addr, instance = crate::instance::id(), servers = specs.len(), "listening");
     let stop_accepting = CancellationToken::new();
     let app = crate::http::top(servers.clone());
-    let listening =
-        crate::listener::spawn_server(listener, tls, app, settings, stop_accepting.clone());
+    let listening = crate::listener::spawn_server(
+        listener,
+        tls,
+        app,
+        settings,
+        stop_accepting.clone(),
+        connections,
+    );
     tokio::select! {
         () = fleet.start_all(specs) => on_started(),
         () = shutdown.cancelled() => {}

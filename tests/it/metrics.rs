@@ -141,3 +141,42 @@ async fn a_legacy_sse_session_is_counted_under_its_transport() {
     let series = r#"mcp_bridge_sessions{server="default",transport="sse",era="legacy"}"#;
     assert_eq!(sample(&text, series), Some(1.0), "{text}");
 }
+
+#[tokio::test]
+async fn open_connections_are_counted_by_protocol() {
+    let (bridge, metrics_url) = TestBridge::start_with_metrics(|_| {}).await;
+    let h2 = r#"mcp_bridge_connections{protocol="h2"}"#;
+    let http1 = r#"mcp_bridge_connections{protocol="http/1.1"}"#;
+    // One HTTP/1.1 client holding its session's stream; three sessions' streams on one
+    // HTTP/2 connection.
+    let c1 = bridge.client().await;
+    let _stream1 = c1.open_stream().await;
+    let http = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let mut on_h2 = Vec::new();
+    for _ in 0..3 {
+        let mut c = Client::new(&bridge.url);
+        c.http = http.clone();
+        c.initialize().await;
+        let stream = c.open_stream().await;
+        on_h2.push((c, stream));
+    }
+    let text = scrape(&metrics_url).await;
+    assert_eq!(sample(&text, h2), Some(1.0), "{text}");
+    let http1_open = sample(&text, http1).unwrap_or(0.0);
+    assert!(http1_open >= 1.0, "{text}");
+
+    // The HTTP/2 connection's end is seen at the next scrape after it closed.
+    drop(on_h2);
+    drop(http);
+    within("the HTTP/2 connection to be uncounted", async {
+        while sample(&scrape(&metrics_url).await, h2) != Some(0.0) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let text = scrape(&metrics_url).await;
+    assert_eq!(sample(&text, http1), Some(http1_open), "{text}");
+}
