@@ -448,7 +448,7 @@ pub async fn run(
                 Err(e) => errors.add(&e),
             }
         }
-        let (cpu_bridge, cpu_bench) = cpu.percent_since(bridge);
+        let cpu = cpu.since(bridge);
         let ms = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.1} ms"));
         let (pipe_ms, bridge_ms) = (median_ms(&pipe.moved_ns), median_ms(&lat));
         let ratio = match (pipe_ms, bridge_ms) {
@@ -473,6 +473,7 @@ pub async fn run(
         if !peaks.is_empty() {
             note.push_str(&format!("; VmHWM {peaks}"));
         }
+        let calls = Some(lat.len());
         rows.push(Row {
             name: format!("{}-{}", spec.name, call.name()),
             rps: None,
@@ -480,8 +481,8 @@ pub async fn run(
             errors,
             rss_start: bridge.rss_start,
             rss_peak: bridge.peak_rss(),
-            cpu_bridge,
-            cpu_bench,
+            cpu,
+            calls,
             note,
         });
     }

@@ -284,8 +284,8 @@ fn failed_row(name: &str, why: &str) -> String {
         errors: Default::default(),
         rss_start: 0,
         rss_peak: 0,
-        cpu_bridge: 0.0,
-        cpu_bench: 0.0,
+        cpu: Default::default(),
+        calls: None,
         note: format!("FAILED: {why}"),
     };
     row.markdown()

@@ -3,11 +3,14 @@
 use std::collections::HashMap;
 use std::fs;
 
-/// Resident memory and CPU time (user + system, in clock ticks) of a set of processes.
+/// Resident memory and CPU time (user + system, in clock ticks) of a process tree.
 #[derive(Clone, Copy, Default)]
 pub struct Usage {
     pub rss_bytes: u64,
+    /// The whole tree's.
     pub ticks: u64,
+    /// The root process's alone (all its threads, those that ended included).
+    pub root_ticks: u64,
 }
 
 struct Stat {
@@ -76,6 +79,9 @@ pub fn tree(root: i32) -> Usage {
         let st = &stats[&pid];
         usage.rss_bytes += st.rss_pages * page;
         usage.ticks += st.ticks;
+        if pid == root {
+            usage.root_ticks = st.ticks;
+        }
     }
     usage
 }

@@ -253,15 +253,41 @@ pub struct Row {
     pub errors: Errors,
     pub rss_start: u64,
     pub rss_peak: u64,
-    pub cpu_bridge: f64,
-    pub cpu_bench: f64,
+    pub cpu: Cpu,
+    /// Calls completed in the window `cpu` was measured over, for the CPU time per call.
+    pub calls: Option<usize>,
     pub note: String,
 }
 
-/// CPU use of the bridge tree and of this process between two points.
+/// CPU use over a window, in % of one core: the bridge's tree (`bridge`), of it the bridge
+/// process alone (`bridge_own`; the rest is the child), and this process (`bench`).
+#[derive(Clone, Copy, Default)]
+pub struct Cpu {
+    pub bridge: f64,
+    pub bridge_own: f64,
+    pub bench: f64,
+    pub secs: f64,
+}
+
+impl Cpu {
+    /// Microseconds of CPU per call: (bridge, child, bench).
+    pub fn per_call(&self, calls: usize) -> Option<(f64, f64, f64)> {
+        if calls == 0 {
+            return None;
+        }
+        let us = |pct: f64| pct / 100.0 * self.secs * 1e6 / calls as f64;
+        Some((
+            us(self.bridge_own),
+            us((self.bridge - self.bridge_own).max(0.0)),
+            us(self.bench),
+        ))
+    }
+}
+
+/// CPU use of the bridge tree, of the bridge alone and of this process between two points.
 pub struct CpuWindow {
     at: Instant,
-    bridge: u64,
+    usage: procs::Usage,
     own: u64,
 }
 
@@ -269,19 +295,24 @@ impl CpuWindow {
     pub fn now(bridge: &Bridge) -> CpuWindow {
         CpuWindow {
             at: Instant::now(),
-            bridge: bridge.usage().ticks,
+            usage: bridge.usage(),
             own: procs::own_ticks(),
         }
     }
 
-    /// (bridge %, bench %) of one core since `self`.
-    pub fn percent_since(&self, bridge: &Bridge) -> (f64, f64) {
+    /// The CPU use since `self`.
+    pub fn since(&self, bridge: &Bridge) -> Cpu {
         let end = CpuWindow::now(bridge);
-        let secs = (end.at - self.at).as_secs_f64().max(1e-3) * procs::ticks_per_second();
-        (
-            100.0 * end.bridge.saturating_sub(self.bridge) as f64 / secs,
-            100.0 * end.own.saturating_sub(self.own) as f64 / secs,
-        )
+        let secs = (end.at - self.at).as_secs_f64().max(1e-3);
+        let pct = |a: u64, b: u64| {
+            100.0 * b.saturating_sub(a) as f64 / (secs * procs::ticks_per_second())
+        };
+        Cpu {
+            bridge: pct(self.usage.ticks, end.usage.ticks),
+            bridge_own: pct(self.usage.root_ticks, end.usage.root_ticks),
+            bench: pct(self.own, end.own),
+            secs,
+        }
     }
 }
 
@@ -444,7 +475,7 @@ pub async fn run_load(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
     tokio::time::sleep_until(warm.into()).await;
     let cpu = CpuWindow::now(bridge);
     tokio::time::sleep_until(end.into()).await;
-    let (cpu_bridge, cpu_bench) = cpu.percent_since(bridge);
+    let cpu = cpu.since(bridge);
     let mut lat = Vec::new();
     let mut errors = Errors::default();
     // Every worker stops at `end`, after at most one call (bounded by the request timeout).
@@ -473,8 +504,8 @@ pub async fn run_load(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
         errors,
         rss_start: bridge.rss_start,
         rss_peak: bridge.peak_rss(),
-        cpu_bridge,
-        cpu_bench,
+        cpu,
+        calls: Some(calls),
         note,
     })
 }
@@ -659,7 +690,7 @@ pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
             .first
             .push(format!("{ended} stream(s) ended while held"));
     }
-    let (cpu_bridge, cpu_bench) = cpu.percent_since(bridge);
+    let cpu = cpu.since(bridge);
     let rss_peak = bridge.peak_rss();
     for holder in open.iter().filter_map(|(_, h)| h.as_ref()) {
         holder.abort();
@@ -676,8 +707,8 @@ pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
         errors,
         rss_start: bridge.rss_start,
         rss_peak,
-        cpu_bridge,
-        cpu_bench,
+        cpu,
+        calls: None,
         note: format!(
             "{n} of {sessions} {} open in {open_secs:.1} s: {:.1} MiB, {per_session:.1} KiB/session; latency of {sampled} calls on them",
             match streams {
@@ -692,8 +723,8 @@ pub async fn run_idle(spec: &Spec, set: &Settings, bridge: &Bridge) -> Result<Ro
 
 /// The header of the table `Row::markdown` fills.
 pub fn table_header() -> String {
-    "| scenario | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | RSS start MiB | RSS peak MiB | bridge CPU % | bench CPU % | notes |\n\
-     |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
+    "| scenario | req/s | p50 ms | p90 ms | p99 ms | max ms | errors | RSS start MiB | RSS peak MiB | bridge CPU % | bench CPU % | CPU µs per call: bridge · child · bench | notes |\n\
+     |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
         .into()
 }
 
@@ -717,18 +748,22 @@ impl Row {
             Some(l) => l.map(|v| format!("{v:.3}")).join(" | "),
             None => "— | — | — | —".into(),
         };
+        let per_call = match self.calls.and_then(|n| self.cpu.per_call(n)) {
+            Some((bridge, child, bench)) => format!("{bridge:.1} · {child:.1} · {bench:.1}"),
+            None => "—".into(),
+        };
         let mut note = self.note.clone();
         if self.errors.total() > 0 {
             note.push_str(&format!("; errors: {}", self.errors.summary()));
         }
         format!(
-            "| `{}` | {rps} | {lat} | {} | {} | {} | {:.0} | {:.0} | {note} |",
+            "| `{}` | {rps} | {lat} | {} | {} | {} | {:.0} | {:.0} | {per_call} | {note} |",
             self.name,
             self.errors.total(),
             mib(self.rss_start),
             mib(self.rss_peak),
-            self.cpu_bridge,
-            self.cpu_bench,
+            self.cpu.bridge,
+            self.cpu.bench,
         )
     }
 }
@@ -736,6 +771,22 @@ impl Row {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_per_call() {
+        // 2 s at 90 % for the tree, 60 % of it the bridge's; 50 % for the bench; 100,000 calls.
+        let cpu = Cpu {
+            bridge: 90.0,
+            bridge_own: 60.0,
+            bench: 50.0,
+            secs: 2.0,
+        };
+        let (bridge, child, bench) = cpu.per_call(100_000).unwrap();
+        for (got, want) in [(bridge, 12.0), (child, 6.0), (bench, 10.0)] {
+            assert!((got - want).abs() < 1e-9, "{got} against {want}");
+        }
+        assert!(cpu.per_call(0).is_none());
+    }
 
     #[test]
     fn scenario_names() {
