@@ -749,7 +749,12 @@ impl Row {
             None => "— | — | — | —".into(),
         };
         let per_call = match self.calls.and_then(|n| self.cpu.per_call(n)) {
-            Some((bridge, child, bench)) => format!("{bridge:.1} · {child:.1} · {bench:.1}"),
+            Some((bridge, child, bench)) => [bridge, child, bench]
+                .map(|us| match us < 100.0 {
+                    true => format!("{us:.1}"),
+                    false => thousands(us),
+                })
+                .join(" · "),
             None => "—".into(),
         };
         let mut note = self.note.clone();
