@@ -28,6 +28,8 @@ pub struct Bridge {
     pub mcp_path: String,
     /// RSS of the tree once the bridge printed its URL (the child is initialized by then).
     pub rss_start: u64,
+    /// From spawning the binary to having read its URL line.
+    pub started_in: Duration,
     peak: Arc<AtomicU64>,
     stop_sampling: Arc<AtomicBool>,
     sampler: JoinHandle<()>,
@@ -42,6 +44,7 @@ impl Bridge {
             ),
             None => Stdio::null(),
         };
+        let spawned = std::time::Instant::now();
         let mut child = Command::new(&opts.bridge)
             .args(["--host", "127.0.0.1", "--port", "0", "--log-level", "warn"])
             .args(&opts.extra_args)
@@ -63,6 +66,7 @@ impl Bridge {
             Ok(_) => return Err("the bridge exited before printing its URL".into()),
             Err(_) => return Err("the bridge printed no URL within 30 s".into()),
         }
+        let started_in = spawned.elapsed();
         let url = line.trim();
         let rest = url
             .strip_prefix("http://")
@@ -96,6 +100,7 @@ impl Bridge {
                 path.into()
             },
             rss_start,
+            started_in,
             peak,
             stop_sampling,
             sampler,

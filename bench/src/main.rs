@@ -3,6 +3,7 @@
 
 mod bridge;
 mod client;
+mod cold;
 mod http;
 mod huge;
 mod procs;
@@ -41,7 +42,10 @@ SCENARIOS (default: all of the list below)
   huge[-N]            one call at a time: `echo` of an N MiB text and `huge` (an N MiB result,
                       N default 8), timed over the example server's own pipes, then through
                       the bridge (--max-body/--max-line raised); rows huge-echo, huge-result
-  default: stream-1x1 stream-16x4 stream-16x4-mixed stream-16x4-large json-16x4 sse-16x4
+  cold[-N]            N fresh bridges (default 20), one after the other: spawn to URL line
+                      (the columns), and to a first checked call's answer; each must exit 0
+                      on SIGTERM
+  default: cold stream-1x1 stream-16x4 stream-16x4-mixed stream-16x4-large json-16x4 sse-16x4
            modern-16x4 idle-10000 huge
 
 OPTIONS
@@ -207,6 +211,18 @@ async fn run(mut args: Args) -> bool {
             .as_ref()
             .map(|d| d.join(format!("{}.log", spec.name)));
         eprintln!("mcp-bench: {} ...", spec.name);
+        if let What::Cold { starts } = spec.what {
+            // Starts bridges of its own, each bounded (URL line, call, stop).
+            let row = cold::run(&spec.name, starts, &args.settings, &args.bridge).await;
+            if row.errors.total() > 0 {
+                clean = false;
+                for m in &row.errors.first {
+                    eprintln!("mcp-bench: {}: {m}", row.name);
+                }
+            }
+            rows.push(row.markdown());
+            continue;
+        }
         let bridge = match bridge::Bridge::start(&args.bridge).await {
             Ok(b) => b,
             Err(e) => {
@@ -234,6 +250,7 @@ async fn run(mut args: Args) -> bool {
                 let run = huge::run(&spec, &args.settings, &bridge, &args.bridge.server);
                 tokio::time::timeout(limit, run).await
             }
+            What::Cold { .. } => Ok(Err("a cold scenario starts bridges of its own".into())),
         };
         let stopped = bridge.stop().await;
         let lines = match result {

@@ -55,6 +55,8 @@ pub enum What {
     Idle { sessions: usize, streams: Streams },
     /// One call at a time with `mib` MiB both ways, over the child's pipe and through the bridge.
     Huge { mib: usize },
+    /// Fresh bridges started one after the other, timed to their URL line and first answer.
+    Cold { starts: usize },
 }
 
 #[derive(Clone, Debug)]
@@ -64,6 +66,7 @@ pub struct Spec {
 }
 
 pub const DEFAULT_SCENARIOS: &[&str] = &[
+    "cold",
     "stream-1x1",
     "stream-16x4",
     "stream-16x4-mixed",
@@ -84,9 +87,10 @@ const MAX_WORKERS: usize = 256;
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Spec {
-    /// `KIND-SxC[-mixed|-large]` (KIND: stream, json, sse, modern), `idle-N` or `huge[-N]`.
+    /// `KIND-SxC[-mixed|-large]` (KIND: stream, json, sse, modern), `idle-N`, `huge[-N]` or
+    /// `cold[-N]`.
     pub fn parse(name: &str) -> Result<Spec, String> {
-        if let Some(what) = crate::huge::parse(name) {
+        if let Some(what) = crate::huge::parse(name).or_else(|| crate::cold::parse(name)) {
             return what.map(|what| Spec {
                 name: name.into(),
                 what,
@@ -802,6 +806,15 @@ mod tests {
         assert_eq!(idle("idle-10000"), Some((10_000, Streams::Http1)));
         assert_eq!(idle("idle-100000-bare"), Some((100_000, Streams::None)));
         assert_eq!(idle("idle-100000-h2"), Some((100_000, Streams::Http2)));
+        let cold = |name: &str| match Spec::parse(name).map(|s| s.what) {
+            Ok(What::Cold { starts }) => Some(starts),
+            _ => None,
+        };
+        assert_eq!(cold("cold"), Some(20));
+        assert_eq!(cold("cold-5"), Some(5));
+        for bad in ["cold-0", "cold-1001", "cold-x", "coldest"] {
+            assert_eq!(cold(bad), None, "{bad}");
+        }
         for bad in ["idle-0", "idle-100001-bare", "idle-10-naked", "idle-x"] {
             assert!(Spec::parse(bad).is_err(), "{bad}");
         }
