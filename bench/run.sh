@@ -19,7 +19,8 @@ environment:
   WARMUP=2                          seconds of calls before each measured window
   BRIDGE=path                       another bridge binary (default: the one just built)
 
-Further arguments go to the load generator (for example --idle-batch 128, --bridge-arg ARG);
+Further arguments go to the load generator (for example --ceiling, --idle-batch 128,
+--bridge-arg ARG);
 `bench/target/release/mcp-bench --help` lists them.
 Exit status: 0 when every scenario ran without a single error, 1 otherwise.
 EOF

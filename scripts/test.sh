@@ -21,6 +21,11 @@ if [[ -z "${SKIP_INTEROP:-}" && -x scripts/interop.sh ]]; then
   scripts/oauth.sh
   echo "== scale-out (HAProxy and nginx from Debian in front of 3 instances, official TS SDK clients)"
   scripts/scaleout.sh
+  # The benchmark itself, briefly: every scenario kind runs and every reply checks out (the
+  # figures of so short a run mean nothing; bench/run.sh exits 1 on any error).
+  echo "== the benchmark, a short run of each kind of scenario (bench/run.sh --ceiling)"
+  SCENARIOS="cold-3 stream-2x2 json-2x2 sse-2x2 modern-2x2 stream-2x2-mixed stream-1x1-large stream-2x2-h2 idle-50 idle-50-h2 huge-1" \
+    DURATION=1 WARMUP=0 bench/run.sh --ceiling
   # The conformance suite's frozen requirement sets of both eras, through a child of each era.
   for requirements in 2025-11-25 2026-07-28; do
     for child in legacy modern; do

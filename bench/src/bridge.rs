@@ -13,7 +13,10 @@ use tokio::task::JoinHandle;
 
 use crate::procs;
 
+#[derive(Clone)]
 pub struct Options {
+    /// Start the bench's own childless server (`null`) instead of the bridge: the ceiling.
+    pub null: bool,
     pub bridge: PathBuf,
     pub server: PathBuf,
     pub extra_args: Vec<String>,
@@ -35,6 +38,16 @@ pub struct Bridge {
     sampler: JoinHandle<()>,
 }
 
+impl Options {
+    /// What `start` starts, for messages.
+    pub fn what(&self) -> String {
+        match self.null {
+            true => "the null server".into(),
+            false => self.bridge.display().to_string(),
+        }
+    }
+}
+
 impl Bridge {
     pub async fn start(opts: &Options) -> Result<Bridge, String> {
         let stderr = match &opts.log {
@@ -45,17 +58,29 @@ impl Bridge {
             None => Stdio::null(),
         };
         let spawned = std::time::Instant::now();
-        let mut child = Command::new(&opts.bridge)
-            .args(["--host", "127.0.0.1", "--port", "0", "--log-level", "warn"])
-            .args(&opts.extra_args)
-            .arg("--")
-            .arg(&opts.server)
+        let mut command = match opts.null {
+            true => {
+                let me = std::env::current_exe().map_err(|e| format!("cannot find myself: {e}"))?;
+                let mut c = Command::new(me);
+                c.arg(crate::null::COMMAND);
+                c
+            }
+            false => {
+                let mut c = Command::new(&opts.bridge);
+                c.args(["--host", "127.0.0.1", "--port", "0", "--log-level", "warn"])
+                    .args(&opts.extra_args)
+                    .arg("--")
+                    .arg(&opts.server);
+                c
+            }
+        };
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", opts.bridge.display()))?;
+            .map_err(|e| format!("cannot start {}: {e}", opts.what()))?;
         let pid = child.id().ok_or("the bridge exited at once")? as i32;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut line = String::new();

@@ -6,6 +6,7 @@ mod client;
 mod cold;
 mod http;
 mod huge;
+mod null;
 mod procs;
 mod scenario;
 
@@ -60,7 +61,14 @@ OPTIONS
   --bridge-arg ARG        one more argument for the bridge (repeatable)
   --log-dir DIR           write each bridge's stderr to DIR/SCENARIO.log
   --threads N             runtime threads of this load generator [number of cores]
+  --ceiling               run each HTTP/1.1 load scenario against the null server too, before
+                          and after the bridge: rows `SCENARIO (null)`, and the bridge's req/s
+                          as a share of them in its notes
   -h, --help              this text
+
+  mcp-bench null-server   the null server alone: a childless MCP echo endpoint (hyper,
+                          HTTP/1.1) answering the calls of every load scenario itself; prints
+                          its URL, exits 0 on SIGTERM
 ";
 
 struct Args {
@@ -69,6 +77,8 @@ struct Args {
     bridge: bridge::Options,
     threads: Option<usize>,
     log_dir: Option<PathBuf>,
+    /// Run each load scenario against the null server before and after the bridge.
+    ceiling: bool,
 }
 
 fn usage_error(msg: &str) -> ! {
@@ -88,6 +98,7 @@ fn parse_args() -> Args {
         huge_repeat: 5,
     };
     let mut opts = bridge::Options {
+        null: false,
         bridge: "../target/release/mcp-http-bridge".into(),
         server: "../target/release/fake-mcp-server".into(),
         extra_args: Vec::new(),
@@ -95,6 +106,7 @@ fn parse_args() -> Args {
     };
     let mut threads = None;
     let mut log_dir = None;
+    let mut ceiling = false;
     let secs = |v: String, what: &str| -> Duration {
         match v.parse::<f64>() {
             Ok(s) if (0.0..=3600.0).contains(&s) => Duration::from_secs_f64(s),
@@ -130,6 +142,7 @@ fn parse_args() -> Args {
             "--bridge-arg" => opts.extra_args.push(value()),
             "--log-dir" => log_dir = Some(PathBuf::from(value())),
             "--threads" => threads = Some(count(value(), "--threads")),
+            "--ceiling" => ceiling = true,
             flag if flag.starts_with('-') => usage_error(&format!("unknown option {flag}")),
             name => names.push(name.to_owned()),
         }
@@ -153,10 +166,14 @@ fn parse_args() -> Args {
         bridge: opts,
         threads,
         log_dir,
+        ceiling,
     }
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some(null::COMMAND) {
+        std::process::exit(null::main());
+    }
     let args = parse_args();
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = args.threads {
@@ -167,7 +184,8 @@ fn main() {
     std::process::exit(if ok { 0 } else { 1 });
 }
 
-/// Runs every scenario on a bridge of its own; prints the table; true when all went cleanly.
+/// Runs every scenario on a bridge of its own (with `--ceiling`, a load scenario also on the
+/// null server before and after); prints the table; true when all went cleanly.
 async fn run(mut args: Args) -> bool {
     for path in [&args.bridge.bridge, &args.bridge.server] {
         if !path.is_file() {
@@ -182,119 +200,153 @@ async fn run(mut args: Args) -> bool {
         }
     }
     let nofile = procs::raise_nofile();
-    let mut rows: Vec<String> = Vec::new();
+    let mut lines: Vec<String> = Vec::new();
     let mut clean = true;
-    let base_args = args.bridge.extra_args.clone();
     for spec in std::mem::take(&mut args.specs) {
-        let mut spec = spec;
-        args.bridge.extra_args = base_args.clone();
-        if let What::Idle { sessions, streams } = &mut spec.what {
-            // Each stream holds one connection here and one at the bridge.
-            let room = (nofile as usize).saturating_sub(args.settings.idle_batch + 256);
-            if *streams == scenario::Streams::Http1 && *sessions > room {
-                eprintln!(
-                    "mcp-bench: {}: only {room} sessions fit the open-files limit ({nofile})",
-                    spec.name
-                );
-                *sessions = room.max(1);
-            }
-            // The bridge's default --max-sessions is 10000.
-            args.bridge
-                .extra_args
-                .extend(["--max-sessions".into(), (*sessions + 64).to_string()]);
-        }
-        if let What::Huge { mib } = spec.what {
-            args.bridge.extra_args.extend(huge::bridge_args(mib));
-        }
-        args.bridge.log = args
-            .log_dir
-            .as_ref()
-            .map(|d| d.join(format!("{}.log", spec.name)));
-        eprintln!("mcp-bench: {} ...", spec.name);
-        if let What::Cold { starts } = spec.what {
-            // Starts bridges of its own, each bounded (URL line, call, stop).
-            let row = cold::run(&spec.name, starts, &args.settings, &args.bridge).await;
-            if row.errors.total() > 0 {
-                clean = false;
-                for m in &row.errors.first {
-                    eprintln!("mcp-bench: {}: {m}", row.name);
-                }
-            }
-            rows.push(row.markdown());
-            continue;
-        }
-        let bridge = match bridge::Bridge::start(&args.bridge).await {
-            Ok(b) => b,
-            Err(e) => {
-                eprintln!("mcp-bench: {}: {e}", spec.name);
-                rows.push(failed_row(&spec.name, &e));
-                clean = false;
+        let ceiling = args.ceiling && matches!(spec.what, What::Load { h2: false, .. });
+        let mut rows = Vec::new();
+        let mut null_rps = Vec::new();
+        for null in [true, false, true] {
+            if null && !ceiling {
                 continue;
             }
-        };
-        // The whole scenario is bounded in time too.
-        let limit = args.settings.warmup + args.settings.duration + Duration::from_secs(240);
-        let one = |r: Result<Row, String>| r.map(|row| vec![row]);
-        let result = match &spec.what {
-            What::Load { .. } => {
-                tokio::time::timeout(limit, scenario::run_load(&spec, &args.settings, &bridge))
-                    .await
-                    .map(one)
+            let (mut got, ok) = run_spec(&spec, &args, nofile, null).await;
+            clean &= ok;
+            if null {
+                null_rps.extend(got.iter().filter_map(|r| r.rps));
+                for row in &mut got {
+                    row.name = format!("{} (null)", row.name);
+                }
             }
-            What::Idle { .. } => {
-                tokio::time::timeout(limit, scenario::run_idle(&spec, &args.settings, &bridge))
-                    .await
-                    .map(one)
+            rows.extend(got);
+        }
+        if let [before, after] = null_rps[..] {
+            for row in rows.iter_mut().filter(|r| !r.name.ends_with("(null)")) {
+                if let Some(rps) = row.rps {
+                    row.note.push_str(&share_of_null(rps, before, after));
+                }
             }
-            What::Huge { .. } => {
-                let run = huge::run(&spec, &args.settings, &bridge, &args.bridge.server);
-                tokio::time::timeout(limit, run).await
-            }
-            What::Cold { .. } => Ok(Err("a cold scenario starts bridges of its own".into())),
-        };
-        let stopped = bridge.stop().await;
-        let lines = match result {
-            Ok(Ok(done)) => done
-                .into_iter()
-                .map(|mut row| {
-                    if stopped != "exit 0" {
-                        row.note.push_str(&format!("; bridge: {stopped}"));
-                        clean = false;
-                    }
-                    if row.errors.total() > 0 {
-                        clean = false;
-                        for m in &row.errors.first {
-                            eprintln!("mcp-bench: {}: {m}", row.name);
-                        }
-                    }
-                    row.markdown()
-                })
-                .collect(),
-            Ok(Err(e)) => {
-                clean = false;
-                eprintln!("mcp-bench: {}: {e}", spec.name);
-                vec![failed_row(&spec.name, &e)]
-            }
-            Err(_) => {
-                clean = false;
-                vec![failed_row(&spec.name, "did not finish in time")]
-            }
-        };
-        for line in lines {
+        }
+        for row in rows {
+            let line = row.markdown();
             eprintln!("{line}");
-            rows.push(line);
+            lines.push(line);
         }
     }
     println!("{}", scenario::table_header());
-    for r in &rows {
-        println!("{r}");
+    for l in &lines {
+        println!("{l}");
     }
     clean
 }
 
-fn failed_row(name: &str, why: &str) -> String {
-    let why = why.replace('|', "/");
-    let row = Row {
+/// "; 78–88 % of null (98,561 before, 111,244 after)".
+fn share_of_null(rps: f64, before: f64, after: f64) -> String {
+    let pct = |n: f64| if n > 0.0 { 100.0 * rps / n } else { 0.0 };
+    let (lo, hi) = (pct(before.max(after)), pct(before.min(after)));
+    format!(
+        "; {lo:.0}–{hi:.0} % of null ({} before, {} after)",
+        scenario::thousands(before),
+        scenario::thousands(after)
+    )
+}
+
+/// Starts the bridge (or with `null`, the null server), runs `spec` on it and stops it; the
+/// rows, and whether all went cleanly.
+async fn run_spec(spec: &Spec, args: &Args, nofile: libc::rlim_t, null: bool) -> (Vec<Row>, bool) {
+    let mut spec = spec.clone();
+    let mut opts = args.bridge.clone();
+    opts.null = null;
+    if let What::Idle { sessions, streams } = &mut spec.what {
+        // Each stream holds one connection here and one at the bridge.
+        let room = (nofile as usize).saturating_sub(args.settings.idle_batch + 256);
+        if *streams == scenario::Streams::Http1 && *sessions > room {
+            eprintln!(
+                "mcp-bench: {}: only {room} sessions fit the open-files limit ({nofile})",
+                spec.name
+            );
+            *sessions = room.max(1);
+        }
+        // The bridge's default --max-sessions is 10000.
+        opts.extra_args
+            .extend(["--max-sessions".into(), (*sessions + 64).to_string()]);
+    }
+    if let What::Huge { mib } = spec.what {
+        opts.extra_args.extend(huge::bridge_args(mib));
+    }
+    let suffix = if null { "-null" } else { "" };
+    opts.log = args
+        .log_dir
+        .as_ref()
+        .map(|d| d.join(format!("{}{suffix}.log", spec.name)));
+    eprintln!("mcp-bench: {} on {} ...", spec.name, opts.what());
+    if let What::Cold { starts } = spec.what {
+        // Starts bridges of its own, each bounded (URL line, call, stop).
+        let row = cold::run(&spec.name, starts, &args.settings, &opts).await;
+        let ok = report_errors(&row);
+        return (vec![row], ok);
+    }
+    let bridge = match bridge::Bridge::start(&opts).await {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("mcp-bench: {}: {e}", spec.name);
+            return (vec![failed_row(&spec.name, &e)], false);
+        }
+    };
+    // The whole scenario is bounded in time too.
+    let limit = args.settings.warmup + args.settings.duration + Duration::from_secs(240);
+    let one = |r: Result<Row, String>| r.map(|row| vec![row]);
+    let result = match &spec.what {
+        What::Load { .. } => {
+            tokio::time::timeout(limit, scenario::run_load(&spec, &args.settings, &bridge))
+                .await
+                .map(one)
+        }
+        What::Idle { .. } => {
+            tokio::time::timeout(limit, scenario::run_idle(&spec, &args.settings, &bridge))
+                .await
+                .map(one)
+        }
+        What::Huge { .. } => {
+            let run = huge::run(&spec, &args.settings, &bridge, &args.bridge.server);
+            tokio::time::timeout(limit, run).await
+        }
+        What::Cold { .. } => Ok(Err("a cold scenario starts bridges of its own".into())),
+    };
+    let stopped = bridge.stop().await;
+    match result {
+        Ok(Ok(mut rows)) => {
+            let mut ok = true;
+            for row in &mut rows {
+                if stopped != "exit 0" {
+                    row.note.push_str(&format!("; stopped: {stopped}"));
+                    ok = false;
+                }
+                ok &= report_errors(row);
+            }
+            (rows, ok)
+        }
+        Ok(Err(e)) => {
+            eprintln!("mcp-bench: {}: {e}", spec.name);
+            (vec![failed_row(&spec.name, &e)], false)
+        }
+        Err(_) => (
+            vec![failed_row(&spec.name, "did not finish in time")],
+            false,
+        ),
+    }
+}
+
+/// Prints a row's first error messages; true when it has none.
+fn report_errors(row: &Row) -> bool {
+    for m in &row.errors.first {
+        eprintln!("mcp-bench: {}: {m}", row.name);
+    }
+    row.errors.total() == 0
+}
+
+fn failed_row(name: &str, why: &str) -> Row {
+    Row {
         name: name.into(),
         rps: None,
         latency: None,
@@ -303,7 +355,23 @@ fn failed_row(name: &str, why: &str) -> String {
         rss_peak: 0,
         cpu: Default::default(),
         calls: None,
-        note: format!("FAILED: {why}"),
-    };
-    row.markdown()
+        note: format!("FAILED: {}", why.replace('|', "/")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_of_null;
+
+    #[test]
+    fn share_of_null_names_the_lower_share_first() {
+        assert_eq!(
+            share_of_null(80_000.0, 100_000.0, 80_000.0),
+            "; 80–100 % of null (100,000 before, 80,000 after)"
+        );
+        assert_eq!(
+            share_of_null(45_000.0, 90_000.0, 100_000.0),
+            "; 45–50 % of null (90,000 before, 100,000 after)"
+        );
+    }
 }

@@ -732,7 +732,7 @@ pub fn table_header() -> String {
         .into()
 }
 
-fn thousands(x: f64) -> String {
+pub fn thousands(x: f64) -> String {
     let s = format!("{:.0}", x);
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
