@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test: formatting, lints, the interoperability suites (official TypeScript and
 # Python SDK clients, the MCP conformance suite, OAuth against oidc-provider, HAProxy and nginx
-# in front of three instances; they install themselves on first use), the benchmark's unit
-# tests, then the unit and integration tests. Set SKIP_INTEROP=1 to run only the Rust checks.
+# in front of three instances; they install themselves on first use), a short run of every
+# kind of benchmark scenario, the benchmark's unit tests, then the unit and integration tests.
+# Set SKIP_INTEROP=1 to run only the Rust checks (and the benchmark's unit tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
