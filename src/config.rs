@@ -113,6 +113,9 @@ pub struct Config {
     pub tools: crate::tool_filter::ToolFilter,
     /// Where the server's metrics are recorded (the default records nothing).
     pub metrics: crate::metrics::ServerMetrics,
+    /// The server's tool parameters mirrored into `Mcp-Param-*` headers, as its children
+    /// list them (learned while it runs).
+    pub param_headers: crate::param_headers::ParamHeaders,
     /// OAuth resource-server settings (`None`: OAuth is off).
     pub oauth: Option<OAuth>,
 }
@@ -172,6 +175,7 @@ impl Config {
             child_era: EraChoice::Auto,
             tools: crate::tool_filter::ToolFilter::default(),
             metrics: crate::metrics::ServerMetrics::default(),
+            param_headers: crate::param_headers::ParamHeaders::default(),
             oauth: None,
         }
     }

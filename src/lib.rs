@@ -102,6 +102,7 @@ pub mod loglevel;
 pub mod logs;
 pub mod metrics;
 pub mod oauth;
+pub mod param_headers;
 pub mod reload;
 pub mod router;
 pub mod servers;

@@ -313,6 +313,7 @@ fn route_rules(config: &Config, server_info: Value) -> RouteRules {
         finish_context: server_info,
         tools: config.tools.clone(),
         metrics: config.metrics.clone(),
+        param_headers: config.param_headers.clone(),
     }
 }
 

@@ -4,12 +4,10 @@
 //! request's id with the status the revision prescribes; the reply is JSON or an event stream
 //! that ends with the response, without session, event ids or resumption.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use base64::Engine as _;
 use bytes::Bytes;
 use serde_json::{json, Value};
 
@@ -51,6 +49,13 @@ pub async fn post(
             .and_then(Value::as_str),
     };
     check_headers(headers, &stated, || jsonrpc::id(&msg))?;
+    if let ("tools/call", Some(tool)) = (method, stated.name) {
+        let arguments = jsonrpc::param(&msg, "arguments").unwrap_or(&Value::Null);
+        app.config
+            .param_headers
+            .check(headers, tool, arguments)
+            .map_err(|message| header_mismatch(jsonrpc::id(&msg), message))?;
+    }
     let id = jsonrpc::id(&msg);
     let (reg, rx) = registration(app, mode);
     let extra_env = super::child_env(app, headers, identity);
@@ -74,6 +79,10 @@ pub async fn post_plain(
         return None;
     }
     let req = ModernRequest::read(body)?;
+    // A call with `Mcp-Param-*` headers to check needs its arguments: the full parse.
+    if req.method == "tools/call" && req.name.is_some_and(|n| app.config.param_headers.knows(n)) {
+        return None;
+    }
     Some(
         async {
             let stated = Stated {
@@ -256,21 +265,24 @@ struct Stated<'a> {
     name: Option<&'a str>,
 }
 
+/// 400 with -32020 (`HeaderMismatch`).
+fn header_mismatch(id: Value, message: String) -> HttpError {
+    HttpError::Rpc(RpcError {
+        status: StatusCode::BAD_REQUEST,
+        id,
+        code: HEADER_MISMATCH,
+        message,
+        data: None,
+    })
+}
+
 /// Checks the request-metadata headers against the body (`id`: the request's, for the error).
 fn check_headers(
     headers: &HeaderMap,
     stated: &Stated<'_>,
     id: impl Fn() -> Value,
 ) -> Result<(), HttpError> {
-    let mismatch = |message: String| {
-        HttpError::Rpc(RpcError {
-            status: StatusCode::BAD_REQUEST,
-            id: id(),
-            code: HEADER_MISMATCH,
-            message,
-            data: None,
-        })
-    };
+    let mismatch = |message: String| header_mismatch(id(), message);
     let header = |name: &str| -> Result<Option<&str>, HttpError> {
         match headers.get(name) {
             None => Ok(None),
@@ -314,7 +326,7 @@ fn check_headers(
             "Header mismatch: Mcp-Name is required for {method}"
         )));
     };
-    let name = decode(raw).ok_or_else(|| {
+    let name = crate::param_headers::decode(raw).ok_or_else(|| {
         mismatch("Header mismatch: Mcp-Name holds an invalid Base64 value".into())
     })?;
     if body != Some(&*name) {
@@ -323,20 +335,6 @@ fn check_headers(
         )));
     }
     Ok(())
-}
-
-/// A header value, decoded when it uses the Base64 sentinel `=?base64?…?=`.
-fn decode(value: &str) -> Option<Cow<'_, str>> {
-    let Some(encoded) = value
-        .strip_prefix("=?base64?")
-        .and_then(|v| v.strip_suffix("?="))
-    else {
-        return Some(Cow::Borrowed(value));
-    };
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(encoded)
-        .ok()?;
-    String::from_utf8(bytes).ok().map(Cow::Owned)
 }
 
 #[cfg(test)]

@@ -60,6 +60,7 @@ impl Routes {
         }
         if p.lists_tools {
             self.rules.tools.retain_listed(&mut msg);
+            self.rules.param_headers.learn(&msg);
         }
         if let Some(finish) = p.finish {
             (finish.value)(&mut msg, &self.rules.finish_context);

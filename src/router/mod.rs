@@ -287,6 +287,8 @@ pub struct RouteRules {
     pub tools: crate::tool_filter::ToolFilter,
     /// Where answers, timeouts and dropped streams are counted.
     pub metrics: crate::metrics::ServerMetrics,
+    /// Learns the `Mcp-Param-*` annotations of every `tools/list` answer.
+    pub param_headers: crate::param_headers::ParamHeaders,
 }
 
 impl RouteRules {
@@ -307,6 +309,7 @@ impl RouteRules {
             finish_context: Value::Null,
             tools: crate::tool_filter::ToolFilter::default(),
             metrics: crate::metrics::ServerMetrics::default(),
+            param_headers: crate::param_headers::ParamHeaders::default(),
         }
     }
 
@@ -545,7 +548,8 @@ impl Routes {
     fn entry(&self, method: &str, task: bool) -> Entry {
         Entry {
             lists_tasks: method == "tasks/list",
-            lists_tools: !self.rules.tools.is_empty() && method == "tools/list",
+            // Every list answer is read: for the tool filter, and for `Mcp-Param-*` headers.
+            lists_tools: method == "tools/list",
             method: crate::metrics::method_label(method),
             task,
             deadline: self.deadline_of(method),

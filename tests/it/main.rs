@@ -35,6 +35,8 @@ mod multiplex;
 /// OAuth: metadata, challenges, token checks, key rotation, subject-owned sessions,
 /// `--isolation user` with `--claim-env`, against an authorization server of the test's own.
 mod oauth;
+/// `Mcp-Param-*` headers held to the tool arguments they mirror.
+mod param_headers;
 /// A first `GET` served without hyper: stream framing, hand-over, a client that leaves.
 mod plain_http;
 /// `/ready` and `/health`, per server.
