@@ -7,12 +7,15 @@
 //! sentinel decoded first, integers compared as numbers); else 400 with -32020.
 //!
 //! The annotations are learned, per server, from the `tools/list` answers that pass through
-//! the bridge, from any client and either era. A tool not yet seen listed is not checked: its
-//! headers are forwarded and otherwise ignored, as the revision asks of a server that does not
-//! recognize them.
+//! the bridge, from any client and either era. Before the first call of a tool it does not
+//! know, the stateless front lists the tools itself (`listed` says it has, since the last
+//! `notifications/tools/list_changed`), so that a bridge that never saw a client list them
+//! still checks. A tool without annotations is not checked: its headers are forwarded and
+//! otherwise ignored, as the revision asks of a server that does not recognize them.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use axum::http::HeaderMap;
@@ -35,7 +38,14 @@ struct Mirror {
 /// The annotations of one server's tools, shared by its children's routers (which learn
 /// them) and its HTTP front (which checks calls against them).
 #[derive(Clone, Default)]
-pub struct ParamHeaders(Arc<Mutex<HashMap<String, Arc<[Mirror]>>>>);
+pub struct ParamHeaders(Arc<Known>);
+
+#[derive(Default)]
+struct Known {
+    tools: Mutex<HashMap<String, Arc<[Mirror]>>>,
+    /// The bridge listed every page itself since the child last said its list changed.
+    listed: AtomicBool,
+}
 
 impl std::fmt::Debug for ParamHeaders {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -46,7 +56,23 @@ impl std::fmt::Debug for ParamHeaders {
 impl ParamHeaders {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<[Mirror]>>> {
         // Lock: held for one map operation, never across an await.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        self.0.tools.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the tools were listed whole (by the bridge) since the list last changed.
+    pub fn listed(&self) -> bool {
+        self.0.listed.load(Ordering::Acquire)
+    }
+
+    /// The bridge has listed the tools (or tried: a child that cannot list them is not asked
+    /// again before its list changes).
+    pub fn mark_listed(&self) {
+        self.0.listed.store(true, Ordering::Release);
+    }
+
+    /// The child said its tool list changed: the next call of a tool not known lists them again.
+    pub fn list_changed(&self) {
+        self.0.listed.store(false, Ordering::Release);
     }
 
     /// Takes in the tools of a `tools/list` response (one page of it): a listed tool's

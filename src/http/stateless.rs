@@ -49,16 +49,20 @@ pub async fn post(
             .and_then(Value::as_str),
     };
     check_headers(headers, &stated, || jsonrpc::id(&msg))?;
+    let extra_env = super::child_env(app, headers, identity);
     if let ("tools/call", Some(tool)) = (method, stated.name) {
+        let known = &app.config.param_headers;
+        if !known.listed() && !known.knows(tool) {
+            let meta = jsonrpc::param(&msg, "_meta").cloned().unwrap_or_default();
+            list_tools(app, &principal, &extra_env, meta).await;
+        }
         let arguments = jsonrpc::param(&msg, "arguments").unwrap_or(&Value::Null);
-        app.config
-            .param_headers
+        known
             .check(headers, tool, arguments)
             .map_err(|message| header_mismatch(jsonrpc::id(&msg), message))?;
     }
     let id = jsonrpc::id(&msg);
     let (reg, rx) = registration(app, mode);
-    let extra_env = super::child_env(app, headers, identity);
     let call = stateless::request(app, principal.0, &extra_env, msg, reg)
         .await
         .map_err(|r| refusal(id, r))?;
@@ -79,8 +83,10 @@ pub async fn post_plain(
         return None;
     }
     let req = ModernRequest::read(body)?;
-    // A call with `Mcp-Param-*` headers to check needs its arguments: the full parse.
-    if req.method == "tools/call" && req.name.is_some_and(|n| app.config.param_headers.knows(n)) {
+    // A call with `Mcp-Param-*` headers to check needs its arguments (the full parse), and
+    // one of a tool not known yet needs the tools listed first (`post`).
+    let known = &app.config.param_headers;
+    if req.method == "tools/call" && (!known.listed() || req.name.is_some_and(|n| known.knows(n))) {
         return None;
     }
     Some(
@@ -101,6 +107,55 @@ pub async fn post_plain(
         }
         .await,
     )
+}
+
+/// Pages of `tools/list` the bridge asks for at most when it lists the tools itself.
+const LIST_PAGES: usize = 32;
+/// How long it waits for each page.
+const LIST_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Lists the tools, every page, as the client whose call needs them would (its `_meta`), for
+/// their `Mcp-Param-*` annotations: the answers pass through the router, which learns them
+/// (`ParamHeaders`). Nothing of it reaches the client; a page that fails ends the listing.
+async fn list_tools(
+    app: &Arc<BridgeState>,
+    principal: &Principal,
+    extra_env: &[(String, String)],
+    meta: Value,
+) {
+    let mut cursor = None;
+    for page in 0..LIST_PAGES {
+        let mut params = json!({"_meta": meta});
+        if let Some(c) = cursor.take() {
+            params["cursor"] = c;
+        }
+        let id = format!("bridge-tools-{page}");
+        let msg = json!({"jsonrpc": "2.0", "id": id, "method": "tools/list", "params": params});
+        let (reg, mut rx) = registration(app, ReplyMode::Json);
+        let Ok(call) = stateless::request(app, principal.0.clone(), extra_env, msg, reg).await
+        else {
+            break;
+        };
+        let answer = tokio::time::timeout(LIST_WAIT, async {
+            loop {
+                match rx.rx.recv().await {
+                    Some(Outbound { json, last: true }) => return Some(json),
+                    Some(_) => {}
+                    None => return None,
+                }
+            }
+        });
+        let answer = answer.await.ok().flatten();
+        drop(call);
+        let next = answer
+            .and_then(|json| serde_json::from_slice::<Value>(&json).ok())
+            .and_then(|v| v["result"]["nextCursor"].as_str().map(|c| json!(c)));
+        match next {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    app.config.param_headers.mark_listed();
 }
 
 /// The stream a request's answer comes back on.

@@ -74,6 +74,9 @@ impl Routes {
     }
 
     fn child_notification(&mut self, mut msg: Value) -> Action {
+        if jsonrpc::method(&msg) == "notifications/tools/list_changed" {
+            self.rules.param_headers.list_changed();
+        }
         // A notification on a subscription stream (2026-07-28 `subscriptions/listen`) names
         // the listen request's id: it belongs to that request's stream, under the client's id.
         let subscription =

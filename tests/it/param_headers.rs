@@ -75,3 +75,21 @@ async fn a_listed_tools_mirrored_parameters_are_held_to_their_headers() {
     let echo = m.call(json!(21), "echo", json!({"text": "x"})).await;
     assert_eq!(echo["result"]["content"][0]["text"], "x", "{echo}");
 }
+
+#[tokio::test]
+async fn a_bridge_that_saw_no_list_lists_the_tools_itself_before_the_first_call() {
+    let bridge = TestBridge::start_with(|c| c.command = MODERN_FIXTURE.into()).await;
+    let m = ModernClient::new(&bridge.url);
+    // No client listed the tools: the header naming another region is still caught.
+    let region = json!({"region": "us-west1"});
+    let (status, reply) = call(&m, 1, region.clone(), &[("mcp-param-region", "eu-west1")]).await;
+    assert_eq!(
+        (status, &reply["error"]["code"]),
+        (400, &json!(-32020)),
+        "{reply}"
+    );
+    assert_eq!(reply["id"], 1);
+    let (status, reply) = call(&m, 2, region, &[("mcp-param-region", "us-west1")]).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["result"]["content"][0]["text"], "region us-west1");
+}
