@@ -16,20 +16,8 @@ const MAX_STARTS: usize = 1000;
 
 /// `cold` or `cold-N` (N from 1 to 1000); `None` for the names of other scenarios.
 pub fn parse(name: &str) -> Option<Result<What, String>> {
-    let rest = name.strip_prefix("cold")?;
-    let starts = match rest.strip_prefix('-') {
-        None if rest.is_empty() => DEFAULT_STARTS,
-        None => return None,
-        Some(n) => match n.parse::<usize>() {
-            Ok(n) if (1..=MAX_STARTS).contains(&n) => n,
-            _ => {
-                return Some(Err(format!(
-                    "{name}: cold-N wants N from 1 to {MAX_STARTS}"
-                )))
-            }
-        },
-    };
-    Some(Ok(What::Cold { starts }))
+    crate::scenario::name_with_count(name, "cold", DEFAULT_STARTS, MAX_STARTS, "N")
+        .map(|starts| starts.map(|starts| What::Cold { starts }))
 }
 
 /// One start: (to the URL line, to the first answer, RSS of the tree at the URL line).

@@ -33,20 +33,8 @@ const TARGET_RATIO: f64 = 1.5;
 
 /// `huge` (8 MiB) or `huge-N` (N MiB, 1 to 128); `None` for the names of other scenarios.
 pub fn parse(name: &str) -> Option<Result<What, String>> {
-    let rest = name.strip_prefix("huge")?;
-    let mib = match rest.strip_prefix('-') {
-        None if rest.is_empty() => DEFAULT_MIB,
-        None => return None,
-        Some(n) => match n.parse::<usize>() {
-            Ok(n) if (1..=MAX_MIB).contains(&n) => n,
-            _ => {
-                return Some(Err(format!(
-                    "{name}: huge-N wants N MiB from 1 to {MAX_MIB}"
-                )))
-            }
-        },
-    };
-    Some(Ok(What::Huge { mib }))
+    crate::scenario::name_with_count(name, "huge", DEFAULT_MIB, MAX_MIB, "N MiB")
+        .map(|mib| mib.map(|mib| What::Huge { mib }))
 }
 
 /// The bridge's body and line limits (4 MiB and 16 MiB by default) raised to fit the calls:

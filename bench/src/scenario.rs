@@ -59,6 +59,24 @@ pub enum What {
     Cold { starts: usize },
 }
 
+/// `PREFIX` (then `default`) or `PREFIX-N` with N from 1 to `max`; `None` for other names.
+pub fn name_with_count(
+    name: &str,
+    prefix: &str,
+    default: usize,
+    max: usize,
+    unit: &str,
+) -> Option<Result<usize, String>> {
+    let rest = name.strip_prefix(prefix)?;
+    let Some(n) = rest.strip_prefix('-') else {
+        return rest.is_empty().then_some(Ok(default));
+    };
+    Some(match n.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{name}: {prefix}-N wants {unit} from 1 to {max}")),
+    })
+}
+
 #[derive(Clone, Debug)]
 pub struct Spec {
     pub name: String,
